@@ -1,0 +1,129 @@
+// Generic strided elementwise kernel: out[region] = expr(in0, in1, ...), with broadcasting by zero strides.
+// One kernel serves unary and binary math, fused epilogues, casts, copies of views (permute, slice,
+// broadcast) and writes into regions (concat, pad). Shapes and strides travel in the uniform buffer;
+// the rank and which operands are plain contiguous decide the compiled variant.
+
+import { gpu } from "./runtime.ts";
+
+export type DType = "f32" | "i32";
+export const MAX_RANK = 8;
+
+export interface StridedOperand {
+  buffer: GPUBuffer;
+  dtype: DType;
+  /** Element strides per output dimension (0 broadcasts). */
+  strides: number[];
+  offset: number;
+}
+
+export interface ElementwiseSpec {
+  /** Short name shown in errors and profiles. */
+  name: string;
+  /** WGSL expression over `in0..inK` (typed as their dtype) and `p0..p3` (f32 scalars). */
+  expr: string;
+  inputs: StridedOperand[];
+  out: StridedOperand;
+  shape: number[];
+  scalars?: number[];
+  /** u32 words (seeds, counts) readable in the expression as W(0u)..W(3u). */
+  words?: number[];
+  /** Optional WGSL helper functions the expression calls. */
+  helpers?: string;
+}
+
+const WG = 256;
+
+function isContiguous(strides: number[], shape: number[]): boolean {
+  let expect = 1;
+  for (let d = shape.length - 1; d >= 0; d--) {
+    if (shape[d] !== 1 && strides[d] !== expect) return false;
+    expect *= shape[d];
+  }
+  return true;
+}
+
+/** Records the elementwise dispatch described by `spec`. */
+export function elementwise(spec: ElementwiseSpec): void {
+  const rt = gpu();
+  const rank = spec.shape.length;
+  if (rank > MAX_RANK) throw new Error(`${spec.name}: rank ${rank} exceeds ${MAX_RANK}`);
+  const n = spec.shape.reduce((a, b) => a * b, 1);
+  if (n === 0) return;
+  const operands = [...spec.inputs, spec.out];
+  // Operands that are contiguous over the whole output shape index directly with the flat index.
+  const flat = operands.map((o) => isContiguous(o.strides, spec.shape));
+  const key = [
+    "ew",
+    spec.name,
+    spec.expr,
+    spec.helpers ?? "",
+    rank,
+    operands.map((o, i) => o.dtype + (flat[i] ? "c" : "s")).join(","),
+  ].join("|");
+  // Uniform: n, then shape (MAX_RANK), then per operand offset + strides (MAX_RANK), then scalars.
+  const k = operands.length;
+  const words = 4 + MAX_RANK + k * (4 + MAX_RANK) + 8;
+  const u = new Uint32Array(Math.ceil(words / 4) * 4);
+  const f = new Float32Array(u.buffer);
+  u[0] = n;
+  for (let d = 0; d < rank; d++) u[4 + d] = spec.shape[d];
+  operands.forEach((o, i) => {
+    const base = 4 + MAX_RANK + i * (4 + MAX_RANK);
+    u[base] = o.offset;
+    for (let d = 0; d < rank; d++) u[base + 4 + d] = o.strides[d];
+  });
+  const sBase = 4 + MAX_RANK + k * (4 + MAX_RANK);
+  (spec.scalars ?? []).forEach((s, i) => f[sBase + i] = s);
+  (spec.words ?? []).forEach((w, i) => u[sBase + 4 + i] = w >>> 0);
+  const uvec = u.length / 4;
+  const code = () => {
+    const decl = operands.map((o, i) => {
+      const name = i < k - 1 ? `in${i}_buf` : "out_buf";
+      const access = i < k - 1 ? "read" : "read_write";
+      return `@group(0) @binding(${i}) var<storage, ${access}> ${name}: array<${o.dtype}>;`;
+    }).join("\n");
+    const idx = (i: number) => {
+      const base = 4 + MAX_RANK + i * (4 + MAX_RANK);
+      if (flat[i]) return `U(${base}u) + i`;
+      const terms = [`U(${base}u)`];
+      for (let d = 0; d < rank; d++) terms.push(`c${d} * U(${base + 4 + d}u)`);
+      return terms.join(" + ");
+    };
+    const coords: string[] = [];
+    if (flat.some((c) => !c)) {
+      coords.push("var rem = i;");
+      for (let d = rank - 1; d >= 0; d--) {
+        coords.push(`let c${d} = rem % U(${4 + d}u); rem = rem / U(${4 + d}u);`);
+      }
+    }
+    const loads = spec.inputs.map((_, i) => `let in${i} = in${i}_buf[${idx(i)}];`).join("\n  ");
+    return `${decl}
+struct Params { d: array<vec4<u32>, ${uvec}> }
+@group(0) @binding(${k}) var<uniform> params: Params;
+fn U(j: u32) -> u32 { return params.d[j / 4u][j % 4u]; }
+fn P(j: u32) -> f32 { return bitcast<f32>(U(${sBase}u + j)); }
+fn W(j: u32) -> u32 { return U(${sBase + 4}u + j); }
+${spec.helpers ?? ""}
+@compute @workgroup_size(${WG})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {
+  let i = gid.x + gid.y * nw.x * ${WG}u;
+  if (i >= U(0u)) { return; }
+  let p0 = P(0u); let p1 = P(1u); let p2 = P(2u); let p3 = P(3u);
+  ${coords.join("\n  ")}
+  ${loads}
+  out_buf[${idx(k - 1)}] = ${spec.out.dtype}(${spec.expr});
+}`;
+  };
+  rt.dispatch(
+    key,
+    code,
+    operands.map((o, i) => ({ buffer: o.buffer, write: i === k - 1 })),
+    u,
+    rt.grid(Math.ceil(n / WG)),
+  );
+}
+
+/** Bytes moved by an elementwise op (for benchmarks). */
+export function elementwiseBytes(n: number, nInputs: number): number {
+  return 4 * n * (nInputs + 1);
+}

@@ -1,0 +1,342 @@
+// The WebGPU runtime: one device per process, a pipeline cache, a buffer pool, a uniform arena and a
+// command batcher. Kernels record dispatches here; nothing waits on the GPU except an explicit read-back.
+
+export interface DeviceInfo {
+  description: string;
+  vendor: string;
+  architecture: string;
+  isFallbackAdapter: boolean;
+  limits: Record<string, number>;
+  features: string[];
+}
+
+/** A binding of a dispatch: a buffer (with its byte range) and whether the kernel writes it. */
+export interface Binding {
+  buffer: GPUBuffer;
+  write?: boolean;
+}
+
+const SUBMIT_EVERY = 48; // dispatches per submitted command buffer
+const UNIFORM_ARENA_BYTES = 1 << 20;
+
+class Runtime {
+  device!: GPUDevice;
+  info!: DeviceInfo;
+  private pipelines = new Map<string, { pipeline: GPUComputePipeline; layout: GPUBindGroupLayout }>();
+  // Pool of free storage buffers keyed by byte size class.
+  private free = new Map<number, GPUBuffer[]>();
+  // Buffers released while commands that use them are still being recorded: pooled after submit.
+  private releasedSinceSubmit: GPUBuffer[] = [];
+  private encoder: GPUCommandEncoder | null = null;
+  private pass: GPUComputePassEncoder | null = null;
+  private dispatchesInBatch = 0;
+  private kernelsInBatch = new Set<string>();
+  private arena: GPUBuffer | null = null;
+  private arenaData = new ArrayBuffer(UNIFORM_ARENA_BYTES);
+  private arenaUsed = 0;
+  private uniformAlign = 256;
+  private pendingError: Error | null = null;
+  /** Live buffers owned by tensors (not pooled) and their bytes: the leak test watches these. */
+  liveBuffers = 0;
+  liveBytes = 0;
+  pooledBuffers = 0;
+  totalDispatches = 0;
+  totalSubmits = 0;
+
+  async init(): Promise<void> {
+    if (!("gpu" in navigator) || !navigator.gpu) {
+      throw new Error(
+        "WebGPU is not available in this runtime: run Deno with --unstable-webgpu (deno.json sets it).",
+      );
+    }
+    const adapter = await navigator.gpu.requestAdapter({ powerPreference: "high-performance" });
+    if (!adapter) {
+      throw new Error(
+        "No WebGPU adapter found. Install a Vulkan driver: `apt-get install mesa-vulkan-drivers` " +
+          "runs WebGPU on the CPU (lavapipe); on a GPU server install the GPU's driver and Vulkan loader.",
+      );
+    }
+    // Read the adapter's info and limits first, then ask for its maximum limits.
+    const limits: Record<string, number> = {};
+    for (const key in adapter.limits) {
+      const v = (adapter.limits as unknown as Record<string, unknown>)[key];
+      if (typeof v === "number") limits[key] = v;
+    }
+    const ai = adapter.info;
+    this.info = {
+      description: ai.description,
+      vendor: ai.vendor,
+      architecture: ai.architecture,
+      isFallbackAdapter: (ai as unknown as { isFallbackAdapter?: boolean }).isFallbackAdapter ?? false,
+      limits,
+      features: [...adapter.features] as string[],
+    };
+    const requiredLimits: Record<string, number> = {};
+    for (const [k, v] of Object.entries(limits)) {
+      if (k.startsWith("max") || k.startsWith("min")) requiredLimits[k] = v;
+    }
+    this.device = await adapter.requestDevice({ requiredLimits });
+    this.uniformAlign = Math.max(this.device.limits.minUniformBufferOffsetAlignment, 16);
+    this.device.addEventListener("uncapturederror", (e) => {
+      const ev = e as GPUUncapturedErrorEvent;
+      const kernels = [...this.kernelsInBatch].join(", ");
+      this.pendingError ??= new Error(`GPU error near kernel(s) [${kernels}]: ${ev.error.message}`);
+    });
+    this.device.lost.then((l) => {
+      this.pendingError ??= new Error(`GPU device lost: ${l.reason} ${l.message}`);
+    });
+    this.arena = this.device.createBuffer({
+      size: UNIFORM_ARENA_BYTES,
+      usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+    });
+  }
+
+  /** Throws the first GPU error seen so far (validation errors surface asynchronously). */
+  checkError(): void {
+    if (this.pendingError) {
+      const e = this.pendingError;
+      this.pendingError = null;
+      throw e;
+    }
+  }
+
+  get maxWorkgroups(): number {
+    return this.device.limits.maxComputeWorkgroupsPerDimension;
+  }
+
+  // ---- buffers ----
+
+  private sizeClass(bytes: number): number {
+    const b = Math.max(16, Math.ceil(bytes / 16) * 16);
+    if (b <= 4096) return b;
+    // Round to a quarter of a power of two: at most 25% waste, few classes.
+    const p = 2 ** Math.floor(Math.log2(b));
+    const q = p / 4;
+    return Math.ceil(b / q) * q;
+  }
+
+  /** A storage buffer of at least `bytes`; contents are undefined. */
+  alloc(bytes: number): GPUBuffer {
+    const size = this.sizeClass(bytes);
+    const maxBinding = this.device.limits.maxStorageBufferBindingSize;
+    if (size > maxBinding) {
+      throw new Error(
+        `tensor of ${bytes} bytes exceeds this adapter's maxStorageBufferBindingSize (${maxBinding})`,
+      );
+    }
+    const list = this.free.get(size);
+    let buf = list?.pop();
+    if (buf) this.pooledBuffers--;
+    else {
+      buf = this.device.createBuffer({
+        size,
+        usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
+      });
+    }
+    this.liveBuffers++;
+    this.liveBytes += size;
+    return buf;
+  }
+
+  /** Gives a buffer back; it is reused only after the commands recorded so far are submitted. */
+  release(buf: GPUBuffer): void {
+    this.liveBuffers--;
+    this.liveBytes -= buf.size;
+    this.releasedSinceSubmit.push(buf);
+  }
+
+  /** Frees every pooled buffer (GPU memory goes back to the driver). */
+  trimPool(): void {
+    this.flush();
+    for (const list of this.free.values()) for (const b of list) b.destroy();
+    this.free.clear();
+    this.pooledBuffers = 0;
+  }
+
+  /** Copies host data into a buffer (queue-ordered before the next submit). */
+  upload(buf: GPUBuffer, data: ArrayBufferView, offset = 0): void {
+    // writeBuffer runs before any recorded-but-unsubmitted command: submit those first so the order holds.
+    if (this.dispatchesInBatch > 0) this.flush();
+    this.device.queue.writeBuffer(buf, offset, data.buffer as ArrayBuffer, data.byteOffset, data.byteLength);
+  }
+
+  // ---- pipelines and dispatch ----
+
+  /** Compiles (once per key) a compute pipeline with `nStorage` storage bindings and optional uniform. */
+  pipeline(
+    key: string,
+    code: () => string,
+    access: ("read" | "write")[],
+    hasUniform: boolean,
+  ): { pipeline: GPUComputePipeline; layout: GPUBindGroupLayout } {
+    let p = this.pipelines.get(key);
+    if (p) return p;
+    const entries: GPUBindGroupLayoutEntry[] = access.map((a, i) => ({
+      binding: i,
+      visibility: GPUShaderStage.COMPUTE,
+      buffer: { type: a === "read" ? "read-only-storage" : "storage" },
+    }));
+    if (hasUniform) {
+      entries.push({ binding: access.length, visibility: GPUShaderStage.COMPUTE, buffer: { type: "uniform" } });
+    }
+    const src = code();
+    this.device.pushErrorScope("validation");
+    const module = this.device.createShaderModule({ code: src, label: key });
+    const layout = this.device.createBindGroupLayout({ entries, label: key });
+    const pipeline = this.device.createComputePipeline({
+      layout: this.device.createPipelineLayout({ bindGroupLayouts: [layout] }),
+      compute: { module, entryPoint: "main" },
+      label: key,
+    });
+    this.device.popErrorScope().then((err) => {
+      if (err) this.pendingError ??= new Error(`kernel ${key} failed to compile: ${err.message}\n${src}`);
+    });
+    p = { pipeline, layout };
+    this.pipelines.set(key, p);
+    return p;
+  }
+
+  /** Splits a workgroup count into a grid that fits the per-dimension limit. */
+  grid(workgroups: number): [number, number, number] {
+    const max = this.maxWorkgroups;
+    if (workgroups <= max) return [Math.max(1, workgroups), 1, 1];
+    const y = Math.ceil(workgroups / max);
+    if (y > max) throw new Error(`dispatch of ${workgroups} workgroups is too large`);
+    return [Math.ceil(workgroups / y), y, 1];
+  }
+
+  /**
+   * Records one dispatch. `uniform` is copied into the batch's uniform arena (written once at submit).
+   * A buffer must not be bound twice in one dispatch as both input and output.
+   */
+  dispatch(
+    key: string,
+    code: () => string,
+    bindings: Binding[],
+    uniform: ArrayBufferView | null,
+    workgroups: [number, number, number],
+  ): void {
+    const { pipeline, layout } = this.pipeline(
+      key,
+      code,
+      bindings.map((b) => (b.write ? "write" : "read")),
+      uniform !== null,
+    );
+    const entries: GPUBindGroupEntry[] = bindings.map((b, i) => ({
+      binding: i,
+      resource: { buffer: b.buffer },
+    }));
+    if (uniform) {
+      const size = Math.ceil(uniform.byteLength / 16) * 16;
+      if (this.arenaUsed + size > UNIFORM_ARENA_BYTES) this.flush();
+      const off = this.arenaUsed;
+      new Uint8Array(this.arenaData, off, uniform.byteLength).set(
+        new Uint8Array(uniform.buffer, uniform.byteOffset, uniform.byteLength),
+      );
+      this.arenaUsed = Math.ceil((off + size) / this.uniformAlign) * this.uniformAlign;
+      entries.push({ binding: bindings.length, resource: { buffer: this.arena!, offset: off, size } });
+    }
+    const bindGroup = this.device.createBindGroup({ layout, entries });
+    if (!this.encoder) this.encoder = this.device.createCommandEncoder();
+    if (!this.pass) this.pass = this.encoder.beginComputePass();
+    this.pass.setPipeline(pipeline);
+    this.pass.setBindGroup(0, bindGroup);
+    this.pass.dispatchWorkgroups(workgroups[0], workgroups[1], workgroups[2]);
+    this.kernelsInBatch.add(key.split("|")[0]);
+    this.dispatchesInBatch++;
+    this.totalDispatches++;
+    if (this.dispatchesInBatch >= SUBMIT_EVERY) this.flush();
+  }
+
+  /** Records a buffer-to-buffer copy. */
+  copy(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, bytes: number): void {
+    if (!this.encoder) this.encoder = this.device.createCommandEncoder();
+    if (this.pass) {
+      this.pass.end();
+      this.pass = null;
+    }
+    this.encoder.copyBufferToBuffer(src, srcOffset, dst, dstOffset, bytes);
+    this.dispatchesInBatch++;
+  }
+
+  /** Submits everything recorded so far; released buffers become reusable. */
+  flush(): void {
+    if (this.encoder) {
+      if (this.pass) this.pass.end();
+      this.pass = null;
+      if (this.arenaUsed > 0) {
+        this.device.queue.writeBuffer(this.arena!, 0, this.arenaData, 0, this.arenaUsed);
+      }
+      this.device.queue.submit([this.encoder.finish()]);
+      this.totalSubmits++;
+      this.encoder = null;
+    }
+    this.arenaUsed = 0;
+    this.dispatchesInBatch = 0;
+    this.kernelsInBatch.clear();
+    for (const b of this.releasedSinceSubmit) {
+      let list = this.free.get(b.size);
+      if (!list) this.free.set(b.size, list = []);
+      list.push(b);
+      this.pooledBuffers++;
+    }
+    this.releasedSinceSubmit.length = 0;
+  }
+
+  private staging: GPUBuffer[] = [];
+
+  /** Reads `bytes` from a buffer; the only place the host waits on the GPU. */
+  async read(src: GPUBuffer, bytes: number, offset = 0): Promise<ArrayBuffer> {
+    const size = Math.max(16, Math.ceil(bytes / 16) * 16);
+    const idx = this.staging.findIndex((s) => s.size >= size && s.size <= 4 * size);
+    const st = idx >= 0 ? this.staging.splice(idx, 1)[0] : this.device.createBuffer({
+      size,
+      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+    });
+    this.copy(src, offset, st, 0, Math.ceil(bytes / 4) * 4);
+    this.flush();
+    try {
+      await st.mapAsync(GPUMapMode.READ);
+    } catch (e) {
+      this.checkError();
+      throw e;
+    }
+    this.checkError();
+    const out = st.getMappedRange(0, Math.ceil(bytes / 4) * 4).slice(0, bytes);
+    st.unmap();
+    this.staging.push(st);
+    if (this.staging.length > 8) this.staging.shift()!.destroy();
+    return out;
+  }
+
+  /** Waits until the GPU has finished all submitted work (benchmarks use this). */
+  async sync(): Promise<void> {
+    this.flush();
+    await this.device.queue.onSubmittedWorkDone();
+    this.checkError();
+  }
+}
+
+let runtime: Runtime | null = null;
+let initPromise: Promise<Runtime> | null = null;
+
+/** Initialises the runtime (once per process). */
+export function initGPU(): Promise<Runtime> {
+  initPromise ??= (async () => {
+    const r = new Runtime();
+    await r.init();
+    runtime = r;
+    return r;
+  })();
+  return initPromise;
+}
+
+/** The runtime; tensor ops are synchronous, so `await initGPU()` must have run first. */
+export function gpu(): Runtime {
+  if (!runtime) {
+    throw new Error("the GPU runtime is not initialised: `await initGPU()` (or `await ready()`) first");
+  }
+  return runtime;
+}
+
+export type { Runtime };

@@ -1,0 +1,293 @@
+// Differentiable elementwise math with broadcasting. Each op is a WGSL expression for the forward pass
+// and a backward rule made of these same ops, so higher-order gradients need no extra code.
+
+import { elementwise } from "../kernels/elementwise.ts";
+import { record, registerAutogradOps } from "./autograd.ts";
+import { full, onesLike, zerosLike } from "./creation.ts";
+import { broadcastTo, sumTo } from "./shape.ts";
+import { contiguousStrides, type DType, type Shape, Tensor } from "./tensor.ts";
+
+export type TensorLike = Tensor | number;
+
+/** The broadcast of two shapes (numpy rules), or a clear error. */
+export function broadcastShapes(a: Shape, b: Shape): number[] {
+  const n = Math.max(a.length, b.length);
+  const out = new Array(n);
+  for (let i = 0; i < n; i++) {
+    const da = a[a.length - n + i] ?? 1;
+    const db = b[b.length - n + i] ?? 1;
+    if (da !== db && da !== 1 && db !== 1) {
+      throw new Error(`shapes [${a}] and [${b}] cannot be broadcast together`);
+    }
+    out[i] = da === 1 ? db : da;
+  }
+  return out;
+}
+
+/** Element strides that read `t` broadcast to `shape` (0 along broadcast dimensions). */
+export function broadcastStrides(t: Tensor, shape: Shape): number[] {
+  const s = contiguousStrides(t.shape);
+  const off = shape.length - t.rank;
+  return shape.map((_, i) => {
+    const j = i - off;
+    return j < 0 || t.shape[j] === 1 ? 0 : s[j];
+  });
+}
+
+/** Runs an elementwise expression over broadcast inputs into a new tensor (no graph recorded). */
+export function mapElementwise(
+  name: string,
+  expr: string,
+  inputs: Tensor[],
+  opts: { scalars?: number[]; dtype?: DType; helpers?: string } = {},
+): Tensor {
+  let shape: number[] = [];
+  for (const t of inputs) shape = broadcastShapes(shape, t.shape);
+  const dtype = opts.dtype ?? inputs[0]?.dtype ?? "f32";
+  const out = Tensor.empty(shape, dtype);
+  elementwise({
+    name,
+    expr,
+    inputs: inputs.map((t) => ({
+      buffer: t.buffer,
+      dtype: t.dtype,
+      strides: broadcastStrides(t, shape),
+      offset: 0,
+    })),
+    out: { buffer: out.buffer, dtype, strides: contiguousStrides(shape), offset: 0 },
+    shape,
+    scalars: opts.scalars,
+    helpers: opts.helpers,
+  });
+  return out;
+}
+
+function requireFloat(name: string, ...ts: Tensor[]) {
+  for (const t of ts) if (t.dtype !== "f32") throw new Error(`${name} needs f32 tensors, got ${t.dtype}`);
+}
+
+// ---- binary ----
+
+export function add(a: TensorLike, b: TensorLike): Tensor {
+  if (typeof b === "number") return addScalar(a as Tensor, b);
+  if (typeof a === "number") return addScalar(b, a);
+  const out = mapElementwise("add", "in0 + in1", [a, b]);
+  return record(out, "add", [a, b], (g) => [sumTo(g, a.shape), sumTo(g, b.shape)]);
+}
+
+export function sub(a: TensorLike, b: TensorLike): Tensor {
+  if (typeof b === "number") return addScalar(a as Tensor, -b);
+  if (typeof a === "number") return addScalar(neg(b), a);
+  const out = mapElementwise("sub", "in0 - in1", [a, b]);
+  return record(out, "sub", [a, b], (g) => [sumTo(g, a.shape), sumTo(neg(g), b.shape)]);
+}
+
+export function mul(a: TensorLike, b: TensorLike): Tensor {
+  if (typeof b === "number") return mulScalar(a as Tensor, b);
+  if (typeof a === "number") return mulScalar(b, a);
+  const out = mapElementwise("mul", "in0 * in1", [a, b]);
+  return record(out, "mul", [a, b], (g) => [
+    a.requiresGrad ? sumTo(mul(g, b), a.shape) : null,
+    b.requiresGrad ? sumTo(mul(g, a), b.shape) : null,
+  ]);
+}
+
+export function div(a: TensorLike, b: TensorLike): Tensor {
+  if (typeof b === "number") return mulScalar(a as Tensor, 1 / b);
+  if (typeof a === "number") return mulScalar(reciprocal(b), a);
+  const out = mapElementwise("div", "in0 / in1", [a, b]);
+  return record(out, "div", [a, b], (g) => [
+    a.requiresGrad ? sumTo(div(g, b), a.shape) : null,
+    b.requiresGrad ? sumTo(neg(div(mul(g, out), b)), b.shape) : null,
+  ]);
+}
+
+/** Elementwise maximum (the gradient goes to the larger operand; to `a` on ties). */
+export function maximum(a: Tensor, b: Tensor): Tensor {
+  const out = mapElementwise("maximum", "max(in0, in1)", [a, b]);
+  return record(out, "maximum", [a, b], (g) => {
+    const m = mapElementwise("ge", "select(0.0, 1.0, in0 >= in1)", [a, b]);
+    return [sumTo(mul(g, m), a.shape), sumTo(mul(g, rsub(m, 1)), b.shape)];
+  });
+}
+
+export function minimum(a: Tensor, b: Tensor): Tensor {
+  return neg(maximum(neg(a), neg(b)));
+}
+
+function addScalar(a: Tensor, s: number): Tensor {
+  const out = mapElementwise("adds", "in0 + p0", [a], { scalars: [s] });
+  return record(out, "addScalar", [a], (g) => [g]);
+}
+
+function mulScalar(a: Tensor, s: number): Tensor {
+  const out = mapElementwise("muls", "in0 * p0", [a], { scalars: [s] });
+  return record(out, "mulScalar", [a], (g) => [mulScalar(g, s)]);
+}
+
+/** s - a */
+export function rsub(a: Tensor, s: number): Tensor {
+  return addScalar(neg(a), s);
+}
+
+/** a * x + b * y (a common fused form: lerp, EMA, Adam-like updates). */
+export function axpby(x: Tensor, a: number, y: Tensor, b: number): Tensor {
+  const out = mapElementwise("axpby", "p0 * in0 + p1 * in1", [x, y], { scalars: [a, b] });
+  return record(out, "axpby", [x, y], (g) => [sumTo(mulScalar(g, a), x.shape), sumTo(mulScalar(g, b), y.shape)]);
+}
+
+/** a + (b - a) * t, with scalar t. */
+export function lerp(a: Tensor, b: Tensor, t: number): Tensor {
+  return axpby(a, 1 - t, b, t);
+}
+
+// ---- unary ----
+
+export function neg(a: Tensor): Tensor {
+  return mulScalar(a, -1);
+}
+
+export function reciprocal(a: Tensor): Tensor {
+  const out = mapElementwise("recip", "1.0 / in0", [a]);
+  return record(out, "reciprocal", [a], (g) => [neg(mul(g, square(out)))]);
+}
+
+export function square(a: Tensor): Tensor {
+  requireFloat("square", a);
+  const out = mapElementwise("square", "in0 * in0", [a]);
+  return record(out, "square", [a], (g) => [mul(g, mulScalar(a, 2))]);
+}
+
+export function exp(a: Tensor): Tensor {
+  const out = mapElementwise("exp", "exp(in0)", [a]);
+  return record(out, "exp", [a], (g) => [mul(g, out)]);
+}
+
+export function log(a: Tensor): Tensor {
+  const out = mapElementwise("log", "log(in0)", [a]);
+  return record(out, "log", [a], (g) => [div(g, a)]);
+}
+
+export function sqrt(a: Tensor): Tensor {
+  const out = mapElementwise("sqrt", "sqrt(in0)", [a]);
+  return record(out, "sqrt", [a], (g) => [div(mulScalar(g, 0.5), out)]);
+}
+
+export function rsqrt(a: Tensor): Tensor {
+  const out = mapElementwise("rsqrt", "inverseSqrt(in0)", [a]);
+  // d/dx x^-1/2 = -1/2 x^-3/2 = -1/2 * out^3
+  return record(out, "rsqrt", [a], (g) => [mul(g, mulScalar(mul(out, square(out)), -0.5))]);
+}
+
+/** x ** p for a scalar exponent (x > 0 unless p is an integer). */
+export function pow(a: Tensor, p: number): Tensor {
+  if (p === 2) return square(a);
+  if (p === 1) return a;
+  const isInt = Number.isInteger(p);
+  const expr = isInt
+    ? "select(1.0, -1.0, in0 < 0.0 && (i32(p0) % 2) != 0) * pow(abs(in0), p0)"
+    : "pow(in0, p0)";
+  const out = mapElementwise(isInt ? "powi" : "pow", expr, [a], { scalars: [p] });
+  return record(out, "pow", [a], (g) => [mul(g, mulScalar(pow(a, p - 1), p))]);
+}
+
+export function abs(a: Tensor): Tensor {
+  const out = mapElementwise("abs", "abs(in0)", [a]);
+  return record(out, "abs", [a], (g) => [mul(g, sign(a))]);
+}
+
+/** -1, 0 or 1 (no gradient). */
+export function sign(a: Tensor): Tensor {
+  return mapElementwise("sign", "sign(in0)", [a]);
+}
+
+export function relu(a: Tensor): Tensor {
+  const out = mapElementwise("relu", "max(in0, 0.0)", [a]);
+  return record(out, "relu", [a], (g) => [mul(g, mapElementwise("relu_mask", "select(0.0, 1.0, in0 > 0.0)", [a]))]);
+}
+
+/** x for x > 0, alpha*x otherwise. */
+export function leakyRelu(a: Tensor, alpha = 0.2): Tensor {
+  const out = mapElementwise("lrelu", "select(in0 * p0, in0, in0 > 0.0)", [a], { scalars: [alpha] });
+  return record(out, "leakyRelu", [a], (g) => [
+    mul(g, mapElementwise("lrelu_slope", "select(p0, 1.0, in0 > 0.0)", [a], { scalars: [alpha] })),
+  ]);
+}
+
+export function sigmoid(a: Tensor): Tensor {
+  // Written to stay finite for large |x| (no reliance on inf inside WGSL).
+  const out = mapElementwise("sigmoid", "sigm(in0)", [a], {
+    helpers: "fn sigm(x: f32) -> f32 { let e = exp(-abs(x)); return select(e / (1.0 + e), 1.0 / (1.0 + e), x >= 0.0); }",
+  });
+  return record(out, "sigmoid", [a], (g) => [mul(g, mul(out, rsub(out, 1)))]);
+}
+
+export function tanh(a: Tensor): Tensor {
+  // tanh via exp of a non-positive argument: no overflow for large |x|.
+  const out = mapElementwise("tanh", "sign(in0) * (1.0 - exp(-2.0 * abs(in0))) / (1.0 + exp(-2.0 * abs(in0)))", [a]);
+  return record(out, "tanh", [a], (g) => [mul(g, rsub(square(out), 1))]);
+}
+
+/** log(1 + exp(x)), computed stably. */
+export function softplus(a: Tensor): Tensor {
+  const out = mapElementwise("softplus", "max(in0, 0.0) + log(1.0 + exp(-abs(in0)))", [a]);
+  return record(out, "softplus", [a], (g) => [mul(g, sigmoid(a))]);
+}
+
+export function clamp(a: Tensor, lo: number, hi: number): Tensor {
+  const out = mapElementwise("clamp", "clamp(in0, p0, p1)", [a], { scalars: [lo, hi] });
+  return record(out, "clamp", [a], (g) => [
+    mul(g, mapElementwise("clamp_mask", "select(0.0, 1.0, in0 >= p0 && in0 <= p1)", [a], { scalars: [lo, hi] })),
+  ]);
+}
+
+/** cond ? a : b, with cond nonzero meaning true (cond gets no gradient). */
+export function where(cond: Tensor, a: TensorLike, b: TensorLike): Tensor {
+  const ta = typeof a === "number" ? full([], a) : a;
+  const tb = typeof b === "number" ? full([], b) : b;
+  const c = cond.dtype === "i32" ? "in0 != 0" : "in0 != 0.0";
+  const out = mapElementwise("where", `select(in2, in1, ${c})`, [cond, ta, tb], { dtype: "f32" });
+  return record(out, "where", [ta, tb], (g) => {
+    const z = zerosLike(g);
+    return [sumTo(where(cond, g, z), ta.shape), sumTo(where(cond, z, g), tb.shape)];
+  });
+}
+
+// ---- comparisons (no gradient; 1.0 / 0.0) ----
+
+export function greater(a: TensorLike, b: TensorLike): Tensor {
+  return compare(">", a, b);
+}
+export function less(a: TensorLike, b: TensorLike): Tensor {
+  return compare("<", a, b);
+}
+export function equal(a: TensorLike, b: TensorLike): Tensor {
+  return compare("==", a, b);
+}
+
+function compare(op: string, a: TensorLike, b: TensorLike): Tensor {
+  const ta = typeof a === "number" ? full([], a) : a;
+  const tb = typeof b === "number" ? full([], b) : b;
+  return mapElementwise(`cmp${op}`, `select(0.0, 1.0, f32(in0) ${op} f32(in1))`, [ta, tb], { dtype: "f32" });
+}
+
+/** Casts between f32 and i32 (truncating toward zero); no gradient. */
+export function cast(a: Tensor, dtype: DType): Tensor {
+  if (a.dtype === dtype) return a;
+  return mapElementwise(`cast_${dtype}`, "in0", [a], { dtype });
+}
+
+/** Marks a value as constant: the result shares storage and carries no graph. */
+export function detach(a: Tensor): Tensor {
+  return a.view(a.shape);
+}
+
+/** Replaces NaN/inf by zero (for debugging aids; training stops on NaN instead). */
+export function isFiniteMask(a: Tensor): Tensor {
+  // x - x is 0 for finite values and NaN otherwise; NaN != NaN. Avoids inf literals in WGSL.
+  return mapElementwise("isfinite", "select(0.0, 1.0, (in0 - in0) == 0.0)", [a]);
+}
+
+registerAutogradOps({ add, onesLike, zerosLike });
+
+export { broadcastTo };

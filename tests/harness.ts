@@ -1,0 +1,53 @@
+// Shared test helpers: GPU tests (the device outlives single tests, so Deno's op/resource sanitizers are
+// off), seeded host random numbers, and float64 comparisons with clear messages.
+import { initGPU } from "../kernels/runtime.ts";
+
+/** Registers a test that runs with the GPU runtime initialised. */
+export function gpuTest(name: string, fn: () => Promise<void> | void): void {
+  Deno.test({
+    name,
+    sanitizeOps: false,
+    sanitizeResources: false,
+    fn: async () => {
+      await initGPU();
+      await fn();
+    },
+  });
+}
+
+/** Mulberry32: a small seeded generator for test inputs. */
+export function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6D2B79F5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** n uniform numbers in [lo, hi) from a seed. */
+export function randArray(n: number, seed: number, lo = -1, hi = 1): Float32Array {
+  const r = rng(seed);
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) out[i] = lo + (hi - lo) * r();
+  return out;
+}
+
+/** Asserts |a-b| <= atol + rtol*|b| elementwise, naming the first offending index. */
+export function assertClose(
+  actual: ArrayLike<number>,
+  expected: ArrayLike<number>,
+  { rtol = 1e-5, atol = 1e-6, what = "value" } = {},
+): void {
+  if (actual.length !== expected.length) {
+    throw new Error(`${what}: length ${actual.length} != expected ${expected.length}`);
+  }
+  for (let i = 0; i < actual.length; i++) {
+    const a = actual[i], b = expected[i];
+    if (!(Math.abs(a - b) <= atol + rtol * Math.abs(b))) {
+      throw new Error(`${what}[${i}]: got ${a}, expected ${b} (rtol ${rtol}, atol ${atol})`);
+    }
+  }
+}
