@@ -1,0 +1,89 @@
+// The inert values a safe unpickle produces, and helpers to turn them into plain data.
+// Python values map to: None -> null, bool -> boolean, int -> number (bigint when beyond 2^53),
+// float -> number, str -> string, bytes/bytearray -> Uint8Array, list -> array, tuple -> frozen array,
+// dict -> Map, set/frozenset -> Set. A class or function reference is a PickleGlobal; a call that no
+// handler covers is a PickleObject recording what would have been called (nothing is ever called).
+
+import { isHostArray, toFloat32 } from "./host.ts";
+
+/** A reference to `module.name` (class or function), never resolved. */
+export class PickleGlobal {
+  constructor(readonly $global: string) {}
+}
+
+/** A recorded call `$reduce(*args, **kwargs)` plus whatever BUILD / SETITEMS / APPENDS then did to it. */
+export class PickleObject {
+  $state?: unknown;
+  $items?: Map<unknown, unknown>;
+  $list?: unknown[];
+  kwargs?: Map<unknown, unknown>;
+  constructor(readonly $reduce: unknown, readonly args: readonly unknown[], readonly $new = false) {}
+
+  /** The dotted name of the callable, when it is a global. */
+  get callableName(): string | undefined {
+    return globalName(this.$reduce);
+  }
+}
+
+/** An object carrying this method takes BUILD's state itself (used by handlers that build values in place). */
+export const SET_STATE: unique symbol = Symbol("pickle.setState");
+
+export function globalName(x: unknown): string | undefined {
+  return x instanceof PickleGlobal ? x.$global : undefined;
+}
+
+export function isTuple(x: unknown): x is readonly unknown[] {
+  return Array.isArray(x) && Object.isFrozen(x);
+}
+
+export function makeTuple(items: unknown[]): readonly unknown[] {
+  return Object.freeze(items);
+}
+
+/**
+ * Converts unpickled data to plain JSON-compatible values: Maps with string/number keys and dict-like
+ * objects become objects, tuples and sets become arrays, bigints become numbers (or strings when
+ * unsafe), globals become their dotted name, bytes become number arrays, host arrays become
+ * `{dtype, shape, values}`, other inert objects `{ $reduce, args, state }`. Cycles become "[cycle]".
+ */
+export function toPlain(x: unknown, seen = new Set<unknown>()): unknown {
+  if (x === null || x === undefined) return null;
+  if (seen.size > 1000) throw new Error("toPlain: data nested deeper than 1000 levels");
+  if (typeof x === "bigint") return Number.isSafeInteger(Number(x)) ? Number(x) : x.toString();
+  if (typeof x === "number") return Number.isFinite(x) ? x : String(x);
+  if (typeof x !== "object") return x;
+  if (seen.has(x)) return "[cycle]";
+  seen.add(x);
+  try {
+    if (x instanceof PickleGlobal) return x.$global;
+    if (isHostArray(x)) return { dtype: x.dtype, shape: x.shape, values: Array.from(toFloat32(x)) };
+    if (x instanceof Uint8Array) return Array.from(x);
+    if (Array.isArray(x) || x instanceof Set) return [...x].map((v) => toPlain(v, seen));
+    if (x instanceof Map) return mapToObject(x, seen);
+    if (x instanceof PickleObject) {
+      // dict subclasses (EasyDict, defaultdict) keep their content in $items.
+      if (x.$items && x.$state === undefined) return mapToObject(x.$items, seen);
+      return {
+        $reduce: toPlain(x.$reduce, seen),
+        args: toPlain(x.args, seen),
+        ...(x.$state !== undefined ? { state: toPlain(x.$state, seen) } : {}),
+        ...(x.$items ? { items: mapToObject(x.$items, seen) } : {}),
+        ...(x.$list ? { list: toPlain(x.$list, seen) } : {}),
+      };
+    }
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(x)) out[k] = toPlain(v, seen);
+    return out;
+  } finally {
+    seen.delete(x);
+  }
+}
+
+function mapToObject(m: Map<unknown, unknown>, seen: Set<unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of m) {
+    const key = typeof k === "string" ? k : JSON.stringify(toPlain(k, seen));
+    out[key] = toPlain(v, seen);
+  }
+  return out;
+}
