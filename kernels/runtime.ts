@@ -40,6 +40,8 @@ class Runtime {
   liveBuffers = 0;
   liveBytes = 0;
   pooledBuffers = 0;
+  /** Buffers ever created (a pool that works stops growing this during a steady loop). */
+  createdBuffers = 0;
   totalDispatches = 0;
   totalSubmits = 0;
 
@@ -128,6 +130,7 @@ class Runtime {
     let buf = list?.pop();
     if (buf) this.pooledBuffers--;
     else {
+      this.createdBuffers++;
       buf = this.device.createBuffer({
         size,
         usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
@@ -177,7 +180,11 @@ class Runtime {
       buffer: { type: a === "read" ? "read-only-storage" : "storage" },
     }));
     if (hasUniform) {
-      entries.push({ binding: access.length, visibility: GPUShaderStage.COMPUTE, buffer: { type: "uniform" } });
+      entries.push({
+        binding: access.length,
+        visibility: GPUShaderStage.COMPUTE,
+        buffer: { type: "uniform" },
+      });
     }
     const src = code();
     this.device.pushErrorScope("validation");

@@ -7,7 +7,7 @@ import { grad } from "../nn/autograd.ts";
 import { tensor } from "../nn/creation.ts";
 import { add, mul } from "../nn/ops.ts";
 import { sum } from "../nn/reduce.ts";
-import { scopeAsync, Tensor } from "../nn/tensor.ts";
+import { scope, scopeAsync, Tensor } from "../nn/tensor.ts";
 import { randArray } from "./harness.ts";
 
 type Fn = (...xs: Tensor[]) => Tensor;
@@ -24,7 +24,12 @@ async function lossAt(f: Fn, xs: Float32Array[], shapes: number[][], w: Float32A
   });
 }
 
-async function gradsAt(f: Fn, xs: Float32Array[], shapes: number[][], w: Float32Array): Promise<Float64Array[]> {
+async function gradsAt(
+  f: Fn,
+  xs: Float32Array[],
+  shapes: number[][],
+  w: Float32Array,
+): Promise<Float64Array[]> {
   return await scopeAsync(async () => {
     const ts = xs.map((x, i) => {
       const t = tensor(x, shapes[i]);
@@ -59,10 +64,7 @@ export async function gradcheck(
 ): Promise<void> {
   const xs = inputs.map((i) => i.data);
   const shapes = inputs.map((i) => i.shape);
-  const outSize = await scopeAsync(async () => {
-    const y = f(...xs.map((x, i) => tensor(x, shapes[i])));
-    return y.size;
-  });
+  const outSize = scope(() => f(...xs.map((x, i) => tensor(x, shapes[i]))).size);
   const w = randArray(outSize, seed + 1);
   const g0 = await gradsAt(f, xs, shapes, w);
   for (let dir = 0; dir < directions; dir++) {

@@ -64,7 +64,9 @@ for (const [name, f, ref] of binary) {
     const b = name === "maximum" ? randArray(5, 2, 1.2, 1.8) : randArray(5, 2, 0.5, 2);
     const got = await f(tensor(a, sa), tensor(b, sb)).data();
     const want: number[] = [];
-    for (let i = 0; i < 3; i++) for (let j = 0; j < 5; j++) for (let k = 0; k < 7; k++) want.push(ref(a[i * 7 + k], b[j]));
+    for (let i = 0; i < 3; i++) {
+      for (let j = 0; j < 5; j++) for (let k = 0; k < 7; k++) want.push(ref(a[i * 7 + k], b[j]));
+    }
     assertClose(got, want, { rtol: 2e-6, what: name });
     await gradcheck(f, [{ data: a, shape: sa }, { data: b, shape: sb }], { secondOrder: name !== "maximum" });
   });
@@ -87,10 +89,12 @@ gpuTest("reductions over axes against float64", async () => {
   const t = tensor(x, shape);
   // sum over axis 1
   const s1: number[] = [];
-  for (let i = 0; i < 4; i++) for (let k = 0; k < 5; k++) {
-    let acc = 0;
-    for (let j = 0; j < 6; j++) acc += at(i, j, k);
-    s1.push(acc);
+  for (let i = 0; i < 4; i++) {
+    for (let k = 0; k < 5; k++) {
+      let acc = 0;
+      for (let j = 0; j < 6; j++) acc += at(i, j, k);
+      s1.push(acc);
+    }
   }
   assertClose(await r.sum(t, 1).data(), s1, { rtol: 1e-5, atol: 1e-5 });
   // max over non-adjacent axes 0 and 2
@@ -105,7 +109,10 @@ gpuTest("reductions over axes against float64", async () => {
   assertClose(await r.mean(t).data(), [mean], { rtol: 1e-5, atol: 1e-6 });
   const v = x.reduce((a, b) => a + (b - mean) ** 2, 0) / (x.length - 1);
   assertClose(await r.variance(t, undefined, false, 1).data(), [v], { rtol: 1e-5 });
-  assertClose(await r.min(t, -1, true).data(), Array.from({ length: 24 }, (_, q) => Math.min(...x.slice(q * 5, q * 5 + 5))));
+  assertClose(
+    await r.min(t, -1, true).data(),
+    Array.from({ length: 24 }, (_, q) => Math.min(...x.slice(q * 5, q * 5 + 5))),
+  );
   await gradcheck((a) => r.sum(o.square(a), [0, 2]), [{ data: x, shape }]);
   await gradcheck((a) => r.variance(a, 1), [{ data: x, shape }]);
   await gradcheck((a) => r.max(a, 1), [{ data: x, shape }], { secondOrder: false });
@@ -125,11 +132,15 @@ gpuTest("shape ops: permute, slice, pad, concat, flip, broadcast with gradients"
   const t = tensor(x, [3, 4, 5]);
   const p = await s.permute(t, [2, 0, 1]).data();
   const want: number[] = [];
-  for (let k = 0; k < 5; k++) for (let i = 0; i < 3; i++) for (let j = 0; j < 4; j++) want.push(x[(i * 4 + j) * 5 + k]);
+  for (let k = 0; k < 5; k++) {
+    for (let i = 0; i < 3; i++) for (let j = 0; j < 4; j++) want.push(x[(i * 4 + j) * 5 + k]);
+  }
   assertClose(p, want);
   const sl = await s.slice(t, [1, 1, 2], [3, 3, 5]).data();
   const wsl: number[] = [];
-  for (let i = 1; i < 3; i++) for (let j = 1; j < 3; j++) for (let k = 2; k < 5; k++) wsl.push(x[(i * 4 + j) * 5 + k]);
+  for (let i = 1; i < 3; i++) {
+    for (let j = 1; j < 3; j++) for (let k = 2; k < 5; k++) wsl.push(x[(i * 4 + j) * 5 + k]);
+  }
   assertClose(sl, wsl);
   const fl = await s.flip(tensor([1, 2, 3, 4, 5, 6], [2, 3]), [1]).data();
   assertClose(fl, [3, 2, 1, 6, 5, 4]);
@@ -164,7 +175,9 @@ gpuTest("random numbers are seeded and have the right moments", async () => {
   if (Math.abs(mean) > 0.02 || Math.abs(v - 1) > 0.03) throw new Error(`randn moments ${mean}, ${v}`);
   const u = await rand([50000], 2, 4).data();
   const um = u.reduce((x, y) => x + y, 0) / u.length;
-  if (Math.abs(um - 3) > 0.02 || Math.min(...u) <= 2 || Math.max(...u) > 4) throw new Error(`rand mean ${um}`);
+  if (Math.abs(um - 3) > 0.02 || Math.min(...u) <= 2 || Math.max(...u) > 4) {
+    throw new Error(`rand mean ${um}`);
+  }
   const k = await randint([10000], 7).data();
   const counts = new Array(7).fill(0);
   for (const v of k) counts[v]++;

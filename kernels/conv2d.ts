@@ -1,0 +1,390 @@
+// 2-D convolution (NCHW, cross-correlation, groups) and its two gradients, all as implicit GEMMs on
+// the shared register-tiled generator: no im2col buffer, the loaders compute input addresses and
+// padding masks on the fly. Groups are the GEMM's batch index z, which also covers StyleGAN2's fused
+// modulated conv (x as [1, N*cin, H, W], per-sample weights [N*cout, cin, k, k], groups = N).
+//   forward      z = group, M = cout/g, N = batch*outH*outW, K = cin/g*kh*kw
+//   input grad   z = group, M = cin/g,  N = batch*h*w,       K = cout/g*kh*kw (taps that hit a stride)
+//   weight grad  z = group, M = cout/g, N = cin/g*kh*kw,     K = batch*outH*outW (split over workgroups)
+
+import { f32Bits, gemm, gemmTile, type OperandLoader, sumSplits } from "./gemm.ts";
+import {
+  checkBuffer,
+  checkCounts,
+  checkEpilogue,
+  type Epilogue,
+  epilogueCode,
+  epilogueHelper,
+  epilogueKey,
+} from "./matmul.ts";
+import { gpu } from "./runtime.ts";
+
+export type { Epilogue } from "./matmul.ts";
+
+export interface Conv2dParams {
+  batch: number;
+  cin: number;
+  cout: number;
+  h: number;
+  w: number;
+  kh: number;
+  kw: number;
+  strideY: number;
+  strideX: number;
+  padTop: number;
+  padLeft: number;
+  groups: number;
+  outH: number;
+  outW: number;
+}
+
+// Uniform words after the GEMM's reserved ones (GEMM_USER_WORD = 8; word 8 holds the batch).
+const W_CIN = 9, W_COUT = 10, W_H = 11, W_W = 12, W_KH = 13, W_KW = 14, W_SY = 15, W_SX = 16;
+const W_PT = 17, W_PL = 18, W_CING = 19, W_COUTG = 20, W_OH = 21, W_OW = 22, W_ALPHA = 23;
+const W_R_OHW = 24, W_R_OW = 25, W_R_KHW = 26, W_R_KW = 27, W_R_HW = 28, W_R_W = 29;
+
+/** Shape names shared by every conv kernel's WGSL (uniform reads; integer coordinates are i32). */
+const SHAPE_WGSL = `fn cCin() -> u32 { return U(${W_CIN}u); }
+fn cCout() -> u32 { return U(${W_COUT}u); }
+fn cH() -> u32 { return U(${W_H}u); }
+fn cW() -> u32 { return U(${W_W}u); }
+fn cKW() -> u32 { return U(${W_KW}u); }
+fn cKHW() -> u32 { return U(${W_KH}u) * U(${W_KW}u); }
+fn cSY() -> u32 { return U(${W_SY}u); }
+fn cSX() -> u32 { return U(${W_SX}u); }
+fn cPT() -> i32 { return i32(U(${W_PT}u)); }
+fn cPL() -> i32 { return i32(U(${W_PL}u)); }
+fn cCinG() -> u32 { return U(${W_CING}u); }
+fn cCoutG() -> u32 { return U(${W_COUTG}u); }
+fn cOH() -> u32 { return U(${W_OH}u); }
+fn cOW() -> u32 { return U(${W_OW}u); }
+fn cOHW() -> u32 { return U(${W_OH}u) * U(${W_OW}u); }
+fn cHW() -> u32 { return U(${W_H}u) * U(${W_W}u); }
+fn divOHW(a: u32) -> u32 { return fdiv(a, cOHW(), F(${W_R_OHW}u)); }
+fn divOW(a: u32) -> u32 { return fdiv(a, cOW(), F(${W_R_OW}u)); }
+fn divKHW(a: u32) -> u32 { return fdiv(a, cKHW(), F(${W_R_KHW}u)); }
+fn divKW(a: u32) -> u32 { return fdiv(a, cKW(), F(${W_R_KW}u)); }
+fn divHW(a: u32) -> u32 { return fdiv(a, cHW(), F(${W_R_HW}u)); }
+fn divW(a: u32) -> u32 { return fdiv(a, cW(), F(${W_R_W}u)); }
+// x[base + y*W + x] with zero padding outside the image (ok = false also reads zero).
+fn ldX(base: i32, y: i32, x: i32, ok: bool) -> f32 {
+  let inside = ok && u32(y) < cH() && u32(x) < cW();
+  return select(0.0, X[u32(base + y * i32(cW()) + x)], inside);
+}`;
+
+function validate(p: Conv2dParams): void {
+  checkCounts("conv2d", { ...p });
+  for (const k of ["cin", "cout", "kh", "kw", "strideY", "strideX", "groups"] as const) {
+    if (p[k] < 1) throw new Error(`conv2d: ${k} must be at least 1, got ${p[k]}`);
+  }
+  if (p.cin % p.groups !== 0 || p.cout % p.groups !== 0) {
+    throw new Error(`conv2d: cin ${p.cin} and cout ${p.cout} must be multiples of groups ${p.groups}`);
+  }
+  // The f32 division helper is exact below 2^24 divisors; index sizes stay far below 2^31 here.
+  if (p.batch * p.cin * p.h * p.w >= 2 ** 31 || p.batch * p.cout * p.outH * p.outW >= 2 ** 31) {
+    throw new Error("conv2d: tensors of 2^31 elements or more are not supported");
+  }
+}
+
+function uniformWords(p: Conv2dParams, alpha = 1): number[] {
+  const r = (v: number) => f32Bits(1 / Math.max(1, v));
+  return [
+    p.batch,
+    p.cin,
+    p.cout,
+    p.h,
+    p.w,
+    p.kh,
+    p.kw,
+    p.strideY,
+    p.strideX,
+    p.padTop,
+    p.padLeft,
+    p.cin / p.groups,
+    p.cout / p.groups,
+    p.outH,
+    p.outW,
+    f32Bits(alpha),
+    r(p.outH * p.outW),
+    r(p.outW),
+    r(p.kh * p.kw),
+    r(p.kw),
+    r(p.h * p.w),
+    r(p.w),
+  ];
+}
+
+function checkDistinct(what: string, out: GPUBuffer, ...inputs: (GPUBuffer | undefined)[]): void {
+  if (inputs.includes(out)) throw new Error(`${what}: the output buffer must differ from the inputs`);
+}
+
+/** Weights as GEMM A rows (o = fixed index, k = (ci, ky, kx)), vec4 along k when K % 4 == 0. */
+function weightRowsLoader(vec4: boolean): OperandLoader {
+  const row = (i: number) => `(z * cCoutG() + m0 + ${i}u) * K`;
+  if (vec4) {
+    return {
+      vec: "k",
+      setup: (i) => `let aR${i} = ${row(i)} / 4u; let aOk${i} = ${i}u < mLeft;`,
+      load: (i, k) => `select(vec4<f32>(0.0), Wt4[aR${i} + ${k} / 4u], aOk${i})`,
+    };
+  }
+  return {
+    vec: "none",
+    setup: (i) => `let aR${i} = ${row(i)}; let aOk${i} = ${i}u < mLeft;`,
+    load: (i, k, q) => `select(0.0, Wt[aR${i} + ${k}], aOk${i} && kOk${q})`,
+  };
+}
+
+/** y = conv2d(x, w) (+ bias along cout, then the epilogue expression). */
+export function conv2dForward(
+  x: GPUBuffer,
+  w: GPUBuffer,
+  out: GPUBuffer,
+  p: Conv2dParams,
+  epi?: Epilogue,
+): void {
+  validate(p);
+  checkBuffer("conv2dForward: x", x, p.batch * p.cin * p.h * p.w);
+  checkBuffer("conv2dForward: w", w, p.cout * (p.cin / p.groups) * p.kh * p.kw);
+  checkBuffer("conv2dForward: out", out, p.batch * p.cout * p.outH * p.outW);
+  checkEpilogue("conv2dForward", epi, p.cout);
+  checkDistinct("conv2dForward", out, x, w, epi?.bias);
+  const m = p.cout / p.groups, n = p.batch * p.outH * p.outW, k = (p.cin / p.groups) * p.kh * p.kw;
+  const vecW = k % 4 === 0;
+  gemm({
+    key: `conv_fwd|w${vecW ? 4 : 1}|${epilogueKey(epi)}`,
+    tile: gemmTile(m, n, k, p.groups),
+    bindings: [
+      { buffer: x, name: "X" },
+      { buffer: w, name: vecW ? "Wt4" : "Wt", vec4: vecW },
+      ...(epi?.bias ? [{ buffer: epi.bias, name: "bias" }] : []),
+      { buffer: out, name: "Y", write: true },
+    ],
+    uniform: uniformWords(p, epi?.alpha ?? 1),
+    helpers: SHAPE_WGSL + "\n" + epilogueHelper(epi),
+    loadA: weightRowsLoader(vecW),
+    loadB: {
+      vec: "none",
+      // Column n = (b, oy, ox): the input window's corner and image base, once per thread.
+      setup: (j) =>
+        `let bb${j} = divOHW(n0 + ${j}u); let br${j} = n0 + ${j}u - bb${j} * cOHW(); ` +
+        `let boy${j} = divOW(br${j}); let box${j} = br${j} - boy${j} * cOW(); ` +
+        `let xB${j} = i32((bb${j} * cCin() + z * cCinG()) * cHW()); ` +
+        `let iy${j} = i32(boy${j} * cSY()) - cPT(); let ix${j} = i32(box${j} * cSX()) - cPL(); ` +
+        `let bOk${j} = ${j}u < nLeft;`,
+      // Row k = (ci, ky, kx): the same for every column.
+      perK: (q, k) =>
+        `let kc${q} = divKHW(${k}); let kr${q} = ${k} - kc${q} * cKHW(); let ky${q} = divKW(kr${q}); ` +
+        `let kx${q} = i32(kr${q} - ky${q} * cKW()); let kO${q} = i32(kc${q} * cHW());`,
+      load: (j, _k, q) => `ldX(xB${j} + kO${q}, iy${j} + i32(ky${q}), ix${j} + kx${q}, bOk${j} && kOk${q})`,
+    },
+    store: (_i, j) =>
+      `${
+        epilogueCode(epi, W_ALPHA, "z * cCoutG() + m")
+      } Y[(bb${j} * cCout() + z * cCoutG() + m) * cOHW() + br${j}] = o;`,
+    m,
+    n,
+    k,
+    batch: p.groups,
+  });
+}
+
+// Input-gradient phase words (after the shape words): one GEMM per stride phase (py, px).
+const W_PY = 30, W_PX = 31, W_RY = 32, W_RX = 33, W_CY = 34, W_CX = 35, W_HT = 36, W_WT = 37, W_UY = 38;
+const W_UX = 39, W_R_HTWT = 40, W_R_WT = 41, W_R_UYUX = 42, W_R_UX = 43;
+
+/** The pixels and taps of one stride phase of the input gradient (see conv2dInputGrad). */
+export interface InputGradPhase {
+  py: number;
+  px: number;
+  /** First dx row/column of the phase; its pixels are ry + t*strideY, rx + s*strideX. */
+  ry: number;
+  rx: number;
+  /** dy row of pixel t and tap u is t + cy - u (likewise columns). */
+  cy: number;
+  cx: number;
+  /** Pixel rows/columns in the phase and taps ky = py + u*strideY (u < uy), kx = px + v*strideX. */
+  ht: number;
+  wt: number;
+  uy: number;
+  ux: number;
+}
+
+/**
+ * Splits dx pixels by (iy + padTop) mod strideY and likewise for x: within one phase every kernel
+ * tap ky = py + u*strideY lands on the stride grid, so no tap is wasted (a stride-2 gradient would
+ * otherwise read four times the taps it uses). For stride 1 there is one phase.
+ */
+export function inputGradPhases(p: Conv2dParams): InputGradPhase[] {
+  const axis = (pos: number, pad: number, stride: number, size: number, k: number) => {
+    const r = (((pos - pad) % stride) + stride) % stride;
+    return {
+      r,
+      c: (r + pad - pos) / stride,
+      t: r < size ? Math.ceil((size - r) / stride) : 0,
+      u: pos < k ? Math.ceil((k - pos) / stride) : 0,
+    };
+  };
+  const phases: InputGradPhase[] = [];
+  for (let py = 0; py < p.strideY; py++) {
+    const y = axis(py, p.padTop, p.strideY, p.h, p.kh);
+    for (let px = 0; px < p.strideX; px++) {
+      const x = axis(px, p.padLeft, p.strideX, p.w, p.kw);
+      if (y.t * x.t === 0) continue;
+      phases.push({ py, px, ry: y.r, rx: x.r, cy: y.c, cx: x.c, ht: y.t, wt: x.t, uy: y.u, ux: x.u });
+    }
+  }
+  return phases;
+}
+
+/** dx = the adjoint of conv2dForward with respect to x, applied to dy (dx is fully overwritten). */
+export function conv2dInputGrad(dy: GPUBuffer, w: GPUBuffer, dx: GPUBuffer, p: Conv2dParams): void {
+  validate(p);
+  checkBuffer("conv2dInputGrad: dy", dy, p.batch * p.cout * p.outH * p.outW);
+  checkBuffer("conv2dInputGrad: w", w, p.cout * (p.cin / p.groups) * p.kh * p.kw);
+  checkBuffer("conv2dInputGrad: dx", dx, p.batch * p.cin * p.h * p.w);
+  checkDistinct("conv2dInputGrad", dx, dy, w);
+  const r = (v: number) => f32Bits(1 / Math.max(1, v));
+  for (const ph of inputGradPhases(p)) {
+    // GEMM per phase: M = cin/g, N = batch*ht*wt (b, t, s), K = cout/g*uy*ux (o, u, v).
+    const m = p.cin / p.groups, n = p.batch * ph.ht * ph.wt, k = (p.cout / p.groups) * ph.uy * ph.ux;
+    gemm({
+      key: "conv_dx",
+      tile: gemmTile(m, n, k, p.groups),
+      bindings: [{ buffer: dy, name: "DY" }, { buffer: w, name: "Wt" }, {
+        buffer: dx,
+        name: "DX",
+        write: true,
+      }],
+      uniform: [
+        ...uniformWords(p),
+        ph.py,
+        ph.px,
+        ph.ry,
+        ph.rx,
+        ph.cy,
+        ph.cx,
+        ph.ht,
+        ph.wt,
+        ph.uy,
+        ph.ux,
+        r(ph.ht * ph.wt),
+        r(ph.wt),
+        r(ph.uy * ph.ux),
+        r(ph.ux),
+      ],
+      helpers: SHAPE_WGSL.replace(/\n\/\/ x\[base[\s\S]*$/, "") + `
+fn cWT() -> u32 { return U(${W_WT}u); }
+fn cUX() -> u32 { return U(${W_UX}u); }
+fn cUYUX() -> u32 { return U(${W_UY}u) * U(${W_UX}u); }
+fn cHTWT() -> u32 { return U(${W_HT}u) * U(${W_WT}u); }
+// dy[base + oy*outW + ox], zero outside the output.
+fn ldDY(base: u32, oy: i32, ox: i32, ok: bool) -> f32 {
+  let inside = ok && u32(oy) < cOH() && u32(ox) < cOW();
+  return select(0.0, DY[base + u32(oy) * cOW() + u32(ox)], inside);
+}`,
+      loadA: {
+        // w[g*coutG + o, ci, py + u*sy, px + v*sx] with fixed ci and k = (o, u, v).
+        vec: "none",
+        setup: (i) => `let aC${i} = (m0 + ${i}u) * cKHW(); let aOk${i} = ${i}u < mLeft;`,
+        perK: (q, kk) =>
+          `let ko${q} = fdiv(${kk}, cUYUX(), F(${W_R_UYUX}u)); let kr${q} = ${kk} - ko${q} * cUYUX(); ` +
+          `let ku${q} = fdiv(kr${q}, cUX(), F(${W_R_UX}u)); let kv${q} = kr${q} - ku${q} * cUX(); ` +
+          `let kw${q} = (z * cCoutG() + ko${q}) * cCinG() * cKHW() + ` +
+          `(U(${W_PY}u) + ku${q} * cSY()) * cKW() + U(${W_PX}u) + kv${q} * cSX();`,
+        load: (i, _k, q) => `select(0.0, Wt[kw${q} + aC${i}], aOk${i} && kOk${q})`,
+      },
+      loadB: {
+        // Column n = (b, t, s); row k = (o, u, v) reads dy[b, g*coutG + o, t + cy - u, s + cx - v].
+        vec: "none",
+        setup: (j) =>
+          `let bb${j} = fdiv(n0 + ${j}u, cHTWT(), F(${W_R_HTWT}u)); let br${j} = n0 + ${j}u - bb${j} * cHTWT(); ` +
+          `let bt${j} = fdiv(br${j}, cWT(), F(${W_R_WT}u)); let bs${j} = br${j} - bt${j} * cWT(); ` +
+          `let dB${j} = (bb${j} * cCout() + z * cCoutG()) * cOHW(); ` +
+          `let ty${j} = i32(bt${j} + U(${W_CY}u)); let tx${j} = i32(bs${j} + U(${W_CX}u)); ` +
+          `let bOk${j} = ${j}u < nLeft;`,
+        perK: (q) => `let dO${q} = ko${q} * cOHW();`,
+        load: (j, _k, q) =>
+          `ldDY(dB${j} + dO${q}, ty${j} - i32(ku${q}), tx${j} - i32(kv${q}), bOk${j} && kOk${q})`,
+      },
+      store: (_i, j) =>
+        `DX[((bb${j} * cCin() + z * cCinG() + m) * cH() + U(${W_RY}u) + bt${j} * cSY()) * cW() + ` +
+        `U(${W_RX}u) + bs${j} * cSX()] = v;`,
+      m,
+      n,
+      k,
+      batch: p.groups,
+    });
+  }
+}
+
+/** Number of K splits for a weight gradient: enough workgroups to fill the cores, >= 256 k each. */
+function weightGradSplits(tiles: number, k: number): number {
+  return Math.max(1, Math.min(Math.ceil(16 / tiles), Math.floor(k / 256), 64));
+}
+
+/** dw = the adjoint of conv2dForward with respect to w, applied to dy (dw is fully overwritten). */
+export function conv2dWeightGrad(x: GPUBuffer, dy: GPUBuffer, dw: GPUBuffer, p: Conv2dParams): void {
+  validate(p);
+  checkBuffer("conv2dWeightGrad: x", x, p.batch * p.cin * p.h * p.w);
+  checkBuffer("conv2dWeightGrad: dy", dy, p.batch * p.cout * p.outH * p.outW);
+  checkBuffer("conv2dWeightGrad: dw", dw, p.cout * (p.cin / p.groups) * p.kh * p.kw);
+  checkDistinct("conv2dWeightGrad", dw, x, dy);
+  const rt = gpu();
+  const m = p.cout / p.groups, n = (p.cin / p.groups) * p.kh * p.kw, k = p.batch * p.outH * p.outW;
+  const tile = gemmTile(m, n, k, p.groups);
+  const tiles = Math.ceil(m / (tile.tm * tile.wy)) * Math.ceil(n / (tile.tn * tile.wx)) * p.groups;
+  const splits = weightGradSplits(tiles, k);
+  const total = p.groups * m * n;
+  const target = splits > 1 ? rt.alloc(splits * total * 4) : dw;
+  // dy rows are contiguous within an image: vec4 loads when images hold a multiple of 4 pixels.
+  const vecDy = (p.outH * p.outW) % 4 === 0;
+  gemm({
+    key: `conv_dw|dy${vecDy ? 4 : 1}|split${splits > 1 ? 1 : 0}`,
+    tile,
+    bindings: [
+      { buffer: x, name: "X" },
+      { buffer: dy, name: vecDy ? "DY4" : "DY", vec4: vecDy },
+      { buffer: target, name: "DW", write: true },
+    ],
+    uniform: uniformWords(p),
+    helpers: SHAPE_WGSL,
+    loadA: {
+      // dy[b, g*coutG + o, oy, ox] with fixed o and k = (b, oy, ox) = (wb, wr).
+      vec: vecDy ? "k" : "none",
+      setup: (i) => `let aO${i} = (z * cCoutG() + m0 + ${i}u) * cOHW(); let aOk${i} = ${i}u < mLeft;`,
+      perK: (q, k) =>
+        `let wb${q} = divOHW(${k}); let wr${q} = ${k} - wb${q} * cOHW(); let wd${q} = wb${q} * cCout() * cOHW() + wr${q};`,
+      load: vecDy
+        ? (i) => `select(vec4<f32>(0.0), DY4[(wd0 + aO${i}) / 4u], aOk${i})`
+        : (i, _k, q) => `select(0.0, DY[wd${q} + aO${i}], aOk${i} && kOk${q})`,
+    },
+    loadB: {
+      // x[b, g*cinG + ci, oy*sy - pt + ky, ox*sx - pl + kx] with fixed (ci, ky, kx).
+      vec: "none",
+      setup: (j) =>
+        `let bc${j} = divKHW(n0 + ${j}u); let bk${j} = n0 + ${j}u - bc${j} * cKHW(); ` +
+        `let bky${j} = divKW(bk${j}); let bkx${j} = i32(bk${j} - bky${j} * cKW()); ` +
+        `let xC${j} = i32((z * cCinG() + bc${j}) * cHW()); let bOk${j} = ${j}u < nLeft;`,
+      perK: (q) =>
+        `let woy${q} = divOW(wr${q}); let wox${q} = wr${q} - woy${q} * cOW(); ` +
+        `let xb${q} = i32(wb${q} * cCin() * cHW()); ` +
+        `let iy${q} = i32(woy${q} * cSY()) - cPT(); let ix${q} = i32(wox${q} * cSX()) - cPL();`,
+      load: (j, _k, q) => `ldX(xb${q} + xC${j}, iy${q} + i32(bky${j}), ix${q} + bkx${j}, bOk${j} && kOk${q})`,
+    },
+    store: () => `DW[s * ${splits > 1 ? "batch * M * N" : "0u"} + (z * M + m) * N + n] = v;`,
+    m,
+    n,
+    k,
+    batch: p.groups,
+    splits,
+  });
+  if (splits > 1) {
+    sumSplits(target, dw, splits, total);
+    rt.release(target);
+  }
+}
+
+/** FLOPs of one conv pass (forward, input grad and weight grad do the same multiply-adds). */
+export function conv2dFlops(p: Conv2dParams): number {
+  return 2 * p.batch * p.cout * p.outH * p.outW * (p.cin / p.groups) * p.kh * p.kw;
+}

@@ -1,0 +1,328 @@
+// A register-tiled GEMM generator shared by matmul and the three implicit-GEMM conv2d passes:
+// C[z][m][n] = sum_k A[z][m][k] * B[z][k][n]. Each thread owns a TM x TN block of C in registers and
+// streams A and B straight from storage, four k at a time. How elements are fetched (strides,
+// implicit im2col, padding) and how results are stored (epilogues, split-K partials) comes from the
+// caller as WGSL snippets, so the tiling logic exists once.
+//
+// Why no workgroup-shared tiles: on Mesa 22 lavapipe (the CPU adapter) every storage *and*
+// shared-memory load is emulated lane by lane (~10 cycles per float per lane, uniform addresses
+// included), so staging through shared memory only adds loads. What pays is reuse in registers:
+// per k step a thread loads tm + tn floats for tm * tn FMAs, so big thread tiles win (until LLVM's
+// compile time explodes), and vec4 loads trim the per-load overhead a little.
+
+import { gpu } from "./runtime.ts";
+
+/** Compile-time tile: each thread computes tm x tn outputs; a workgroup is wx x wy threads. */
+export interface GemmTile {
+  tm: number;
+  tn: number;
+  wx: number;
+  wy: number;
+}
+
+/**
+ * How an operand is fetched. For A the "fixed" index is m (thread rows i < TM); for B it is n.
+ * - vec "none": `load(i, k, q)` is an f32 for fixed index i and reduction index k (= kChunk + q).
+ * - vec "k":    `load(i, k, q)` is a vec4 of reduction indices k..k+3 (q = 0; needs K % 4 == 0).
+ * - vec "fixed": `load(g, k, q)` is a vec4 over fixed indices 4g..4g+3 (needs the extent % 4 == 0).
+ * `setup(i)` runs once per thread for each fixed index i (for "fixed": each group g) and may declare
+ * `let`s that `load` uses. `perK(q, k)` runs once per reduction index of a chunk (shared by all
+ * fixed indices). Loads must return zero outside the operand; `kOk${q}` (k + q < kEnd) is in scope.
+ * Variables in scope: z (batch), s (split), M, N, K, kBegin, kEnd, m0/n0 (thread's first row/column),
+ * mLeft/nLeft (rows/columns of the thread tile inside C: i < mLeft is in range), and U(i)/F(i)
+ * read uniform words as u32/f32.
+ */
+export interface OperandLoader {
+  vec: "none" | "k" | "fixed";
+  setup?: (i: number) => string;
+  perK?: (q: number, k: string) => string;
+  load: (i: number, k: string, q: number) => string;
+}
+
+export interface GemmBinding {
+  buffer: GPUBuffer;
+  name: string;
+  write?: boolean;
+  /** Declare as array<vec4<f32>> (for vec4 loads) instead of array<f32>. */
+  vec4?: boolean;
+}
+
+export interface GemmSpec {
+  /** Pipeline key prefix (first field is the kernel name); with the tile it must identify the WGSL. */
+  key: string;
+  tile: GemmTile;
+  bindings: GemmBinding[];
+  /** Uniform words after the reserved ones (u32 bit patterns; f32Bits for floats). */
+  uniform: number[];
+  /** Extra WGSL (helper functions). */
+  helpers?: string;
+  loadA: OperandLoader;
+  loadB: OperandLoader;
+  /**
+   * WGSL statements storing f32 `v` (the sum over [kBegin, kEnd)) for output (z, s, m, n), which is
+   * in range; i and j are the thread-tile row and column, for names declared by the loaders' setup.
+   */
+  store: (i: number, j: number) => string;
+  m: number;
+  n: number;
+  k: number;
+  batch: number;
+  /** Split K over this many workgroups (default 1); `store` sees the split index `s`. */
+  splits?: number;
+  /** Test hook: pretend the per-dimension grid limit is this (exercises grid folding). */
+  maxGridDim?: number;
+}
+
+/** Reserved uniform words: M, N, K, batch, tilesN, tilesM, splits, kPer; callers' words start here. */
+export const GEMM_USER_WORD = 8;
+
+const KU = 4; // reduction indices per loop iteration
+
+/** Tuning hook for bench/gemm_quick.ts: when set, every GEMM uses this tile. */
+export const gemmTuning: { tile: GemmTile | null } = { tile: null };
+
+const TILE_CANDIDATES: GemmTile[] = [
+  { tm: 32, tn: 32, wx: 4, wy: 2 },
+  { tm: 16, tn: 32, wx: 4, wy: 4 },
+  { tm: 32, tn: 16, wx: 4, wy: 4 },
+  { tm: 16, tn: 16, wx: 8, wy: 4 },
+  { tm: 16, tn: 16, wx: 4, wy: 2 },
+  { tm: 16, tn: 16, wx: 1, wy: 8 },
+  { tm: 16, tn: 16, wx: 8, wy: 1 },
+  { tm: 8, tn: 16, wx: 4, wy: 4 },
+  { tm: 16, tn: 8, wx: 4, wy: 4 },
+  { tm: 8, tn: 8, wx: 4, wy: 2 },
+  { tm: 16, tn: 4, wx: 4, wy: 4 },
+  { tm: 4, tn: 16, wx: 2, wy: 4 },
+  { tm: 4, tn: 4, wx: 4, wy: 2 },
+];
+
+/** Whether WebGPU runs on the CPU (lavapipe/llvmpipe, SwiftShader): the tiles below are tuned for it. */
+function onCpuAdapter(): boolean {
+  let info;
+  try {
+    info = gpu().info;
+  } catch {
+    return true; // not initialised (host-side planning): assume the CPU adapter
+  }
+  return info.isFallbackAdapter ||
+    /llvmpipe|lavapipe|swiftshader/i.test(`${info.description} ${info.vendor}`);
+}
+
+/**
+ * Compile time on the CPU adapter grows steeply with the accumulators per thread (LLVM: ~3 s at
+ * 16x16, ~8 s at 16x32, ~20 s at 32x32), so big tiles are kept for GEMMs whose run time dwarfs it.
+ */
+function allowedTile(t: GemmTile, flops: number): boolean {
+  const acc = t.tm * t.tn;
+  return acc <= 256 || (acc <= 512 && flops >= 2 ** 29) || flops >= 2 ** 32;
+}
+
+/**
+ * Tile for a GEMM of this size: the allowed candidate with the least modelled cost. Loads per
+ * output and k step are 1/tm + 1/tn (the CPU adapter's bottleneck), padding to whole tiles is
+ * wasted work, and fewer than ~8 workgroups leave cores idle.
+ */
+export function gemmTile(m: number, n: number, k: number, batch: number): GemmTile {
+  if (gemmTuning.tile) return gemmTuning.tile;
+  if (!onCpuAdapter()) {
+    // A real GPU wants many light threads (registers are per thread there); untuned default.
+    return m * n * batch >= 256 * 256 ? { tm: 4, tn: 4, wx: 16, wy: 16 } : { tm: 4, tn: 4, wx: 8, wy: 8 };
+  }
+  let best = TILE_CANDIDATES[TILE_CANDIDATES.length - 1], bestCost = Infinity;
+  for (const t of TILE_CANDIDATES) {
+    if (!allowedTile(t, 2 * m * n * k * batch)) continue;
+    const bm = t.tm * t.wy, bn = t.tn * t.wx;
+    const groups = Math.ceil(m / bm) * Math.ceil(n / bn) * batch;
+    const padded = groups * bm * bn;
+    const cost = padded * (1 / t.tm + 1 / t.tn) * Math.max(1, 8 / groups);
+    if (cost < bestCost * 0.999) [best, bestCost] = [t, cost];
+  }
+  return best;
+}
+
+/** f32 bit pattern as u32, for uniform words that hold floats. */
+export function f32Bits(x: number): number {
+  return new Uint32Array(new Float32Array([x]).buffer)[0];
+}
+
+/** A 2-D grid [x, y] with x*y >= total and both <= maxDim (workgroups past total exit at once). */
+export function foldGrid(total: number, maxDim: number): [number, number] {
+  if (total <= maxDim) return [Math.max(1, total), 1];
+  const y = Math.ceil(total / maxDim);
+  if (y > maxDim) throw new Error(`gemm: ${total} workgroups exceed the grid limit ${maxDim}^2`);
+  return [Math.ceil(total / y), y];
+}
+
+/** Which output tile, batch and split a flat workgroup index computes (mirrors the WGSL). */
+export function decodeWorkgroup(
+  flat: number,
+  tilesN: number,
+  tilesM: number,
+  splits: number,
+): { tileN: number; tileM: number; z: number; s: number } {
+  const r = Math.floor(flat / tilesN), zs = Math.floor(r / tilesM);
+  return { tileN: flat % tilesN, tileM: r % tilesM, z: Math.floor(zs / splits), s: zs % splits };
+}
+
+/**
+ * Division by a uniform divisor through f32 (x86 has no SIMD integer divide, so u32 `/` on lanes is
+ * scalarised): an estimate plus one correction, exact for a < 2^31 and 0 < b < 2^24 (rb = 1/b).
+ */
+export const FAST_DIV_WGSL = `fn fdiv(a: u32, b: u32, rb: f32) -> u32 {
+  let q = u32(f32(a) * rb);
+  let r = i32(a) - i32(q * b);
+  return u32(i32(q) + i32(floor((f32(r) + 0.5) * rb)));
+}`;
+
+function checkTile(t: GemmTile): void {
+  const ok = [t.tm, t.tn, t.wx, t.wy].every((v) => Number.isInteger(v) && v > 0) && t.tn % 4 === 0 &&
+    t.wx * t.wy <= 256;
+  if (!ok) throw new Error(`gemm: unsupported tile ${JSON.stringify(t)} (tn must be a multiple of 4)`);
+}
+
+/** WGSL source of a GEMM kernel (exported for inspection and tests). */
+export function gemmSource(spec: GemmSpec): string {
+  const { tm, tn, wx, wy } = spec.tile;
+  checkTile(spec.tile);
+  const A = spec.loadA, B = spec.loadB;
+  if (A.vec === "fixed" && tm % 4 !== 0) throw new Error("gemm: vec4 A rows need tm % 4 == 0");
+  const words = GEMM_USER_WORD + spec.uniform.length;
+  const decls = spec.bindings.map((b, i) =>
+    `@group(0) @binding(${i}) var<storage, ${b.write ? "read_write" : "read"}> ${b.name}: ` +
+    `array<${b.vec4 ? "vec4<f32>" : "f32"}>;`
+  ).join("\n");
+  const setup = (L: OperandLoader, count: number) => {
+    if (!L.setup) return "";
+    const n = L.vec === "fixed" ? count / 4 : count;
+    return Array.from({ length: n }, (_, i) => L.setup!(i)).join("\n  ");
+  };
+  const body: string[] = [];
+  for (let q = 0; q < KU; q++) body.push(`let kOk${q} = k + ${q}u < kEnd;`);
+  for (let q = 0; q < KU; q++) for (const L of [A, B]) if (L.perK) body.push(L.perK(q, `(k + ${q}u)`));
+  // Loads named a{i} (vec over the chunk's 4 k, loaded once per chunk), a{i}_{q} (scalar) or
+  // a{g}_{q} (vec over 4 fixed indices); the same for b.
+  for (const [L, p, count] of [[A, "a", tm], [B, "b", tn]] as const) {
+    if (L.vec === "k") { for (let i = 0; i < count; i++) body.push(`let ${p}${i} = ${L.load(i, "k", 0)};`); }
+  }
+  const val = (L: OperandLoader, p: string, i: number, q: number) =>
+    L.vec === "k" ? `${p}${i}[${q}]` : L.vec === "fixed" ? `${p}${i >> 2}_${q}[${i & 3}]` : `${p}${i}_${q}`;
+  for (let q = 0; q < KU; q++) {
+    for (const [L, p, count] of [[A, "a", tm], [B, "b", tn]] as const) {
+      if (L.vec === "k") continue;
+      const n = L.vec === "fixed" ? count / 4 : count;
+      for (let i = 0; i < n; i++) body.push(`let ${p}${i}_${q} = ${L.load(i, `(k + ${q}u)`, q)};`);
+    }
+    for (let g = 0; g < tn / 4; g++) {
+      const bv = B.vec === "fixed"
+        ? `b${g}_${q}`
+        : `vec4<f32>(${[0, 1, 2, 3].map((c) => val(B, "b", 4 * g + c, q)).join(", ")})`;
+      body.push(`let bv${g}_${q} = ${bv};`);
+    }
+    for (let i = 0; i < tm; i++) {
+      body.push(`let av${i}_${q} = vec4<f32>(${val(A, "a", i, q)});`);
+      for (let g = 0; g < tn / 4; g++) body.push(`c${i}_${g} = fma(av${i}_${q}, bv${g}_${q}, c${i}_${g});`);
+    }
+  }
+  const acc: string[] = [], stores: string[] = [];
+  for (let i = 0; i < tm; i++) {
+    for (let g = 0; g < tn / 4; g++) {
+      acc.push(`var c${i}_${g} = vec4<f32>(0.0);`);
+      for (let c = 0; c < 4; c++) {
+        stores.push(
+          `if (${i}u < mLeft && ${4 * g + c}u < nLeft) { let m = m0 + ${i}u; let n = n0 + ${4 * g + c}u; ` +
+            `let v = c${i}_${g}[${c}]; ${spec.store(i, 4 * g + c)} }`,
+        );
+      }
+    }
+  }
+  return `${decls}
+struct Params { d: array<vec4<u32>, ${Math.ceil(words / 4)}> }
+@group(0) @binding(${spec.bindings.length}) var<uniform> params: Params;
+fn U(j: u32) -> u32 { return params.d[j / 4u][j % 4u]; }
+fn F(j: u32) -> f32 { return bitcast<f32>(U(j)); }
+${FAST_DIV_WGSL}
+${spec.helpers ?? ""}
+@compute @workgroup_size(${wx * wy})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>,
+        @builtin(local_invocation_index) lid: u32) {
+  let M = U(0u); let N = U(1u); let K = U(2u); let batch = U(3u);
+  let tilesN = U(4u); let tilesM = U(5u); let splits = U(6u); let kPer = U(7u);
+  let flat = wid.x + wid.y * nw.x;
+  let r = flat / tilesN;
+  let zs = r / tilesM;
+  if (zs >= batch * splits) { return; }
+  let z = zs / splits;
+  let s = zs % splits;
+  let m0 = (r % tilesM) * ${tm * wy}u + (lid / ${wx}u) * ${tm}u;
+  let n0 = (flat % tilesN) * ${tn * wx}u + (lid % ${wx}u) * ${tn}u;
+  let mLeft = select(0u, M - m0, m0 < M);
+  let nLeft = select(0u, N - n0, n0 < N);
+  let kBegin = s * kPer;
+  let kEnd = min(K, kBegin + kPer);
+  ${setup(A, tm)}
+  ${setup(B, tn)}
+  ${acc.join("\n  ")}
+  for (var k = kBegin; k < kEnd; k = k + ${KU}u) {
+    ${body.join("\n    ")}
+  }
+  ${stores.join("\n  ")}
+}`;
+}
+
+/** Records the GEMM described by `spec`. */
+export function gemm(spec: GemmSpec): void {
+  const { m, n, k, batch } = spec;
+  for (const [name, v] of Object.entries({ m, n, k, batch })) {
+    if (!Number.isInteger(v) || v < 0) {
+      throw new Error(`gemm ${spec.key}: ${name} must be a non-negative integer, got ${v}`);
+    }
+  }
+  if (m === 0 || n === 0 || batch === 0) return;
+  const rt = gpu();
+  const t = spec.tile;
+  const splits = Math.max(1, Math.min(spec.splits ?? 1, Math.ceil(k / KU)));
+  const kPer = Math.ceil(k / splits / KU) * KU;
+  const tilesN = Math.ceil(n / (t.tn * t.wx)), tilesM = Math.ceil(m / (t.tm * t.wy));
+  const [gx, gy] = foldGrid(tilesN * tilesM * batch * splits, spec.maxGridDim ?? rt.maxWorkgroups);
+  const words = GEMM_USER_WORD + spec.uniform.length;
+  const u = new Uint32Array(Math.ceil(words / 4) * 4);
+  u.set([m, n, k, batch, tilesN, tilesM, splits, kPer]);
+  u.set(spec.uniform, GEMM_USER_WORD);
+  rt.dispatch(
+    `${spec.key}|${t.tm}x${t.tn}/${t.wx}x${t.wy}|u${words}`,
+    () => gemmSource(spec),
+    spec.bindings,
+    u,
+    [gx, gy, 1],
+  );
+}
+
+/** out[i] = sum over s < splits of parts[s * count + i]: the second pass of a split-K GEMM. */
+export function sumSplits(parts: GPUBuffer, out: GPUBuffer, splits: number, count: number): void {
+  if (parts === out) throw new Error("sumSplits: parts and out must be different buffers");
+  if (parts.size < splits * count * 4 || out.size < count * 4) {
+    throw new Error(`sumSplits: buffers too small for ${splits} x ${count} f32`);
+  }
+  if (count === 0) return;
+  const rt = gpu();
+  const wg = 64;
+  rt.dispatch(
+    "gemm_sum_splits",
+    () =>
+      `@group(0) @binding(0) var<storage, read> P: array<f32>;
+@group(0) @binding(1) var<storage, read_write> O: array<f32>;
+@group(0) @binding(2) var<uniform> u: vec4<u32>;
+@compute @workgroup_size(${wg})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {
+  let i = gid.x + gid.y * nw.x * ${wg}u;
+  if (i >= u.y) { return; }
+  var acc = 0.0;
+  for (var s = 0u; s < u.x; s = s + 1u) { acc = acc + P[s * u.y + i]; }
+  O[i] = acc;
+}`,
+    [{ buffer: parts }, { buffer: out, write: true }],
+    new Uint32Array([splits, count, 0, 0]),
+    rt.grid(Math.ceil(count / wg)),
+  );
+}

@@ -1,0 +1,157 @@
+// Batched matrix multiply on f32 buffers with optional transposes, broadcast operands and a fused
+// epilogue (alpha, bias, activation expression). Layouts become strides in the uniform; a compiled
+// variant differs only where vec4 loads are possible (a contiguous extent that is a multiple of 4).
+
+import { f32Bits, gemm, type GemmTile, gemmTile, type OperandLoader } from "./gemm.ts";
+
+export interface MatmulParams {
+  batch: number;
+  m: number;
+  n: number;
+  k: number;
+  transA?: boolean;
+  transB?: boolean;
+  broadcastA?: boolean;
+  broadcastB?: boolean;
+}
+
+export interface Epilogue {
+  bias?: GPUBuffer;
+  biasAlong?: "m" | "n";
+  /** WGSL expression over `v` (f32 accumulator, alpha applied and bias added). */
+  expr?: string;
+  /** out = alpha * acc before bias. */
+  alpha?: number;
+}
+
+/**
+ * WGSL statements computing `o` = epilogue(v); alpha is uniform word `alphaWord`, the bias is read
+ * at `biasIndex` (default: m or n as `biasAlong` says).
+ */
+export function epilogueCode(epi: Epilogue | undefined, alphaWord: number, biasIndex?: string): string {
+  let code = `var o = v * F(${alphaWord}u);`;
+  if (epi?.bias) code += ` o = o + bias[${biasIndex ?? (epi.biasAlong === "m" ? "m" : "n")}];`;
+  if (epi?.expr) code += " o = epi(o);";
+  return code;
+}
+
+/** The `epi(v)` helper function (when an expression is given). */
+export function epilogueHelper(epi: Epilogue | undefined): string {
+  return epi?.expr ? `fn epi(v: f32) -> f32 { return ${epi.expr}; }` : "";
+}
+
+/** The epilogue's part of a pipeline key. */
+export function epilogueKey(epi: Epilogue | undefined): string {
+  return `${epi?.bias ? "bias" + (epi.biasAlong ?? "n") : "nobias"}:${epi?.expr ?? ""}`;
+}
+
+/** Checks an epilogue against the output extent it runs along. */
+export function checkEpilogue(what: string, epi: Epilogue | undefined, along: number): void {
+  if (!epi) return;
+  if (epi.biasAlong && !epi.bias) throw new Error(`${what}: biasAlong given without a bias buffer`);
+  if (epi.bias && epi.bias.size < along * 4) {
+    throw new Error(`${what}: bias buffer holds ${epi.bias.size} bytes, needs ${along * 4}`);
+  }
+  if (epi.alpha !== undefined && !Number.isFinite(epi.alpha)) {
+    throw new Error(`${what}: alpha must be finite, got ${epi.alpha}`);
+  }
+}
+
+/** Throws unless `buf` holds at least `elems` f32. */
+export function checkBuffer(what: string, buf: GPUBuffer, elems: number): void {
+  if (buf.size < elems * 4) {
+    throw new Error(`${what} buffer holds ${buf.size} bytes, needs ${elems * 4} (${elems} f32)`);
+  }
+}
+
+/** Throws unless every listed value is a non-negative integer. */
+export function checkCounts(what: string, values: Record<string, number>): void {
+  for (const [name, v] of Object.entries(values)) {
+    if (!Number.isInteger(v) || v < 0) {
+      throw new Error(`${what}: ${name} must be a non-negative integer, got ${v}`);
+    }
+  }
+}
+
+/**
+ * Loader of a strided operand X[z][f][k] (f = the fixed index: m for A, n for B) with strides
+ * (zS, fS, kS) in uniform words w, w+1, w+2. `contig` says which index has stride 1; vec4 loads are
+ * used along it when its extent (`kExtent` or `fExtent`) is a multiple of 4.
+ */
+function stridedLoader(
+  name: string,
+  w: number,
+  fixed: "m" | "n",
+  contig: "k" | "fixed",
+  vec4: boolean,
+): OperandLoader {
+  const f0 = fixed === "m" ? "m0" : "n0", left = fixed === "m" ? "mLeft" : "nLeft";
+  const p = name.toLowerCase();
+  const base = (off: string) => `z * U(${w}u) + (${f0} + ${off}u) * U(${w + 1}u)`;
+  if (!vec4) {
+    return {
+      vec: "none",
+      setup: (i) => `let ${p}R${i} = ${base(String(i))}; let ${p}Ok${i} = ${i}u < ${left};`,
+      load: (i, k, q) => `select(0.0, ${name}[${p}R${i} + ${k} * U(${w + 2}u)], ${p}Ok${i} && kOk${q})`,
+    };
+  }
+  if (contig === "k") {
+    return {
+      vec: "k",
+      setup: (i) => `let ${p}R${i} = (${base(String(i))}) / 4u; let ${p}Ok${i} = ${i}u < ${left};`,
+      load: (i, k) => `select(vec4<f32>(0.0), ${name}4[${p}R${i} + ${k} / 4u], ${p}Ok${i})`,
+    };
+  }
+  return {
+    vec: "fixed",
+    setup: (g) => `let ${p}R${g} = ${base(String(4 * g))}; let ${p}Ok${g} = ${4 * g}u < ${left};`,
+    load: (g, k, q) =>
+      `select(vec4<f32>(0.0), ${name}4[(${p}R${g} + ${k} * U(${w + 2}u)) / 4u], ${p}Ok${g} && kOk${q})`,
+  };
+}
+
+/** out[b,m,n] = epilogue(sum_k A[b,m,k] * B[b,k,n]). */
+export function matmul(a: GPUBuffer, b: GPUBuffer, out: GPUBuffer, p: MatmulParams, epi?: Epilogue): void {
+  const { batch, m, n, k } = p;
+  checkCounts("matmul", { batch, m, n, k });
+  if (a === out || b === out || epi?.bias === out) {
+    throw new Error("matmul: the output buffer must differ from the inputs");
+  }
+  checkBuffer("matmul: A", a, (p.broadcastA ? 1 : batch) * m * k);
+  checkBuffer("matmul: B", b, (p.broadcastB ? 1 : batch) * k * n);
+  checkBuffer("matmul: out", out, batch * m * n);
+  checkEpilogue("matmul", epi, epi?.biasAlong === "m" ? m : n);
+  const tile: GemmTile = gemmTile(m, n, k, batch);
+  // A as (z, m, k) strides, B as (z, n, k) strides (the loader's fixed index first).
+  const aZ = p.broadcastA ? 0 : m * k, bZ = p.broadcastB ? 0 : k * n;
+  const aStr = p.transA ? [aZ, 1, m] : [aZ, k, 1];
+  const bStr = p.transB ? [bZ, k, 1] : [bZ, 1, n];
+  const aContig = p.transA ? "fixed" : "k", bContig = p.transB ? "k" : "fixed";
+  const aVec = p.transA ? m % 4 === 0 && tile.tm % 4 === 0 : k % 4 === 0;
+  const bVec = p.transB ? k % 4 === 0 : n % 4 === 0;
+  const bindings = [
+    { buffer: a, name: aVec ? "A4" : "A", vec4: aVec },
+    { buffer: b, name: bVec ? "B4" : "B", vec4: bVec },
+    ...(epi?.bias ? [{ buffer: epi.bias, name: "bias" }] : []),
+    { buffer: out, name: "C", write: true },
+  ];
+  gemm({
+    key: `matmul|${aContig}${aVec ? 4 : 1}${bContig}${bVec ? 4 : 1}|${epilogueKey(epi)}`,
+    tile,
+    bindings,
+    uniform: [...aStr, ...bStr, f32Bits(epi?.alpha ?? 1)],
+    helpers: epilogueHelper(epi),
+    loadA: stridedLoader("A", 8, "m", aContig, aVec),
+    loadB: stridedLoader("B", 11, "n", bContig, bVec),
+    store: () => `${epilogueCode(epi, 14)} C[(z * M + m) * N + n] = o;`,
+    m,
+    n,
+    k,
+    batch,
+  });
+}
+
+/** FLOPs of a matmul (multiply and add counted separately). */
+export function matmulFlops(p: MatmulParams): number {
+  return 2 * p.batch * p.m * p.n * p.k;
+}

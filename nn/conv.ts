@@ -1,0 +1,113 @@
+// 2-D convolution (NCHW, cross-correlation) as three differentiable ops. The forward, input-gradient and
+// weight-gradient passes are each implicit-GEMM kernels, and each one's backward is written with the other
+// two, so gradients of every order come for free (R1 needs the second).
+
+import {
+  conv2dForward,
+  conv2dInputGrad,
+  type Conv2dParams,
+  conv2dWeightGrad,
+  type Epilogue,
+} from "../kernels/conv2d.ts";
+import { record } from "./autograd.ts";
+import { Tensor } from "./tensor.ts";
+
+export interface Conv2dOptions {
+  stride?: number | [number, number];
+  /** Symmetric padding, or [top, bottom, left, right]. */
+  padding?: number | [number, number, number, number];
+  groups?: number;
+}
+
+/** Resolves the kernel parameters of conv2d(x, w) with the given options. */
+export function conv2dParams(
+  xShape: readonly number[],
+  wShape: readonly number[],
+  opts: Conv2dOptions,
+): Conv2dParams {
+  if (xShape.length !== 4) throw new Error(`conv2d: input must be NCHW, got shape [${xShape}]`);
+  if (wShape.length !== 4) {
+    throw new Error(`conv2d: weight must be [out, in/groups, kh, kw], got [${wShape}]`);
+  }
+  const [batch, cin, h, w] = xShape;
+  const [cout, cinG, kh, kw] = wShape;
+  const groups = opts.groups ?? 1;
+  if (cin % groups || cout % groups || cin / groups !== cinG) {
+    throw new Error(`conv2d: input [${xShape}] and weight [${wShape}] do not match with ${groups} group(s)`);
+  }
+  const [sy, sx] = typeof opts.stride === "number" ? [opts.stride, opts.stride] : opts.stride ?? [1, 1];
+  const p = opts.padding ?? 0;
+  const [pt, pb, pl, pr] = typeof p === "number" ? [p, p, p, p] : p;
+  const outH = Math.floor((h + pt + pb - kh) / sy) + 1;
+  const outW = Math.floor((w + pl + pr - kw) / sx) + 1;
+  if (outH <= 0 || outW <= 0) {
+    throw new Error(
+      `conv2d: kernel ${kh}x${kw} does not fit input ${h}x${w} with padding [${pt},${pb},${pl},${pr}]`,
+    );
+  }
+  return {
+    batch,
+    cin,
+    cout,
+    h,
+    w,
+    kh,
+    kw,
+    strideY: sy,
+    strideX: sx,
+    padTop: pt,
+    padLeft: pl,
+    groups,
+    outH,
+    outW,
+  };
+}
+
+/** y = conv2d(x, w) (+ bias and an activation fused into the epilogue when given; forward only then). */
+export function conv2d(x: Tensor, w: Tensor, opts: Conv2dOptions = {}, epi?: Epilogue): Tensor {
+  return convForward(x, w, conv2dParams(x.shape, w.shape, opts), epi);
+}
+
+function convForward(x: Tensor, w: Tensor, p: Conv2dParams, epi?: Epilogue): Tensor {
+  const out = Tensor.empty([p.batch, p.cout, p.outH, p.outW]);
+  conv2dForward(x.buffer, w.buffer, out.buffer, p, epi);
+  if (epi) return out;
+  return record(out, "conv2d", [x, w], (g) => [
+    x.requiresGrad ? convInputGrad(g, w, p) : null,
+    w.requiresGrad ? convWeightGrad(x, g, p) : null,
+  ]);
+}
+
+/** The adjoint of conv2d with respect to its input (a transposed convolution). */
+function convInputGrad(dy: Tensor, w: Tensor, p: Conv2dParams): Tensor {
+  const dx = Tensor.empty([p.batch, p.cin, p.h, p.w]);
+  conv2dInputGrad(dy.buffer, w.buffer, dx.buffer, p);
+  return record(dx, "conv2d_input_grad", [dy, w], (g) => [
+    dy.requiresGrad ? convForward(g, w, p) : null,
+    w.requiresGrad ? convWeightGrad(g, dy, p) : null,
+  ]);
+}
+
+/** The gradient of conv2d with respect to its weight. */
+function convWeightGrad(x: Tensor, dy: Tensor, p: Conv2dParams): Tensor {
+  const dw = Tensor.empty([p.cout, p.cin / p.groups, p.kh, p.kw]);
+  conv2dWeightGrad(x.buffer, dy.buffer, dw.buffer, p);
+  return record(dw, "conv2d_weight_grad", [x, dy], (g) => [
+    x.requiresGrad ? convInputGrad(dy, g, p) : null,
+    dy.requiresGrad ? convForward(x, g, p) : null,
+  ]);
+}
+
+/** Transposed convolution (the input-gradient kernel run forward): out has the input shape of conv2d. */
+export function conv2dTranspose(
+  y: Tensor,
+  w: Tensor,
+  outShape: [number, number, number, number],
+  opts: Conv2dOptions = {},
+): Tensor {
+  const p = conv2dParams(outShape, w.shape, opts);
+  if (y.shape.join() !== [p.batch, p.cout, p.outH, p.outW].join()) {
+    throw new Error(`conv2dTranspose: input [${y.shape}] does not match output shape [${outShape}]`);
+  }
+  return convInputGrad(y, w, p);
+}

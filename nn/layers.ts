@@ -1,0 +1,120 @@
+// Common layers: Linear, BatchNorm, activations and Sequential.
+
+import { noGrad } from "./autograd.ts";
+import { arange, ones, rand, zeros } from "./creation.ts";
+import { matmulT } from "./linalg.ts";
+import { Module } from "./module.ts";
+import { add, axpby, equal, leakyRelu, mul, relu, rsqrt, sub, tanh } from "./ops.ts";
+import { mean, variance } from "./reduce.ts";
+import { reshape } from "./shape.ts";
+import { keep, type Tensor } from "./tensor.ts";
+
+/** y = x W^T + b with PyTorch's default (Kaiming-uniform) initialisation. */
+export class Linear extends Module {
+  readonly weight: Tensor;
+  readonly bias: Tensor | null;
+  constructor(readonly inFeatures: number, readonly outFeatures: number, { bias = true } = {}) {
+    super();
+    const bound = 1 / Math.sqrt(inFeatures);
+    this.weight = this.param("weight", rand([outFeatures, inFeatures], -bound, bound));
+    this.bias = bias ? this.param("bias", rand([outFeatures], -bound, bound)) : null;
+  }
+  forward(x: Tensor): Tensor {
+    if (x.shape[x.rank - 1] !== this.inFeatures) {
+      throw new Error(`Linear(${this.inFeatures}, ${this.outFeatures}): input has shape [${x.shape}]`);
+    }
+    const y = matmulT(x, this.weight, false, true);
+    return this.bias ? add(y, this.bias) : y;
+  }
+}
+
+/**
+ * Batch normalisation over all axes but the channel axis 1 ([N, C] or [N, C, H, W]). Training uses the
+ * batch's biased variance and updates running statistics (unbiased variance), as PyTorch does.
+ */
+export class BatchNorm extends Module {
+  readonly weight: Tensor;
+  readonly bias: Tensor;
+  constructor(readonly channels: number, readonly momentum = 0.1, readonly eps = 1e-5) {
+    super();
+    this.weight = this.param("weight", ones([channels]));
+    this.bias = this.param("bias", zeros([channels]));
+    this.buffer("running_mean", zeros([channels]));
+    this.buffer("running_var", ones([channels]));
+    this.buffer("num_batches_tracked", zeros([1]));
+  }
+  forward(x: Tensor): Tensor {
+    if (x.shape[1] !== this.channels) {
+      throw new Error(`BatchNorm(${this.channels}): input has shape [${x.shape}]`);
+    }
+    const axes = x.shape.map((_, i) => i).filter((i) => i !== 1);
+    const bshape = x.shape.map((d, i) => (i === 1 ? d : 1));
+    const buffers = new Map(this.namedBuffers());
+    let mu: Tensor, v: Tensor;
+    if (this.training) {
+      mu = mean(x, axes, true);
+      v = variance(x, axes, true);
+      const n = axes.reduce((a, i) => a * x.shape[i], 1);
+      noGrad(() => {
+        const m = this.momentum;
+        const rm = axpby(buffers.get("running_mean")!, 1 - m, reshape(mu, [this.channels]), m);
+        const rv = axpby(
+          buffers.get("running_var")!,
+          1 - m,
+          reshape(v, [this.channels]),
+          (m * n) / Math.max(n - 1, 1),
+        );
+        this.setBuffer("running_mean", keep(rm));
+        this.setBuffer("running_var", keep(rv));
+      });
+    } else {
+      mu = reshape(buffers.get("running_mean")!, bshape);
+      v = reshape(buffers.get("running_var")!, bshape);
+    }
+    const xhat = mul(sub(x, mu), rsqrt(add(v, this.eps)));
+    return add(mul(xhat, reshape(this.weight, bshape)), reshape(this.bias, bshape));
+  }
+}
+
+export type Activation = "relu" | "lrelu" | "tanh" | "linear";
+
+export function activate(x: Tensor, act: Activation): Tensor {
+  switch (act) {
+    case "relu":
+      return relu(x);
+    case "lrelu":
+      return leakyRelu(x, 0.2);
+    case "tanh":
+      return tanh(x);
+    case "linear":
+      return x;
+  }
+}
+
+/** Runs child modules (anything with forward) in order. */
+export class Sequential extends Module {
+  readonly layers: { forward(x: Tensor): Tensor }[] = [];
+  constructor(layers: (Module & { forward(x: Tensor): Tensor })[]) {
+    super();
+    layers.forEach((l, i) => this.layers.push(this.module(String(i), l)));
+  }
+  forward(x: Tensor): Tensor {
+    for (const l of this.layers) x = l.forward(x);
+    return x;
+  }
+}
+
+/** An activation as a module (no parameters), for Sequential. */
+export class Act extends Module {
+  constructor(readonly act: Activation) {
+    super();
+  }
+  forward(x: Tensor): Tensor {
+    return activate(x, this.act);
+  }
+}
+
+/** One-hot rows of `labels` (i32, or f32 holding integers) with n classes; carries no gradient. */
+export function oneHot(labels: Tensor, n: number): Tensor {
+  return equal(reshape(labels, [labels.size, 1]), reshape(arange(n, labels.dtype), [1, n]));
+}

@@ -1,0 +1,71 @@
+// Batched matrix multiplication as a differentiable op. Transposes are flags of the GEMM kernel, so the
+// backward products read their operands in place instead of copying transposes.
+
+import { type Epilogue, matmul as gemm } from "../kernels/matmul.ts";
+import { record } from "./autograd.ts";
+import { reshape, sumTo } from "./shape.ts";
+import { Tensor } from "./tensor.ts";
+
+interface Mat {
+  batch: number[]; // leading dims ([] when 2-D)
+  rows: number;
+  cols: number;
+}
+
+function mat(t: Tensor, name: string): Mat {
+  if (t.rank < 2) throw new Error(`${name} needs a matrix (rank >= 2), got shape [${t.shape}]`);
+  return { batch: t.shape.slice(0, -2), rows: t.shape[t.rank - 2], cols: t.shape[t.rank - 1] };
+}
+
+/**
+ * op(a) @ op(b) over leading batch dims, where op transposes the last two axes when the flag is set.
+ * Batch dims must be equal, or one operand must be a plain matrix (broadcast over the batch).
+ */
+export function matmulT(a: Tensor, b: Tensor, transA = false, transB = false, epi?: Epilogue): Tensor {
+  const A = mat(a, "matmul"), B = mat(b, "matmul");
+  const m = transA ? A.cols : A.rows, k = transA ? A.rows : A.cols;
+  const kb = transB ? B.cols : B.rows, n = transB ? B.rows : B.cols;
+  if (k !== kb) {
+    throw new Error(
+      `matmul: inner dimensions differ: [${a.shape}]${transA ? "^T" : ""} @ [${b.shape}]${
+        transB ? "^T" : ""
+      }`,
+    );
+  }
+  const ba = A.batch.reduce((x, y) => x * y, 1), bb = B.batch.reduce((x, y) => x * y, 1);
+  let batchShape: number[];
+  if (A.batch.length && B.batch.length) {
+    if (A.batch.join() !== B.batch.join()) {
+      throw new Error(`matmul: batch dims [${A.batch}] and [${B.batch}] differ`);
+    }
+    batchShape = A.batch;
+  } else batchShape = A.batch.length ? A.batch : B.batch;
+  const batch = Math.max(ba, bb);
+  const out = Tensor.empty([...batchShape, m, n]);
+  gemm(a.buffer, b.buffer, out.buffer, {
+    batch,
+    m,
+    n,
+    k,
+    transA,
+    transB,
+    broadcastA: A.batch.length === 0 && batch > 1,
+    broadcastB: B.batch.length === 0 && batch > 1,
+  }, epi);
+  if (epi) return out; // fused epilogues are forward-only (inference paths)
+  return record(out, "matmul", [a, b], (g) => {
+    // dA' = G B'^T, dB' = A'^T G, mapped back through the transposes.
+    const ga = a.requiresGrad ? (transA ? matmulT(b, g, transB, true) : matmulT(g, b, false, !transB)) : null;
+    const gb = b.requiresGrad ? (transB ? matmulT(g, a, true, transA) : matmulT(a, g, !transA, false)) : null;
+    return [ga && sumTo(ga, a.shape), gb && sumTo(gb, b.shape)];
+  });
+}
+
+/** a @ b. */
+export function matmul(a: Tensor, b: Tensor): Tensor {
+  if (a.rank === 1) {
+    return reshape(matmul(reshape(a, [1, a.shape[0]]), b), b.rank === 1 ? [] : [b.shape[b.rank - 1]]);
+  }
+  if (b.rank === 1) return reshape(matmulT(a, reshape(b, [b.shape[0], 1])), a.shape.slice(0, -1));
+  return matmulT(a, b);
+}

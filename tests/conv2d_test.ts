@@ -1,0 +1,212 @@
+// conv2d forward, input gradient and weight gradient against float64 references on awkward shapes
+// (strides, asymmetric and caller-chosen padding, groups, kh != kw, 1x1), plus the adjoint identity
+// <conv(x,w), dy> == <x, inputGrad(dy,w)> == <w, weightGrad(x,dy)>.
+import { assertClose, gpuTest, randArray } from "./harness.ts";
+import { gpu } from "../kernels/runtime.ts";
+import {
+  conv2dFlops,
+  conv2dForward,
+  conv2dInputGrad,
+  type Conv2dParams,
+  conv2dWeightGrad,
+} from "../kernels/conv2d.ts";
+
+function upload(data: Float32Array): GPUBuffer {
+  const buf = gpu().alloc(Math.max(4, data.length * 4));
+  gpu().upload(buf, data);
+  return buf;
+}
+
+async function download(buf: GPUBuffer, n: number): Promise<Float32Array> {
+  return new Float32Array(await gpu().read(buf, n * 4));
+}
+
+/** Calls f(xIndex, wIndex, yIndex) for every multiply-add of the convolution (in-range taps only). */
+function forEachTap(p: Conv2dParams, f: (xi: number, wi: number, yi: number) => void): void {
+  const cinG = p.cin / p.groups, coutG = p.cout / p.groups;
+  for (let b = 0; b < p.batch; b++) {
+    for (let o = 0; o < p.cout; o++) {
+      const g = Math.floor(o / coutG);
+      for (let oy = 0; oy < p.outH; oy++) {
+        for (let ox = 0; ox < p.outW; ox++) {
+          const yi = ((b * p.cout + o) * p.outH + oy) * p.outW + ox;
+          for (let ci = 0; ci < cinG; ci++) {
+            for (let ky = 0; ky < p.kh; ky++) {
+              const iy = oy * p.strideY - p.padTop + ky;
+              if (iy < 0 || iy >= p.h) continue;
+              for (let kx = 0; kx < p.kw; kx++) {
+                const ix = ox * p.strideX - p.padLeft + kx;
+                if (ix < 0 || ix >= p.w) continue;
+                const xi = ((b * p.cin + g * cinG + ci) * p.h + iy) * p.w + ix;
+                f(xi, ((o * cinG + ci) * p.kh + ky) * p.kw + kx, yi);
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+const sizes = (p: Conv2dParams) => ({
+  x: p.batch * p.cin * p.h * p.w,
+  w: p.cout * (p.cin / p.groups) * p.kh * p.kw,
+  y: p.batch * p.cout * p.outH * p.outW,
+});
+
+function conv(base: Partial<Conv2dParams> & Pick<Conv2dParams, "cin" | "cout" | "h" | "w" | "kh" | "kw">) {
+  const p: Conv2dParams = {
+    batch: 2,
+    strideY: 1,
+    strideX: 1,
+    padTop: 0,
+    padLeft: 0,
+    groups: 1,
+    outH: 0,
+    outW: 0,
+    ...base,
+  };
+  // Default output size: symmetric "same"-style padding with the caller's top/left.
+  if (!base.outH) p.outH = Math.floor((p.h + 2 * p.padTop - p.kh) / p.strideY) + 1;
+  if (!base.outW) p.outW = Math.floor((p.w + 2 * p.padLeft - p.kw) / p.strideX) + 1;
+  return p;
+}
+
+const CASES: Conv2dParams[] = [
+  conv({ cin: 3, cout: 5, h: 9, w: 11, kh: 3, kw: 3, padTop: 1, padLeft: 1 }),
+  conv({ cin: 4, cout: 6, h: 10, w: 9, kh: 3, kw: 3, strideY: 2, strideX: 2, padTop: 1, padLeft: 1 }),
+  // Asymmetric padding, kh != kw, caller-chosen output size (bottom/right padding differs).
+  conv({ cin: 6, cout: 4, h: 8, w: 7, kh: 2, kw: 3, padTop: 0, padLeft: 2, outH: 8, outW: 6, groups: 2 }),
+  conv({
+    cin: 6,
+    cout: 9,
+    h: 7,
+    w: 7,
+    kh: 3,
+    kw: 1,
+    strideY: 2,
+    strideX: 1,
+    padTop: 2,
+    outH: 5,
+    outW: 7,
+    groups: 3,
+  }),
+  conv({ batch: 3, cin: 5, cout: 7, h: 6, w: 5, kh: 1, kw: 1 }),
+  conv({
+    batch: 1,
+    cin: 8,
+    cout: 4,
+    h: 6,
+    w: 6,
+    kh: 4,
+    kw: 4,
+    strideY: 2,
+    strideX: 2,
+    padTop: 1,
+    padLeft: 1,
+  }),
+  // Output that reads past the bottom/right edge and a stride larger than the kernel.
+  conv({ cin: 2, cout: 3, h: 5, w: 6, kh: 2, kw: 2, strideY: 3, strideX: 3, outH: 3, outW: 3 }),
+  // Fused modulated conv: batch 1, groups = samples, per-sample weights; vec4 weight rows (K = 36).
+  conv({ batch: 1, cin: 3 * 4, cout: 3 * 5, h: 6, w: 6, kh: 3, kw: 3, padTop: 1, padLeft: 1, groups: 3 }),
+];
+
+async function checkCase(p: Conv2dParams, seed: number, withEpilogue: boolean): Promise<void> {
+  const rt = gpu();
+  const n = sizes(p);
+  const x = randArray(n.x, seed), w = randArray(n.w, seed + 1), dy = randArray(n.y, seed + 2);
+  const bias = randArray(p.cout, seed + 3);
+  const gx = upload(x), gw = upload(w), gdy = upload(dy), gbias = upload(bias);
+  const gy = rt.alloc(n.y * 4), gdx = rt.alloc(n.x * 4), gdw = rt.alloc(n.w * 4);
+  const y = new Float64Array(n.y), dx = new Float64Array(n.x), dw = new Float64Array(n.w);
+  forEachTap(p, (xi, wi, yi) => {
+    y[yi] += x[xi] * w[wi];
+    dx[xi] += dy[yi] * w[wi];
+    dw[wi] += dy[yi] * x[xi];
+  });
+  const what = JSON.stringify(p);
+  if (withEpilogue) {
+    conv2dForward(gx, gw, gy, p, { bias: gbias, expr: "select(v, 0.2 * v, v < 0.0)" });
+    const plane = p.outH * p.outW;
+    const want = y.map((v, i) => {
+      const o = v + bias[Math.floor(i / plane) % p.cout];
+      return o < 0 ? 0.2 * o : o;
+    });
+    assertClose(await download(gy, n.y), want, { rtol: 1e-4, atol: 1e-5, what: `forward+epilogue ${what}` });
+  }
+  conv2dForward(gx, gw, gy, p);
+  conv2dInputGrad(gdy, gw, gdx, p);
+  conv2dWeightGrad(gx, gdy, gdw, p);
+  assertClose(await download(gy, n.y), y, { rtol: 1e-4, atol: 1e-5, what: `forward ${what}` });
+  assertClose(await download(gdx, n.x), dx, { rtol: 1e-4, atol: 1e-5, what: `inputGrad ${what}` });
+  assertClose(await download(gdw, n.w), dw, { rtol: 1e-4, atol: 1e-5, what: `weightGrad ${what}` });
+  for (const b of [gx, gw, gdy, gbias, gy, gdx, gdw]) rt.release(b);
+}
+
+gpuTest("conv2d: forward, input grad and weight grad match float64 on awkward shapes", async () => {
+  let seed = 1;
+  for (const p of CASES) await checkCase(p, seed += 10, seed === 11);
+});
+
+gpuTest("conv2d: bias + leaky-relu epilogue on a grouped strided conv", async () => {
+  await checkCase(CASES[3], 500, true);
+});
+
+gpuTest("conv2d: bigger shapes use larger tiles, split-K weight grads and vec4 loads", async () => {
+  // 12x12 images (outH*outW % 4 == 0) give vec4 dy rows in the weight grad; K = 1152 splits it.
+  await checkCase(
+    conv({ batch: 8, cin: 16, cout: 24, h: 12, w: 12, kh: 3, kw: 3, padTop: 1, padLeft: 1 }),
+    900,
+    false,
+  );
+  await checkCase(
+    conv({ batch: 2, cin: 4, cout: 70, h: 13, w: 11, kh: 3, kw: 2, padTop: 1, padLeft: 0 }),
+    950,
+    false,
+  );
+});
+
+gpuTest("conv2d: inputGrad and weightGrad are the adjoints of forward", async () => {
+  const rt = gpu();
+  for (const [ci, p] of [CASES[1], CASES[2], CASES[3]].entries()) {
+    const n = sizes(p);
+    const x = randArray(n.x, 70 + ci), w = randArray(n.w, 80 + ci), dy = randArray(n.y, 90 + ci);
+    const gx = upload(x), gw = upload(w), gdy = upload(dy);
+    const gy = rt.alloc(n.y * 4), gdx = rt.alloc(n.x * 4), gdw = rt.alloc(n.w * 4);
+    conv2dForward(gx, gw, gy, p);
+    conv2dInputGrad(gdy, gw, gdx, p);
+    conv2dWeightGrad(gx, gdy, gdw, p);
+    const dot = (a: ArrayLike<number>, b: ArrayLike<number>) => {
+      let s = 0;
+      for (let i = 0; i < a.length; i++) s += a[i] * b[i];
+      return s;
+    };
+    const lhs = dot(await download(gy, n.y), dy);
+    const viaX = dot(x, await download(gdx, n.x));
+    const viaW = dot(w, await download(gdw, n.w));
+    assertClose([viaX, viaW], [lhs, lhs], { rtol: 1e-4, atol: 1e-4, what: `adjoint ${JSON.stringify(p)}` });
+    for (const b of [gx, gw, gdy, gy, gdx, gdw]) rt.release(b);
+  }
+});
+
+gpuTest("conv2d: bad parameters give clear errors", () => {
+  const rt = gpu();
+  const buf = rt.alloc(4096), out = rt.alloc(4096);
+  const p = conv({ cin: 3, cout: 4, h: 4, w: 4, kh: 3, kw: 3, padTop: 1, padLeft: 1 });
+  const expectThrow = (f: () => void, what: string) => {
+    let msg = "";
+    try {
+      f();
+    } catch (e) {
+      msg = (e as Error).message;
+    }
+    if (!msg.includes(what)) throw new Error(`expected an error mentioning "${what}", got "${msg}"`);
+  };
+  expectThrow(() => conv2dForward(buf, buf, out, { ...p, groups: 2 }), "multiples of groups");
+  expectThrow(() => conv2dForward(buf, buf, out, { ...p, strideY: 0 }), "strideY");
+  expectThrow(() => conv2dForward(buf, buf, buf, p), "must differ");
+  expectThrow(() => conv2dWeightGrad(buf, buf, out, { ...p, cin: 300 }), "needs");
+  if (conv2dFlops(p) !== 2 * 2 * 4 * 16 * 3 * 9) throw new Error("conv2dFlops");
+  rt.release(buf);
+  rt.release(out);
+});
