@@ -116,6 +116,8 @@ export function grad(outputs: Tensor | Tensor[], inputs: Tensor[], opts: GradOpt
   // gradient tensor, and free one (when no graph is kept) only when nobody does.
   const held = new Map<Tensor, number>();
   for (const g of grads.values()) held.set(g, (held.get(g) ?? 0) + 1);
+  // The caller's gradOutputs stay the caller's: one extra hold means they are never freed here.
+  for (const g of opts.gradOutputs ?? []) if (g) held.set(g, (held.get(g) ?? 0) + 1);
   const release = (g: Tensor) => {
     const n = (held.get(g) ?? 0) - 1;
     if (n > 0) return void held.set(g, n);

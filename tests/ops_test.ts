@@ -223,3 +223,13 @@ gpuTest("read-back can check for non-finite values", async () => {
   await t.data({ checkFinite: true }).catch((e) => (msg = (e as Error).message));
   if (!/non-finite value -Infinity at flat index 1/.test(msg)) throw new Error(`got: ${msg}`);
 });
+
+gpuTest("grad leaves the caller's gradOutputs alive", async () => {
+  const x = tensor([1, 2, 3]);
+  x.requiresGrad = true;
+  const y = o.mul(o.square(x), 2);
+  const gy = tensor([1, 0, -1]);
+  const [gx] = grad(y, [x], { gradOutputs: [gy] });
+  assertClose(await gx.data(), [4, 0, -12]);
+  assertClose(await gy.data(), [1, 0, -1]);
+});
