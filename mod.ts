@@ -29,6 +29,7 @@ export {
   equal,
   exp,
   greater,
+  isFiniteMask,
   leakyRelu,
   lerp,
   less,

@@ -133,7 +133,12 @@ export function rsub(a: Tensor, s: number): Tensor {
 /** a * x + b * y (a common fused form: lerp, EMA, Adam-like updates). */
 export function axpby(x: Tensor, a: number, y: Tensor, b: number): Tensor {
   const out = mapElementwise("axpby", "p0 * in0 + p1 * in1", [x, y], { scalars: [a, b] });
-  return record(out, "axpby", [x, y], (g) => [sumTo(mulScalar(g, a), x.shape), sumTo(mulScalar(g, b), y.shape)]);
+  return record(
+    out,
+    "axpby",
+    [x, y],
+    (g) => [sumTo(mulScalar(g, a), x.shape), sumTo(mulScalar(g, b), y.shape)],
+  );
 }
 
 /** a + (b - a) * t, with scalar t. */
@@ -203,7 +208,12 @@ export function sign(a: Tensor): Tensor {
 
 export function relu(a: Tensor): Tensor {
   const out = mapElementwise("relu", "max(in0, 0.0)", [a]);
-  return record(out, "relu", [a], (g) => [mul(g, mapElementwise("relu_mask", "select(0.0, 1.0, in0 > 0.0)", [a]))]);
+  return record(
+    out,
+    "relu",
+    [a],
+    (g) => [mul(g, mapElementwise("relu_mask", "select(0.0, 1.0, in0 > 0.0)", [a]))],
+  );
 }
 
 /** x for x > 0, alpha*x otherwise. */
@@ -217,14 +227,19 @@ export function leakyRelu(a: Tensor, alpha = 0.2): Tensor {
 export function sigmoid(a: Tensor): Tensor {
   // Written to stay finite for large |x| (no reliance on inf inside WGSL).
   const out = mapElementwise("sigmoid", "sigm(in0)", [a], {
-    helpers: "fn sigm(x: f32) -> f32 { let e = exp(-abs(x)); return select(e / (1.0 + e), 1.0 / (1.0 + e), x >= 0.0); }",
+    helpers:
+      "fn sigm(x: f32) -> f32 { let e = exp(-abs(x)); return select(e / (1.0 + e), 1.0 / (1.0 + e), x >= 0.0); }",
   });
   return record(out, "sigmoid", [a], (g) => [mul(g, mul(out, rsub(out, 1)))]);
 }
 
 export function tanh(a: Tensor): Tensor {
   // tanh via exp of a non-positive argument: no overflow for large |x|.
-  const out = mapElementwise("tanh", "sign(in0) * (1.0 - exp(-2.0 * abs(in0))) / (1.0 + exp(-2.0 * abs(in0)))", [a]);
+  const out = mapElementwise(
+    "tanh",
+    "sign(in0) * (1.0 - exp(-2.0 * abs(in0))) / (1.0 + exp(-2.0 * abs(in0)))",
+    [a],
+  );
   return record(out, "tanh", [a], (g) => [mul(g, rsub(square(out), 1))]);
 }
 
@@ -237,7 +252,10 @@ export function softplus(a: Tensor): Tensor {
 export function clamp(a: Tensor, lo: number, hi: number): Tensor {
   const out = mapElementwise("clamp", "clamp(in0, p0, p1)", [a], { scalars: [lo, hi] });
   return record(out, "clamp", [a], (g) => [
-    mul(g, mapElementwise("clamp_mask", "select(0.0, 1.0, in0 >= p0 && in0 <= p1)", [a], { scalars: [lo, hi] })),
+    mul(
+      g,
+      mapElementwise("clamp_mask", "select(0.0, 1.0, in0 >= p0 && in0 <= p1)", [a], { scalars: [lo, hi] }),
+    ),
   ]);
 }
 
@@ -282,10 +300,12 @@ export function detach(a: Tensor): Tensor {
   return a.view(a.shape);
 }
 
-/** Replaces NaN/inf by zero (for debugging aids; training stops on NaN instead). */
+/** 1 where the value is finite, 0 for NaN and +-inf (no gradient). */
 export function isFiniteMask(a: Tensor): Tensor {
-  // x - x is 0 for finite values and NaN otherwise; NaN != NaN. Avoids inf literals in WGSL.
-  return mapElementwise("isfinite", "select(0.0, 1.0, (in0 - in0) == 0.0)", [a]);
+  // Exponent bits all ones means inf or NaN; tested on the bits, since compilers may fold float tricks.
+  return mapElementwise("isfinite", "select(1.0, 0.0, (bitcast<u32>(in0) & 0x7f800000u) == 0x7f800000u)", [
+    a,
+  ]);
 }
 
 registerAutogradOps({ add, onesLike, zerosLike });

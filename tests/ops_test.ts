@@ -233,3 +233,8 @@ gpuTest("grad leaves the caller's gradOutputs alive", async () => {
   assertClose(await gx.data(), [4, 0, -12]);
   assertClose(await gy.data(), [1, 0, -1]);
 });
+
+gpuTest("isFiniteMask flags NaN and infinities", async () => {
+  const t = o.div(tensor([1, 0, -1, 0, 2]), tensor([1, 0, 0, 1, 0]));
+  assertClose(await o.isFiniteMask(t).data(), [1, 0, 0, 1, 0]);
+});

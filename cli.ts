@@ -1,0 +1,64 @@
+// The command line: `deno run -A cli.ts <command> [options]`; `--help` on each says what it does.
+// Each command lives in cli/ and is imported only when it runs, so start-up stays quick.
+
+interface Command {
+  summary: string;
+  run: (args: string[]) => Promise<void>;
+}
+
+const commands: Record<string, Command> = {
+  info: {
+    summary: "print the WebGPU adapter, its limits and the engine's configuration",
+    run: async (a) => (await import("./cli/info.ts")).info(a),
+  },
+  demo: {
+    summary: "the main job on the embedded default data (see README)",
+    run: async (a) => (await import("./cli/demo.ts")).demo(a),
+  },
+  train: {
+    summary: "train a StyleGAN2 (or fine-tune from a snapshot) on a dataset; resumable run directory",
+    run: async (a) => (await import("./cli/train.ts")).trainCommand(a),
+  },
+  generate: {
+    summary: "write a PNG grid of images from a snapshot (seeds, class, truncation, noise mode)",
+    run: async (a) => (await import("./cli/generate.ts")).generateCommand(a),
+  },
+  w1: {
+    summary: "exact Wasserstein-1 between two equal-size 2-D point sets (.npy, [n,2])",
+    run: async (a) => (await import("./cli/metrics.ts")).w1Command(a),
+  },
+  study: {
+    summary: "the pretrained-GAN study's 2-D experiments: `study transfer` and `study dissect`",
+    run: async (a) => (await import("./cli/study.ts")).study(a),
+  },
+};
+
+function usage(): string {
+  const rows = Object.entries(commands).map(([n, c]) => `  ${n.padEnd(10)} ${c.summary}`);
+  return `GAN Cocktail: merge pretrained GANs without their data, on a WebGPU engine.
+
+usage: deno run -A cli.ts <command> [options]     (each command takes --help)
+
+commands:
+${rows.join("\n")}`;
+}
+
+if (import.meta.main) {
+  const [name, ...rest] = Deno.args;
+  if (!name || name === "--help" || name === "-h" || name === "help") {
+    console.log(usage());
+    Deno.exit(name ? 0 : 1);
+  }
+  const cmd = commands[name];
+  if (!cmd) {
+    console.error(`unknown command '${name}'\n\n${usage()}`);
+    Deno.exit(2);
+  }
+  try {
+    await cmd.run(rest);
+  } catch (e) {
+    console.error(`error: ${(e as Error).message}`);
+    if (Deno.env.get("GC_DEBUG")) console.error((e as Error).stack);
+    Deno.exit(1);
+  }
+}

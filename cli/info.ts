@@ -1,0 +1,25 @@
+// `info`: the adapter and its limits, so a user can see what the engine runs on.
+
+import { initGPU } from "../kernels/runtime.ts";
+import { parse } from "./args.ts";
+
+export async function info(args: string[]): Promise<void> {
+  const { values } = parse(args, "usage: cli.ts info [--json]", {
+    json: { type: "boolean", help: "print JSON" },
+  });
+  const rt = await initGPU();
+  if (values.json) console.log(JSON.stringify(rt.info));
+  else {
+    const i = rt.info;
+    console.log(
+      `adapter: ${i.description || "(no description)"} vendor ${i.vendor}${
+        i.isFallbackAdapter ? " (CPU fallback)" : ""
+      }`,
+    );
+    console.log(
+      `max storage binding: ${(i.limits.maxStorageBufferBindingSize / 2 ** 20).toFixed(0)} MiB, ` +
+        `workgroup storage ${i.limits.maxComputeWorkgroupStorageSize} B, invocations ${i.limits.maxComputeInvocationsPerWorkgroup}`,
+    );
+    console.log(`features: ${i.features.join(", ")}`);
+  }
+}

@@ -1,0 +1,221 @@
+// Training snapshots. A snapshot is ONE safetensors file, written atomically: the tensors of G, D and G_ema
+// (and both optimisers' moments, by parameter name) under prefixes, and the training state as JSON in its
+// metadata (architectures as SGA init kwargs, counters, pl_mean, RNG state). One file means a snapshot is
+// never half written; the weights are checked finite on the host before anything is written.
+
+import { tensorFromHost, writeFileAtomic } from "../../nn/checkpoint.ts";
+import { encodeSafetensors, type HostArray, parseSafetensors } from "../../nn/io/mod.ts";
+import type { Module } from "../../nn/module.ts";
+import type { Adam } from "../../nn/optim.ts";
+import { concat } from "../../nn/shape.ts";
+import { scope, type Tensor } from "../../nn/tensor.ts";
+import type { Discriminator } from "../stylegan2/discriminator.ts";
+import type { Generator } from "../stylegan2/generator.ts";
+
+export const SNAPSHOT_FORMAT = "gan-cocktail-stylegan2-snapshot";
+export const SNAPSHOT_VERSION = 1;
+const META_KEY = "training_state";
+
+/** The JSON part of a snapshot. */
+export interface SnapshotState {
+  format: typeof SNAPSHOT_FORMAT;
+  version: number;
+  G_init_kwargs: Record<string, unknown>;
+  D_init_kwargs: Record<string, unknown>;
+  /** Images shown to D so far. */
+  curNimg: number;
+  /** Training iterations done (one iteration = G and D steps on one batch). */
+  step: number;
+  tick: number;
+  /** Adam step counters (moments are tensors in the file). */
+  optG: { step: number } | null;
+  optD: { step: number } | null;
+  plMean: number;
+  /** Every random number of iteration i comes from streams keyed by (seed, i): this is the whole RNG state. */
+  rng: { seed: number; step: number };
+  /** Class names of the training data (conditional runs), for `generate --class`. */
+  classNames?: string[];
+  time: string;
+}
+
+/** Raised when training produced non-finite numbers; the last good snapshot is left in place. */
+export class TrainingDivergedError extends Error {
+  constructor(message: string, readonly step: number, readonly lastSnapshot: string | null) {
+    super(message);
+    this.name = "TrainingDivergedError";
+  }
+}
+
+/** Reads f32 tensors back in a few large transfers (one per chunk of at most ~64 MiB), not one per tensor. */
+export async function readTensors(tensors: Tensor[]): Promise<Float32Array[]> {
+  const out: Float32Array[] = new Array(tensors.length);
+  const budget = 16 * 2 ** 20; // floats per chunk
+  let i = 0;
+  while (i < tensors.length) {
+    const chunk: number[] = [];
+    let n = 0;
+    while (i < tensors.length && (chunk.length === 0 || n + tensors[i].size <= budget)) {
+      const t = tensors[i];
+      if (t.dtype !== "f32") {
+        out[i++] = await t.data();
+        continue;
+      }
+      chunk.push(i);
+      n += t.size;
+      i++;
+    }
+    if (!chunk.length) continue;
+    const flat = scope(() => concat(chunk.map((k) => tensors[k].view([tensors[k].size])), 0));
+    const data = await flat.data();
+    flat.dispose();
+    let off = 0;
+    for (const k of chunk) {
+      out[k] = data.slice(off, off + tensors[k].size);
+      off += tensors[k].size;
+    }
+  }
+  return out;
+}
+
+function firstNonFinite(data: Float32Array): number {
+  for (let i = 0; i < data.length; i++) if (!Number.isFinite(data[i])) return i;
+  return -1;
+}
+
+export interface SnapshotParts {
+  G: Generator;
+  D: Discriminator;
+  Gema: Generator;
+  /** Optimisers with the parameter names of their parameter lists (moments are stored by name). */
+  optG?: { opt: Adam; names: string[] } | null;
+  optD?: { opt: Adam; names: string[] } | null;
+}
+
+/**
+ * Writes a snapshot atomically. Throws TrainingDivergedError (writing nothing) if a weight of G, D or
+ * G_ema is not finite.
+ */
+export async function saveSnapshot(
+  path: string,
+  parts: SnapshotParts,
+  state: Omit<SnapshotState, "format" | "version" | "G_init_kwargs" | "D_init_kwargs" | "time">,
+  lastGood: string | null = null,
+): Promise<void> {
+  const named: [string, Tensor][] = [];
+  const add = (prefix: string, m: Module) => {
+    for (const [k, t] of m.stateDict()) named.push([`${prefix}.${k}`, t]);
+  };
+  add("G", parts.G);
+  add("D", parts.D);
+  add("G_ema", parts.Gema);
+  for (const [prefix, o] of [["optG", parts.optG], ["optD", parts.optD]] as const) {
+    if (!o) continue;
+    if (o.names.length !== o.opt.params.length) {
+      throw new Error(
+        `saveSnapshot: ${o.names.length} names for ${o.opt.params.length} ${prefix} parameters`,
+      );
+    }
+    o.names.forEach((n, i) => {
+      named.push([`${prefix}.m.${n}`, o.opt.m[i]]);
+      named.push([`${prefix}.v.${n}`, o.opt.v[i]]);
+    });
+  }
+  const data = await readTensors(named.map(([, t]) => t));
+  const arrays = new Map<string, HostArray>();
+  named.forEach(([k, t], i) => {
+    if (!k.startsWith("opt")) {
+      const bad = firstNonFinite(data[i]);
+      if (bad >= 0) {
+        throw new TrainingDivergedError(
+          `weights became non-finite (${k}[${bad}] = ${data[i][bad]}) at iteration ${state.step} ` +
+            `(kimg ${(state.curNimg / 1000).toFixed(3)}); nothing written, last good snapshot: ${
+              lastGood ?? "none"
+            }`,
+          state.step,
+          lastGood,
+        );
+      }
+    }
+    arrays.set(k, { dtype: "f32", shape: [...t.shape], data: data[i] });
+  });
+  const full: SnapshotState = {
+    format: SNAPSHOT_FORMAT,
+    version: SNAPSHOT_VERSION,
+    G_init_kwargs: parts.G.initKwargs() as unknown as Record<string, unknown>,
+    D_init_kwargs: parts.D.initKwargs() as unknown as Record<string, unknown>,
+    ...state,
+    time: new Date().toISOString(),
+  };
+  await writeFileAtomic(path, encodeSafetensors(arrays, { [META_KEY]: JSON.stringify(full) }));
+}
+
+/** A snapshot read back: its state and its tensors split by network. */
+export interface LoadedSnapshot {
+  state: SnapshotState;
+  /** Prefix ("G", "D", "G_ema", "optG.m", ...) -> state dict. */
+  parts: Map<string, Map<string, Tensor>>;
+}
+
+/** Reads a snapshot; `only` limits the parts put on the GPU (e.g. ["G_ema"] to generate). */
+export async function readSnapshot(path: string, only?: string[]): Promise<LoadedSnapshot> {
+  let bytes: Uint8Array;
+  try {
+    bytes = await Deno.readFile(path);
+  } catch (e) {
+    throw new Error(`cannot read snapshot ${path}: ${(e as Error).message}`);
+  }
+  let parsed: ReturnType<typeof parseSafetensors>;
+  try {
+    parsed = parseSafetensors(bytes);
+  } catch (e) {
+    throw new Error(`${path}: ${(e as Error).message}`);
+  }
+  const raw = parsed.metadata[META_KEY];
+  if (!raw) throw new Error(`${path}: not a training snapshot (no '${META_KEY}' metadata)`);
+  const state = JSON.parse(raw) as SnapshotState;
+  if (state.format !== SNAPSHOT_FORMAT || state.version !== SNAPSHOT_VERSION) {
+    throw new Error(`${path}: unsupported snapshot format ${state.format} v${state.version}`);
+  }
+  const parts = new Map<string, Map<string, Tensor>>();
+  for (const [k, a] of parsed.tensors) {
+    const m = /^(G_ema|G|D|optG\.[mv]|optD\.[mv])\.(.+)$/.exec(k);
+    if (!m) throw new Error(`${path}: unexpected tensor name ${k}`);
+    if (only && !only.includes(m[1])) continue;
+    if (!parts.has(m[1])) parts.set(m[1], new Map());
+    parts.get(m[1])!.set(m[2], tensorFromHost(a));
+  }
+  return { state, parts };
+}
+
+/** Disposes the tensors of a loaded snapshot. */
+export function disposeSnapshot(s: LoadedSnapshot): void {
+  for (const m of s.parts.values()) for (const t of m.values()) t.dispose();
+}
+
+/** Restores an optimiser's moments (by parameter name) and step counter. */
+export function loadOptimizer(
+  opt: Adam,
+  names: string[],
+  m: Map<string, Tensor> | undefined,
+  v: Map<string, Tensor> | undefined,
+  step: number,
+  what: string,
+): void {
+  if (!m || !v) throw new Error(`snapshot has no ${what} optimiser state`);
+  const state = new Map<string, Tensor | number>([["step", step]]);
+  names.forEach((n, i) => {
+    const mi = m.get(n), vi = v.get(n);
+    if (!mi || !vi) throw new Error(`snapshot's ${what} optimiser state lacks parameter ${n}`);
+    if (mi.size !== opt.params[i].size) {
+      throw new Error(`snapshot's ${what} moments of ${n} have the wrong size`);
+    }
+    state.set(`m.${i}`, mi);
+    state.set(`v.${i}`, vi);
+  });
+  if (m.size !== names.length) {
+    throw new Error(
+      `snapshot's ${what} optimiser holds ${m.size} parameters, this run trains ${names.length}`,
+    );
+  }
+  opt.loadStateDict(state);
+}
