@@ -10,7 +10,9 @@ function flatten(data: Nested, shape: number[], out: number[], depth = 0): void 
   if (Array.isArray(data)) {
     if (shape.length <= depth) shape.push(data.length);
     else if (shape[depth] !== data.length) {
-      throw new Error(`ragged nested array: length ${data.length} at depth ${depth}, expected ${shape[depth]}`);
+      throw new Error(
+        `ragged nested array: length ${data.length} at depth ${depth}, expected ${shape[depth]}`,
+      );
     }
     for (const d of data) flatten(d, shape, out, depth + 1);
   } else {

@@ -106,7 +106,12 @@ function writeRegion(src: Tensor, dst: Tensor, begin: number[]): void {
     name: "write_region",
     expr: "in0",
     inputs: [{ buffer: src.buffer, dtype: src.dtype, strides: contiguousStrides(src.shape), offset: 0 }],
-    out: { buffer: dst.buffer, dtype: dst.dtype, strides: ds, offset: begin.reduce((a, b, i) => a + b * ds[i], 0) },
+    out: {
+      buffer: dst.buffer,
+      dtype: dst.dtype,
+      strides: ds,
+      offset: begin.reduce((a, b, i) => a + b * ds[i], 0),
+    },
     shape: [...src.shape],
   });
 }

@@ -158,7 +158,9 @@ export class Tensor {
 /** Copies host data into a new tensor. */
 export function fromHost(data: Float32Array | Int32Array, shape: Shape, dtype: DType): Tensor {
   if (data.length !== sizeOf(shape)) {
-    throw new Error(`data of length ${data.length} does not fit shape [${shape}] (${sizeOf(shape)} elements)`);
+    throw new Error(
+      `data of length ${data.length} does not fit shape [${shape}] (${sizeOf(shape)} elements)`,
+    );
   }
   const t = Tensor.empty(shape, dtype);
   if (data.length > 0) gpu().upload(t.buffer, data);
