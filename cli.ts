@@ -27,6 +27,22 @@ const commands: Record<string, Command> = {
     summary: "exact Wasserstein-1 between two equal-size 2-D point sets (.npy, [n,2])",
     run: async (a) => (await import("./cli/metrics.ts")).w1Command(a),
   },
+  fid: {
+    summary: "FID between statistics (.npz), features (.npy), generator snapshots or datasets",
+    run: async (a) => (await import("./cli/fid.ts")).fidCommand(a),
+  },
+  kid: {
+    summary: "KID (polynomial kernel, unbiased, subsets) between two feature sets or image sources",
+    run: async (a) => (await import("./cli/fid.ts")).kidCommand(a),
+  },
+  pr: {
+    summary: "improved precision and recall (k-NN manifolds) of FAKE against REAL",
+    run: async (a) => (await import("./cli/fid.ts")).prCommand(a),
+  },
+  metrics: {
+    summary: "FID, KID, precision and recall of a generator snapshot against a dataset",
+    run: async (a) => (await import("./cli/fid.ts")).metricsCommand(a),
+  },
   study: {
     summary: "the pretrained-GAN study's 2-D experiments: `study transfer` and `study dissect`",
     run: async (a) => (await import("./cli/study.ts")).study(a),
