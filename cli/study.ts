@@ -1,0 +1,93 @@
+// `study transfer` and `study dissect`: the 2-D experiments of the pretrained-GAN study (REFERENCE.md 7).
+// Defaults are the protocol's; smaller budgets are flags, and the output says when they were used.
+
+import { initGPU } from "../kernels/runtime.ts";
+import { runDissectStudy } from "../gan/toy2d/dissect.ts";
+import { runTransferStudy } from "../gan/toy2d/transfer.ts";
+import type { Progress as StudyProgress } from "../gan/toy2d/train.ts";
+import { writeFileAtomic } from "../nn/checkpoint.ts";
+import { num, parse } from "./args.ts";
+import { Progress } from "./progress.ts";
+
+function progressPrinter(): (p: StudyProgress) => void {
+  let bar: Progress | null = null;
+  let stage = "";
+  return (p) => {
+    if (p.stage !== stage) {
+      bar?.done();
+      stage = p.stage;
+      bar = new Progress(p.stage.padEnd(18), p.total, "G steps");
+    }
+    bar!.update(p.step, p.w1 !== undefined ? { W1: p.w1 } : {});
+  };
+}
+
+const USAGE = `usage: cli.ts study transfer --out DIR [--g-steps N] [--seed S] [--json FILE]
+       cli.ts study dissect --out DIR [--checkpoints N] [--every S] [--finetune-steps S] [--json FILE]
+
+transfer: trains source I and source II, then fine-tunes on the 10-Gaussian target from each source
+  (G and D) and from random initialisation; writes DIR/transfer.png and DIR/transfer.json.
+dissect: N checkpoints along source I's training, each fine-tuned on the target; recall (k=5), gradient
+  similarity and W1 per checkpoint, Pearson correlations, scatter plots; resumes where a killed run stopped.
+Protocol defaults (REFERENCE.md 7): 5000 G steps, 4 D steps per G step, batch 64, Adam 2e-4 (0.5, 0.999).`;
+
+export async function study(args: string[]): Promise<void> {
+  const [sub, ...rest] = args;
+  if (sub !== "transfer" && sub !== "dissect") {
+    console.log(USAGE);
+    if (sub === "--help" || sub === "-h") return;
+    throw new Error(`study needs 'transfer' or 'dissect', got '${sub ?? ""}'`);
+  }
+  const { values } = parse(rest, USAGE, {
+    out: { type: "string", help: "output directory", default: `runs/study-${sub}` },
+    "g-steps": { type: "string", help: "generator steps per training run (transfer)", default: "5000" },
+    checkpoints: { type: "string", help: "checkpoints along source I (dissect)", default: "100" },
+    every: { type: "string", help: "G steps between checkpoints (dissect)", default: "50" },
+    "finetune-steps": {
+      type: "string",
+      help: "fine-tuning G steps per checkpoint (dissect)",
+      default: "1000",
+    },
+    seed: { type: "string", help: "random seed", default: "0" },
+    json: { type: "string", help: "also write the result JSON to this file" },
+  });
+  await initGPU();
+  const out = String(values.out);
+  const seed = num(values.seed, "seed");
+  const onProgress = progressPrinter();
+  let result: unknown;
+  if (sub === "transfer") {
+    const gSteps = num(values["g-steps"], "g-steps");
+    if (gSteps !== 5000) console.log(`note: ${gSteps} G steps per run instead of the protocol's 5000`);
+    const r = await runTransferStudy({ out, gSteps, seed, onProgress });
+    result = r;
+    console.log(`\nfinal W1 after fine-tuning on the target (best over evaluations in brackets):`);
+    for (const k of ["source1", "source2", "random"] as const) {
+      console.log(
+        `  from ${k.padEnd(8)} ${r.w1[k].toFixed(3)} (${r.bestW1[k].toFixed(3)})  recall at start ` +
+          `${r.recall[k].toFixed(3)}  grad similarity ${r.gradSimilarity[k].toFixed(3)}`,
+      );
+    }
+    console.log(`wrote ${r.files.png} and ${r.files.json} in ${(r.wallMs / 1000).toFixed(0)} s`);
+  } else {
+    const checkpoints = num(values.checkpoints, "checkpoints");
+    const every = num(values.every, "every");
+    const finetuneSteps = num(values["finetune-steps"], "finetune-steps");
+    if (checkpoints !== 100 || every !== 50 || finetuneSteps !== 1000) {
+      console.log(
+        `note: ${checkpoints} checkpoints every ${every} steps, ${finetuneSteps} fine-tuning steps ` +
+          `(protocol: 100 every 50, 1000)`,
+      );
+    }
+    const r = await runDissectStudy({ out, checkpoints, every, finetuneSteps, seed, onProgress });
+    result = r;
+    console.log(
+      `\nPearson correlation of final W1 with recall ${r.pearson.recall.toFixed(3)}, ` +
+        `with gradient similarity ${
+          r.pearson.gradSimilarity.toFixed(3)
+        } over ${r.checkpoints.length} checkpoints`,
+    );
+    console.log(`wrote ${r.files.png} and ${r.files.json} in ${(r.wallMs / 1000).toFixed(0)} s`);
+  }
+  if (values.json) await writeFileAtomic(String(values.json), JSON.stringify(result, null, 2));
+}

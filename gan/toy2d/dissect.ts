@@ -1,0 +1,251 @@
+// Dissecting contributions: N checkpoints along source I's training (every `every` G steps), each
+// fine-tuned on the target; per checkpoint the starting generator's recall, the starting
+// discriminator's gradient similarity, and the fine-tune's final and best W1; Pearson correlations of
+// W1 with each. Resumable: source training resumes from its last checkpoint (full training state), and
+// each finished fine-tune is recorded in DIR/dissect_state.json (rewritten atomically) and appended to
+// DIR/dissect.jsonl; a restart skips what is recorded.
+
+import { sampleMixture, sourceI, targetRing } from "./distributions.ts";
+import type { FastToyGan } from "./fast_gan.ts";
+import { pearson } from "./measures.ts";
+import { COLORS, linePanel, panelGrid } from "./plot.ts";
+import {
+  describeConfig,
+  ensureDir,
+  exists,
+  r6,
+  readJson,
+  startMeasures,
+  studySets,
+  writeJson,
+} from "./study_common.ts";
+import {
+  freshTrainer,
+  loadTrainerCheckpoint,
+  makeTrainer,
+  type Progress,
+  PROTOCOL,
+  type ProtocolConfig,
+  restoreTrainer,
+  saveTrainerCheckpoint,
+  trainRun,
+} from "./train.ts";
+
+export interface DissectOptions {
+  out: string;
+  checkpoints?: number;
+  every?: number;
+  finetuneSteps?: number;
+  evalEvery?: number;
+  dSteps?: number;
+  batch?: number;
+  seed?: number;
+  onProgress?: (p: Progress) => void;
+}
+
+export interface CheckpointResult {
+  index: number;
+  sourceStep: number;
+  recall: number;
+  precision: number;
+  gradSimilarity: number;
+  zeroGradient: number;
+  startW1: number;
+  finalW1: number;
+  bestW1: number;
+  bestStep: number;
+  wallMs: number;
+}
+
+export interface DissectResult {
+  /** Pearson correlation of the final W1 with recall and with gradient similarity. */
+  pearson: { recall: number; gradSimilarity: number };
+  /** The same with the best W1 (the study's own scoring). */
+  pearsonBest: { recall: number; gradSimilarity: number };
+  checkpoints: CheckpointResult[];
+  wallMs: number;
+  files: { json: string; png: string; jsonl: string; state: string };
+}
+
+interface DissectState {
+  key: string;
+  results: CheckpointResult[];
+}
+
+const pad = (i: number) => String(i).padStart(3, "0");
+
+/** The highest checkpoint index whose file loads (0 when none). */
+async function lastCheckpoint(dir: string, n: number): Promise<number> {
+  for (let i = n; i >= 1; i--) {
+    const p = `${dir}/source1_${pad(i)}.safetensors`;
+    if (!await exists(p)) continue;
+    try {
+      (await loadTrainerCheckpoint(p)).dispose();
+      return i;
+    } catch {
+      // A damaged file (should not happen: writes are atomic) is retrained.
+    }
+  }
+  return 0;
+}
+
+export async function runDissectStudy(o: DissectOptions): Promise<DissectResult> {
+  const cfg: ProtocolConfig = {
+    ...PROTOCOL,
+    batch: o.batch ?? PROTOCOL.batch,
+    dSteps: o.dSteps ?? PROTOCOL.dSteps,
+    evalEvery: o.evalEvery ?? PROTOCOL.evalEvery,
+  };
+  const n = o.checkpoints ?? 100, every = o.every ?? 50, ft = o.finetuneSteps ?? 1000, seed = o.seed ?? 0;
+  for (const [name, v] of Object.entries({ checkpoints: n, every, finetuneSteps: ft })) {
+    if (!Number.isInteger(v) || v < 1) {
+      throw new Error(`dissect: ${name} must be a positive integer, got ${v}`);
+    }
+  }
+  const wall0 = performance.now();
+  const ckDir = `${o.out}/dissect_checkpoints`;
+  await ensureDir(ckDir);
+  const files = {
+    json: `${o.out}/dissect.json`,
+    png: `${o.out}/dissect.png`,
+    jsonl: `${o.out}/dissect.jsonl`,
+    state: `${o.out}/dissect_state.json`,
+  };
+  const key = JSON.stringify({ cfg, n, every, ft, seed });
+  let state = await readJson<DissectState>(files.state);
+  if (!state || state.key !== key) state = { key, results: [] };
+
+  // Phase 1: source I training with a checkpoint every `every` G steps.
+  const have = await lastCheckpoint(ckDir, n);
+  if (have < n) {
+    let t: FastToyGan;
+    if (have === 0) t = await freshTrainer(sourceI(), seed * 1000 + 1, cfg);
+    else {
+      t = makeTrainer(sourceI(), seed * 1000 + 1, cfg);
+      const c = await loadTrainerCheckpoint(`${ckDir}/source1_${pad(have)}.safetensors`);
+      try {
+        await restoreTrainer(t, c, true);
+      } finally {
+        c.dispose();
+      }
+    }
+    try {
+      const own = sampleMixture(sourceI(), cfg.evalSamples, (seed * 7919 + 11) >>> 0);
+      const total = n * every;
+      await trainRun(t, {
+        gSteps: total - have * every,
+        evalTarget: own,
+        evalEvery: total, // one evaluation at the end: only the checkpoints matter here
+        skipStartEval: true,
+        stage: "train source I (checkpoints)",
+        onProgress: o.onProgress,
+        checkpointEvery: every,
+        onCheckpoint: (step) =>
+          saveTrainerCheckpoint(`${ckDir}/source1_${pad(step / every)}.safetensors`, t, {
+            stage: "source1",
+            step,
+            seed,
+          }),
+      });
+    } finally {
+      t.dispose();
+    }
+  }
+
+  // Phase 2: fine-tune every checkpoint. One trainer for all: every fine-tune sees the same random
+  // stream (common random numbers), so differences come from the starting point.
+  const sets = studySets(seed, cfg.evalSamples);
+  const done = new Set(state.results.map((r) => r.index));
+  const t = makeTrainer(targetRing(), seed * 1000 + 99, cfg);
+  try {
+    for (let i = 1; i <= n; i++) {
+      if (done.has(i)) continue;
+      const t0 = performance.now();
+      const c = await loadTrainerCheckpoint(`${ckDir}/source1_${pad(i)}.safetensors`);
+      let start;
+      try {
+        await restoreTrainer(t, c, false);
+        start = await startMeasures(t, c.d, sets);
+      } finally {
+        c.dispose();
+      }
+      const run = await trainRun(t, {
+        gSteps: ft,
+        evalTarget: sets.evalTarget,
+        evalEvery: cfg.evalEvery,
+        stage: `finetune checkpoint ${i}/${n}`,
+        onProgress: o.onProgress,
+      });
+      const res: CheckpointResult = {
+        index: i,
+        sourceStep: i * every,
+        recall: r6(start.recall),
+        precision: r6(start.precision),
+        gradSimilarity: r6(start.gradSimilarity),
+        zeroGradient: start.zeroGradient,
+        startW1: r6(run.startW1),
+        finalW1: r6(run.finalW1),
+        bestW1: r6(run.best.w1),
+        bestStep: run.best.step,
+        wallMs: Math.round(performance.now() - t0),
+      };
+      state.results.push(res);
+      await writeJson(files.state, state);
+      await Deno.writeTextFile(files.jsonl, JSON.stringify(res) + "\n", { append: true });
+    }
+  } finally {
+    t.dispose();
+  }
+
+  const rs = [...state.results].sort((a, b) => a.index - b.index);
+  const col = (f: (r: CheckpointResult) => number) => rs.map(f);
+  const result: DissectResult = {
+    pearson: {
+      recall: r6(pearson(col((r) => r.finalW1), col((r) => r.recall))),
+      gradSimilarity: r6(pearson(col((r) => r.finalW1), col((r) => r.gradSimilarity))),
+    },
+    pearsonBest: {
+      recall: r6(pearson(col((r) => r.bestW1), col((r) => r.recall))),
+      gradSimilarity: r6(pearson(col((r) => r.bestW1), col((r) => r.gradSimilarity))),
+    },
+    checkpoints: rs,
+    wallMs: Math.round(performance.now() - wall0),
+    files,
+  };
+  await writeJson(files.json, {
+    ...result,
+    config: describeConfig(cfg, { checkpoints: n, every, finetuneSteps: ft, seed, study: "dissect" }),
+    figure:
+      "dissect.png: final W1 of each fine-tune against the starting recall and gradient similarity, and " +
+      "both measures along source I's training",
+    note:
+      "wallMs covers this invocation only (resumed runs skip finished checkpoints); per-checkpoint wallMs " +
+      "includes loading, the start measures and the fine-tune",
+  });
+  await drawDissect(files.png, rs, result);
+  return result;
+}
+
+async function drawDissect(path: string, rs: CheckpointResult[], r: DissectResult): Promise<void> {
+  const { canvas, box } = panelGrid(3, 1, 300);
+  const pts = (f: (c: CheckpointResult) => number) => rs.flatMap((c) => [f(c), c.finalW1]);
+  linePanel(canvas, box(0), `FINAL W1 VS RECALL R=${r.pearson.recall.toFixed(2)}`, [{
+    xy: pts((c) => c.recall),
+    color: COLORS.blue,
+  }], {
+    points: true,
+    xLabel: "RECALL",
+  });
+  linePanel(
+    canvas,
+    box(1),
+    `FINAL W1 VS GRAD SIM R=${r.pearson.gradSimilarity.toFixed(2)}`,
+    [{ xy: pts((c) => c.gradSimilarity), color: COLORS.orange }],
+    { points: true, xLabel: "GRAD SIM" },
+  );
+  linePanel(canvas, box(2), "ALONG SOURCE I TRAINING", [
+    { xy: rs.flatMap((c) => [c.sourceStep, c.recall]), color: COLORS.blue, label: "RECALL" },
+    { xy: rs.flatMap((c) => [c.sourceStep, c.gradSimilarity]), color: COLORS.orange, label: "GRAD SIM" },
+  ], { xLabel: "G STEP", yMin: -1, yMax: 1 });
+  await canvas.save(path);
+}

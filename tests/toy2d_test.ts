@@ -1,0 +1,258 @@
+// The 2-D study: distributions (host and GPU samplers against closed-form moments), recall and gradient
+// similarity on cases with known answers, the fused trainer's gradients against engine autograd, and a
+// short fine-tune from a source that lowers W1.
+
+import { gpuTest } from "./harness.ts";
+import { grad, noGrad } from "../nn/autograd.ts";
+import { manualSeed, tensor, zeros } from "../nn/creation.ts";
+import { add, neg, softplus } from "../nn/ops.ts";
+import { mean } from "../nn/reduce.ts";
+import type { Tensor } from "../nn/tensor.ts";
+import {
+  grid,
+  type Mixture,
+  mixtureMoments,
+  normalGenerator,
+  ringCentres,
+  sampleMixture,
+  sampleMoments,
+  sourceI,
+  sourceII,
+  spiral,
+  targetRing,
+} from "../gan/toy2d/distributions.ts";
+import { gradientSimilarity, pearson, recall2d } from "../gan/toy2d/measures.ts";
+import { ToyDiscriminator, ToyGenerator } from "../gan/toy2d/models.ts";
+import { FastToyGan } from "../gan/toy2d/fast_gan.ts";
+import { freshTrainer, makeTrainer, PROTOCOL, trainRun } from "../gan/toy2d/train.ts";
+import { Canvas } from "../gan/toy2d/plot.ts";
+
+function assert(cond: boolean, msg: string): void {
+  if (!cond) throw new Error(msg);
+}
+
+function assertAlmostEquals(got: number, want: number, tol: number, what = "value"): void {
+  if (!(Math.abs(got - want) <= tol)) throw new Error(`${what}: got ${got}, expected ${want} +- ${tol}`);
+}
+
+const MIXTURES: Mixture[] = [targetRing(), sourceI(), sourceII(), grid(), spiral()];
+
+/** Sample moments within a few standard errors of the exact ones (loose on the covariance). */
+function checkMoments(m: Mixture, xy: ArrayLike<number>, what: string): void {
+  const n = xy.length / 2;
+  const exact = mixtureMoments(m), got = sampleMoments(xy);
+  const sd = Math.sqrt(Math.max(exact.cov[0], exact.cov[2]));
+  for (let i = 0; i < 2; i++) {
+    assertAlmostEquals(
+      got.mean[i],
+      exact.mean[i],
+      5 * sd / Math.sqrt(n) + 1e-9,
+      `${what} ${m.name} mean[${i}]`,
+    );
+  }
+  for (let i = 0; i < 3; i++) {
+    assertAlmostEquals(got.cov[i], exact.cov[i], 0.05 * sd * sd + 1e-9, `${what} ${m.name} cov[${i}]`);
+  }
+}
+
+Deno.test("toy2d: host samplers match the exact moments", () => {
+  for (const m of MIXTURES) checkMoments(m, sampleMixture(m, 20000, 11), "host");
+  // Target specifics: radius 20, ten modes, sigma 0.25 around the nearest centre.
+  const c = ringCentres();
+  assertAlmostEquals(Math.hypot(...c[3]), 20, 1e-12);
+  const xy = sampleMixture(targetRing(), 4000, 3);
+  let s2 = 0;
+  for (let i = 0; i < 4000; i++) {
+    const d2 = c.map(([x, y]) => (xy[2 * i] - x) ** 2 + (xy[2 * i + 1] - y) ** 2);
+    s2 += Math.min(...d2) / 2 / 4000;
+  }
+  assertAlmostEquals(Math.sqrt(s2), 0.25, 0.01, "target sigma");
+});
+
+gpuTest("toy2d: the GPU sampler matches the exact moments", async () => {
+  for (const m of MIXTURES) {
+    const t = new FastToyGan({ data: m, seed: 5, batch: 8 });
+    try {
+      checkMoments(m, await t.sampleData(20000), "gpu");
+    } finally {
+      t.dispose();
+    }
+  }
+});
+
+Deno.test("toy2d: recall on known cases", () => {
+  const target = sampleMixture(targetRing(), 1000, 1);
+  const same = recall2d(target, sampleMixture(targetRing(), 1000, 2), 5);
+  assert(
+    same.recall > 0.9 && same.precision > 0.9,
+    `same distribution: recall ${same.recall}, precision ${same.precision}`,
+  );
+  // Source II covers 3 of the 10 modes (sigma 0.5 > 0.25, so those modes are covered entirely).
+  const three = recall2d(target, sampleMixture(sourceII(), 1000, 3), 5);
+  assert(three.recall > 0.22 && three.recall < 0.38, `3 of 10 modes: recall ${three.recall}`);
+  const far = sampleMixture(targetRing(), 1000, 4).map((v) => v + 100);
+  assertAlmostEquals(recall2d(target, far, 5).recall, 0, 0, "disjoint sets");
+});
+
+/** A discriminator that computes D(x) = a . x exactly (ReLU pairs pass x and -x through every layer). */
+function linearDiscriminator(a: [number, number]): ToyDiscriminator {
+  const d = new ToyDiscriminator();
+  const state = new Map<string, Tensor>();
+  for (const [name, t] of d.stateDict()) state.set(name, zeros(t.shape));
+  const w1 = new Float32Array(64 * 2);
+  w1.set([1, 0, -1, 0, 0, 1, 0, -1]); // rows: x, -x, y, -y
+  state.set("net.0.weight", tensor(w1, [64, 2]));
+  for (
+    const [name, o, i] of [["net.2.weight", 128, 64], ["net.4.weight", 128, 128], [
+      "net.6.weight",
+      64,
+      128,
+    ]] as const
+  ) {
+    const w = new Float32Array(o * i);
+    for (let k = 0; k < 4; k++) w[k * i + k] = 1;
+    state.set(name, tensor(w, [o, i]));
+  }
+  const w5 = new Float32Array(64);
+  w5.set([a[0], -a[0], a[1], -a[1]]);
+  state.set("net.8.weight", tensor(w5, [1, 64]));
+  d.loadStateDict(state);
+  for (const t of state.values()) t.dispose();
+  return d;
+}
+
+gpuTest("toy2d: gradient similarity on known answers (+1, -1, 0)", async () => {
+  const centres = ringCentres();
+  const a: [number, number] = [0.6, 0.8]; // dD/dx; the descent direction of softplus(-D) is +a
+  const d = linearDiscriminator(a);
+  try {
+    // Samples 0.5 before each centre along a: the descent direction points exactly at the centre.
+    const toward = new Float32Array(centres.flatMap(([x, y]) => [x - 0.5 * a[0], y - 0.5 * a[1]]));
+    const away = new Float32Array(centres.flatMap(([x, y]) => [x + 0.5 * a[0], y + 0.5 * a[1]]));
+    const side = new Float32Array(centres.flatMap(([x, y]) => [x + 0.5 * a[1], y - 0.5 * a[0]]));
+    assertAlmostEquals((await gradientSimilarity(d, toward, centres)).mean, 1, 1e-5, "toward");
+    assertAlmostEquals((await gradientSimilarity(d, away, centres)).mean, -1, 1e-5, "away");
+    assertAlmostEquals((await gradientSimilarity(d, side, centres)).mean, 0, 1e-5, "perpendicular");
+  } finally {
+    d.dispose();
+  }
+  assertAlmostEquals(pearson([1, 2, 3], [2, 4, 6.5]), 0.9986, 1e-3, "pearson");
+});
+
+gpuTest("toy2d: fused trainer gradients equal engine autograd (D step and G step)", async () => {
+  manualSeed(3);
+  const g = new ToyGenerator(), d = new ToyDiscriminator();
+  const B = 8; // small batch: the autograd reference is slow on the CPU adapter
+  const t = makeTrainer(targetRing(), 1, { ...PROTOCOL, batch: B });
+  try {
+    await t.load(g.stateDict(), d.stateDict());
+    const ng = normalGenerator(5);
+    const z = new Float32Array(B * 64).map(() => ng.normal());
+    const real = Float32Array.from(sampleMixture(targetRing(), B, 7));
+    const fast = await t.debugGradients(z, real);
+    const zt = tensor(z, [B, 64]), rt = tensor(real, [B, 2]);
+    const fake = noGrad(() => g.forward(zt));
+    const lossD = add(mean(softplus(neg(d.forward(rt)))), mean(softplus(d.forward(fake))));
+    assertAlmostEquals(fast.lossD, await lossD.item(), 1e-5, "D loss");
+    const check = async (
+      params: [string, Tensor][],
+      got: Map<string, Float32Array>,
+      loss: Tensor,
+      what: string,
+    ) => {
+      const gs = grad(loss, params.map(([, p]) => p));
+      for (let i = 0; i < params.length; i++) {
+        const ref = await gs[i].data(), mine = got.get(params[i][0])!;
+        const scale = Math.max(1e-6, ...Array.from(ref, Math.abs));
+        for (let j = 0; j < ref.length; j++) {
+          assertAlmostEquals(mine[j], ref[j], 1e-4 * scale + 1e-9, `${what} ${params[i][0]}[${j}]`);
+        }
+      }
+    };
+    await check(d.namedParameters(), fast.gradD, lossD, "D step");
+    const lossG = mean(softplus(neg(d.forward(g.forward(zt)))));
+    assertAlmostEquals(fast.lossG, await lossG.item(), 1e-5, "G loss");
+    await check(g.namedParameters(), fast.gradG, lossG, "G step");
+  } finally {
+    t.dispose();
+    g.dispose();
+    d.dispose();
+  }
+});
+
+gpuTest("toy2d: the fused Adam and EMA updates take PyTorch's first Adam step", async () => {
+  const cfg = { ...PROTOCOL, batch: 8, dSteps: 1 };
+  const t = await freshTrainer(targetRing(), 4, cfg);
+  try {
+    const before = { g: await t.generatorState(), d: await t.discriminatorState() };
+    t.iterate(1);
+    const after = { g: await t.generatorState(), d: await t.discriminatorState(), ema: await t.emaState() };
+    const grads = await t.lastGradients();
+    const lr = cfg.lr, eps = 1e-8;
+    for (
+      const [net, names] of [["d", [...before.d.keys()]], [
+        "g",
+        t.gLayout.slots.map((s) => s.name),
+      ]] as const
+    ) {
+      for (const name of names) {
+        const p0 = await before[net].get(name)!.data(), p1 = await after[net].get(name)!.data();
+        const g = (net === "d" ? grads.d : grads.g).get(name)!;
+        for (let i = 0; i < p0.length; i++) {
+          const want = -lr * g[i] / (Math.abs(g[i]) + eps); // first step: m_hat = g, v_hat = g^2
+          assertAlmostEquals(p1[i] - p0[i], want, 1e-3 * lr + 3e-8, `${net} ${name}[${i}] Adam step`);
+        }
+        if (net === "g") {
+          const e1 = await after.ema.get(name)!.data();
+          for (let i = 0; i < p0.length; i++) {
+            assertAlmostEquals(e1[i], 0.99 * p0[i] + 0.01 * p1[i], 1e-6, `EMA ${name}[${i}]`);
+          }
+        }
+      }
+    }
+    for (const m of [before.g, before.d, after.g, after.d, after.ema]) {
+      for (const v of m.values()) v.dispose();
+    }
+  } finally {
+    t.dispose();
+  }
+});
+
+gpuTest("toy2d: a short fine-tune from a source lowers W1 to the target", async () => {
+  // Protocol settings except batch 8 (test time; every trainer test shares the compiled kernels) and
+  // lr 2e-3: the generator starts as a blob near the origin (W1 ~ 19 to the radius-20 ring) and its
+  // scale grows about linearly in lr x steps, so 100 steps at 2e-3 move W1 well beyond evaluation noise.
+  const cfg = { ...PROTOCOL, batch: 8, lr: 2e-3 };
+  const evalTarget = sampleMixture(targetRing(), 512, 21);
+  const src = await freshTrainer(sourceII(), 2, cfg);
+  try {
+    src.iterate(40);
+    const [gs, ds] = [await src.generatorState(), await src.discriminatorState()];
+    const t = makeTrainer(targetRing(), 3, cfg);
+    try {
+      await t.load(gs, ds);
+      const run = await trainRun(t, { gSteps: 100, evalTarget, evalEvery: 50, stage: "test" });
+      assert(run.finalW1 < run.startW1 - 0.5, `W1 start ${run.startW1} -> final ${run.finalW1}`);
+      const evals = 3 * (1 + t.gLayers.length + 5); // each: latent sampling, 6 linear + 5 BatchNorm-stat dispatches
+      assert(
+        run.timing.dispatches === 100 * t.dispatchesPerIteration + evals,
+        `dispatch count ${run.timing.dispatches}`,
+      );
+    } finally {
+      t.dispose();
+      for (const v of [...gs.values(), ...ds.values()]) v.dispose();
+    }
+  } finally {
+    src.dispose();
+  }
+});
+
+Deno.test("toy2d: plot canvas draws text and encodes a PNG", () => {
+  const c = new Canvas(40, 12);
+  c.text("W1 0.5", 1, 1);
+  let dark = 0;
+  for (let i = 0; i < c.data.length; i += 3) if (c.data[i] < 128) dark++;
+  assert(dark > 20, `text drew ${dark} pixels`);
+  const png = c.png();
+  assert(png[1] === 0x50 && png[2] === 0x4e && png[3] === 0x47, "PNG signature");
+});
