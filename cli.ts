@@ -43,6 +43,10 @@ const commands: Record<string, Command> = {
     summary: "FID, KID, precision and recall of a generator snapshot against a dataset",
     run: async (a) => (await import("./cli/fid.ts")).metricsCommand(a),
   },
+  features: {
+    summary: "train the project's own MNIST feature network (`features train-mnist`)",
+    run: async (a) => (await import("./cli/features.ts")).featuresCommand(a),
+  },
   study: {
     summary: "the pretrained-GAN study's 2-D experiments: `study transfer` and `study dissect`",
     run: async (a) => (await import("./cli/study.ts")).study(a),
