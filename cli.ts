@@ -23,6 +23,10 @@ const commands: Record<string, Command> = {
     summary: "write a PNG grid of images from a snapshot (seeds, class, truncation, noise mode)",
     run: async (a) => (await import("./cli/generate.ts")).generateCommand(a),
   },
+  import: {
+    summary: "convert an SGA network pickle or a torch.save zip of state dicts into a snapshot (read as data)",
+    run: async (a) => (await import("./cli/import.ts")).importCommand(a),
+  },
   w1: {
     summary: "exact Wasserstein-1 between two equal-size 2-D point sets (.npy, [n,2])",
     run: async (a) => (await import("./cli/metrics.ts")).w1Command(a),
