@@ -47,6 +47,10 @@ const commands: Record<string, Command> = {
     summary: "FID, KID, precision and recall of a generator snapshot against a dataset",
     run: async (a) => (await import("./cli/fid.ts")).metricsCommand(a),
   },
+  select: {
+    summary: "rank candidate pretrained checkpoints for a target dataset by FID, KID, precision and recall",
+    run: async (a) => (await import("./cli/select.ts")).selectCommand(a),
+  },
   features: {
     summary: "train the project's own MNIST feature network (`features train-mnist`)",
     run: async (a) => (await import("./cli/features.ts")).featuresCommand(a),

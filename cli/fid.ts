@@ -83,6 +83,7 @@ async function statsOf(
   n: number,
   ddof: 0 | 1,
   seed: number,
+  cacheDir: string | null = null,
 ): Promise<{ stats: FidStats; what: string; d: number }> {
   if (isNpz(spec)) {
     const s = await readStatsNpz(spec);
@@ -95,13 +96,24 @@ async function statsOf(
   const fn = await net();
   const src = await imageSource(spec, seed);
   const count = Math.min(n, src.max);
+  // Real datasets are cached (pytorch-fid's npz plus n and ddof); generators are sampled anew.
+  const cachePath = cacheDir && !isSnapshot(spec)
+    ? `${cacheDir}/${spec.replace(/[^A-Za-z0-9._-]+/g, "_")}__${
+      fn.name.replace(/[^A-Za-z0-9._-]+/g, "_")
+    }__n${count}.npz`
+    : undefined;
+  if (cachePath) await Deno.mkdir(cacheDir!, { recursive: true });
   const bar = new Progress(`features ${spec}`.slice(0, 30), count, "img");
-  const stats = await sourceStats(src.source, count, fn, { ddof, onProgress: (k) => bar.update(k) });
+  const stats = await sourceStats(src.source, count, fn, {
+    ddof,
+    cachePath,
+    onProgress: (k) => bar.update(k),
+  });
   bar.done();
   return { stats, what: `${src.what}, ${count} images`, d: fn.dim };
 }
 
-async function featuresOf(
+export async function featuresOf(
   spec: string,
   net: () => Promise<FeatureNetwork>,
   n: number,
@@ -120,7 +132,7 @@ async function featuresOf(
   return { data, n: count, d: fn.dim };
 }
 
-function lazyNet(spec: string): { get: () => Promise<FeatureNetwork>; name: () => string } {
+export function lazyNet(spec: string): { get: () => Promise<FeatureNetwork>; name: () => string } {
   let p: Promise<FeatureNetwork> | null = null;
   let name = "none (inputs were features or statistics)";
   return {
@@ -152,6 +164,11 @@ export async function fidCommand(args: string[]): Promise<void> {
       default: "1",
     },
     "host64": { type: "boolean", help: "compute the matrix square root in float64 on the host" },
+    cache: {
+      type: "string",
+      help: "directory caching real datasets' statistics ('none' disables)",
+      default: "runs/stats-cache",
+    },
   });
   if (positionals.length !== 2) throw new Error("fid needs two inputs (see --help)");
   const ddof = num(values.ddof, "ddof");
@@ -159,8 +176,9 @@ export async function fidCommand(args: string[]): Promise<void> {
   await initGPU();
   const net = lazyNet(String(values.features));
   const n = num(values.n, "n"), seed = num(values.seed, "seed");
-  const a = await statsOf(positionals[0], net.get, n, ddof as 0 | 1, seed);
-  const b = await statsOf(positionals[1], net.get, n, ddof as 0 | 1, seed + 1);
+  const cache = values.cache === "none" ? null : String(values.cache);
+  const a = await statsOf(positionals[0], net.get, n, ddof as 0 | 1, seed, cache);
+  const b = await statsOf(positionals[1], net.get, n, ddof as 0 | 1, seed + 1, cache);
   if (a.d !== b.d) throw new Error(`feature dimensions differ: ${a.d} vs ${b.d}`);
   const r = await fidFromStats(a.stats, b.stats, a.d, { method: values.host64 ? "host64" : "gpu" });
   const ddofText = r.ddof === "unknown" ? "unknown (the statistics do not say)" : r.ddof === 1 ? "N-1" : "N";

@@ -70,3 +70,24 @@ Deno.test({
     await Deno.remove(dir, { recursive: true });
   },
 });
+
+Deno.test({
+  name: "cli: select ranks candidates; the same network imported twice scores the same",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const dir = await Deno.makeTempDir();
+    const pkl = "tests/golden/import/network-snapshot.pkl";
+    const snap = `${dir}/imported.safetensors`;
+    const imp = await cli("import", pkl, "--out", snap);
+    if (imp.code !== 0) throw new Error(`import failed: ${imp.err}`);
+    const r = await cli("select", "--target", "mnist:0-4", "--candidates", pkl, snap, "--n", "32", "--json");
+    if (r.code !== 0) throw new Error(`select failed: ${r.err}`);
+    const out = JSON.parse(r.out.trim().split("\n").pop()!);
+    if (out.ranking.length !== 2 || out.recommendation !== pkl) throw new Error(`ranking: ${r.out}`);
+    const [a, b] = out.ranking;
+    assertClose([a.fid, a.recall, a.precision], [b.fid, b.recall, b.precision], { rtol: 1e-6, what: "same network" });
+    if (!/mnist-cnn-128/.test(out.featureNetwork)) throw new Error(`feature network not named: ${out.featureNetwork}`);
+    await Deno.remove(dir, { recursive: true });
+  },
+});
