@@ -5,8 +5,12 @@
 //   forward      z = group, M = cout/g, N = batch*outH*outW, K = cin/g*kh*kw
 //   input grad   z = group, M = cin/g,  N = batch*h*w,       K = cout/g*kh*kw (taps that hit a stride)
 //   weight grad  z = group, M = cout/g, N = cin/g*kh*kw,     K = batch*outH*outW (split over workgroups)
+// On the texture path (gemmPath) x, dy and w are first packed into rgba32float textures holding 4
+// channels per texel, the image framed by zero borders (pack_texture.ts); K then runs over
+// (channel quad, tap), each texel load brings 4 reduction terms, and padding needs no masks.
 
-import { f32Bits, gemm, gemmTile, type OperandLoader, sumSplits } from "./gemm.ts";
+import { f32Bits, gemm, gemmPath, gemmTile, type OperandLoader, sumSplits } from "./gemm.ts";
+import { type ImageLayout, imageLayout, packImage } from "./pack_texture.ts";
 import {
   checkBuffer,
   checkCounts,
@@ -43,7 +47,7 @@ const W_PT = 17, W_PL = 18, W_CING = 19, W_COUTG = 20, W_OH = 21, W_OW = 22, W_A
 const W_R_OHW = 24, W_R_OW = 25, W_R_KHW = 26, W_R_KW = 27, W_R_HW = 28, W_R_W = 29;
 
 /** Shape names shared by every conv kernel's WGSL (uniform reads; integer coordinates are i32). */
-const SHAPE_WGSL = `fn cCin() -> u32 { return U(${W_CIN}u); }
+const SHAPE_CORE_WGSL = `fn cCin() -> u32 { return U(${W_CIN}u); }
 fn cCout() -> u32 { return U(${W_COUT}u); }
 fn cH() -> u32 { return U(${W_H}u); }
 fn cW() -> u32 { return U(${W_W}u); }
@@ -64,7 +68,9 @@ fn divOW(a: u32) -> u32 { return fdiv(a, cOW(), F(${W_R_OW}u)); }
 fn divKHW(a: u32) -> u32 { return fdiv(a, cKHW(), F(${W_R_KHW}u)); }
 fn divKW(a: u32) -> u32 { return fdiv(a, cKW(), F(${W_R_KW}u)); }
 fn divHW(a: u32) -> u32 { return fdiv(a, cHW(), F(${W_R_HW}u)); }
-fn divW(a: u32) -> u32 { return fdiv(a, cW(), F(${W_R_W}u)); }
+fn divW(a: u32) -> u32 { return fdiv(a, cW(), F(${W_R_W}u)); }`;
+
+const SHAPE_WGSL = SHAPE_CORE_WGSL + `
 // x[base + y*W + x] with zero padding outside the image (ok = false also reads zero).
 fn ldX(base: i32, y: i32, x: i32, ok: bool) -> f32 {
   let inside = ok && u32(y) < cH() && u32(x) < cW();
@@ -148,6 +154,7 @@ export function conv2dForward(
   checkBuffer("conv2dForward: out", out, p.batch * p.cout * p.outH * p.outW);
   checkEpilogue("conv2dForward", epi, p.cout);
   checkDistinct("conv2dForward", out, x, w, epi?.bias);
+  if (gemmPath(conv2dFlops(p)) === "texture" && forwardTexture(x, w, out, p, epi)) return;
   const m = p.cout / p.groups, n = p.batch * p.outH * p.outW, k = (p.cin / p.groups) * p.kh * p.kw;
   const vecW = k % 4 === 0;
   gemm({
@@ -236,6 +243,20 @@ export function inputGradPhases(p: Conv2dParams): InputGradPhase[] {
   return phases;
 }
 
+function phaseWords(ph: InputGradPhase): number[] {
+  const r = (v: number) => f32Bits(1 / Math.max(1, v));
+  return [
+    ...[ph.py, ph.px, ph.ry, ph.rx, ph.cy, ph.cx, ph.ht, ph.wt, ph.uy, ph.ux],
+    ...[r(ph.ht * ph.wt), r(ph.wt), r(ph.uy * ph.ux), r(ph.ux)],
+  ];
+}
+
+const PHASE_WGSL = `
+fn cWT() -> u32 { return U(${W_WT}u); }
+fn cUX() -> u32 { return U(${W_UX}u); }
+fn cUYUX() -> u32 { return U(${W_UY}u) * U(${W_UX}u); }
+fn cHTWT() -> u32 { return U(${W_HT}u) * U(${W_WT}u); }`;
+
 /** dx = the adjoint of conv2dForward with respect to x, applied to dy (dx is fully overwritten). */
 export function conv2dInputGrad(dy: GPUBuffer, w: GPUBuffer, dx: GPUBuffer, p: Conv2dParams): void {
   validate(p);
@@ -243,7 +264,7 @@ export function conv2dInputGrad(dy: GPUBuffer, w: GPUBuffer, dx: GPUBuffer, p: C
   checkBuffer("conv2dInputGrad: w", w, p.cout * (p.cin / p.groups) * p.kh * p.kw);
   checkBuffer("conv2dInputGrad: dx", dx, p.batch * p.cin * p.h * p.w);
   checkDistinct("conv2dInputGrad", dx, dy, w);
-  const r = (v: number) => f32Bits(1 / Math.max(1, v));
+  if (gemmPath(conv2dFlops(p)) === "texture" && inputGradTexture(dy, w, dx, p)) return;
   for (const ph of inputGradPhases(p)) {
     // GEMM per phase: M = cin/g, N = batch*ht*wt (b, t, s), K = cout/g*uy*ux (o, u, v).
     const m = p.cin / p.groups, n = p.batch * ph.ht * ph.wt, k = (p.cout / p.groups) * ph.uy * ph.ux;
@@ -255,28 +276,8 @@ export function conv2dInputGrad(dy: GPUBuffer, w: GPUBuffer, dx: GPUBuffer, p: C
         name: "DX",
         write: true,
       }],
-      uniform: [
-        ...uniformWords(p),
-        ph.py,
-        ph.px,
-        ph.ry,
-        ph.rx,
-        ph.cy,
-        ph.cx,
-        ph.ht,
-        ph.wt,
-        ph.uy,
-        ph.ux,
-        r(ph.ht * ph.wt),
-        r(ph.wt),
-        r(ph.uy * ph.ux),
-        r(ph.ux),
-      ],
-      helpers: SHAPE_WGSL.replace(/\n\/\/ x\[base[\s\S]*$/, "") + `
-fn cWT() -> u32 { return U(${W_WT}u); }
-fn cUX() -> u32 { return U(${W_UX}u); }
-fn cUYUX() -> u32 { return U(${W_UY}u) * U(${W_UX}u); }
-fn cHTWT() -> u32 { return U(${W_HT}u) * U(${W_WT}u); }
+      uniform: [...uniformWords(p), ...phaseWords(ph)],
+      helpers: SHAPE_CORE_WGSL + PHASE_WGSL + `
 // dy[base + oy*outW + ox], zero outside the output.
 fn ldDY(base: u32, oy: i32, ox: i32, ok: bool) -> f32 {
   let inside = ok && u32(oy) < cOH() && u32(ox) < cOW();
@@ -329,6 +330,7 @@ export function conv2dWeightGrad(x: GPUBuffer, dy: GPUBuffer, dw: GPUBuffer, p: 
   checkBuffer("conv2dWeightGrad: dy", dy, p.batch * p.cout * p.outH * p.outW);
   checkBuffer("conv2dWeightGrad: dw", dw, p.cout * (p.cin / p.groups) * p.kh * p.kw);
   checkDistinct("conv2dWeightGrad", dw, x, dy);
+  if (gemmPath(conv2dFlops(p)) === "texture" && weightGradTexture(x, dy, dw, p)) return;
   const rt = gpu();
   const m = p.cout / p.groups, n = (p.cin / p.groups) * p.kh * p.kw, k = p.batch * p.outH * p.outW;
   const tile = gemmTile(m, n, k, p.groups);
@@ -387,4 +389,329 @@ export function conv2dWeightGrad(x: GPUBuffer, dy: GPUBuffer, dw: GPUBuffer, p: 
 /** FLOPs of one conv pass (forward, input grad and weight grad do the same multiply-adds). */
 export function conv2dFlops(p: Conv2dParams): number {
   return 2 * p.batch * p.cout * p.outH * p.outW * (p.cin / p.groups) * p.kh * p.kw;
+}
+
+// ---- the texture path ----
+// Words after the phase words: the A and B images' (wp, outer*hp, cx, hp, 1/cx), then groups,
+// the dy frame's top/left border (input grad), channel quads and 1/quads, and dw's split stride.
+const W_TA = 44, W_TB = 49, W_G = 54, W_DYPT = 55, W_DYPL = 56, W_C4 = 57, W_R_C4 = 58, W_TOTAL = 59;
+const NO_PHASE = new Array(14).fill(0);
+
+function imageWords(l: ImageLayout): number[] {
+  return [l.wp, l.outer * l.hp, l.cx, l.hp, f32Bits(1 / l.cx)];
+}
+
+/** Texel column and band row of channel quad c4 of the packed image whose words start at w. */
+const TEX_WGSL = `
+fn quadX(w: u32, c4: u32) -> u32 { return (c4 - fdiv(c4, U(w + 2u), F(w + 4u)) * U(w + 2u)) * U(w); }
+fn quadY(w: u32, c4: u32) -> u32 { return fdiv(c4, U(w + 2u), F(w + 4u)) * U(w + 1u); }`;
+
+/** The zero frame around x that keeps every tap of forward and weight grad inside the packed image. */
+function xFrame(p: Conv2dParams): { hp: number; wp: number } {
+  return {
+    hp: Math.max(p.padTop + p.h, (p.outH - 1) * p.strideY + p.kh),
+    wp: Math.max(p.padLeft + p.w, (p.outW - 1) * p.strideX + p.kw),
+  };
+}
+
+/** Packs x[b, g*cinG + c, y, x] as image blocks b*groups + g, framed for the taps. */
+function packX(x: GPUBuffer, p: Conv2dParams, l: ImageLayout) {
+  return packImage(x, {
+    batch: p.batch,
+    groups: p.groups,
+    channelsPerGroup: p.cin / p.groups,
+    h: p.h,
+    w: p.w,
+    bStride: p.cin * p.h * p.w,
+    cStride: p.h * p.w,
+    yStride: p.w,
+    xStride: 1,
+    padTop: p.padTop,
+    padLeft: p.padLeft,
+  }, l);
+}
+
+/** Packs dy[b, g*coutG + o, y, x] as image blocks b*groups + g with the given border. */
+function packDy(dy: GPUBuffer, p: Conv2dParams, l: ImageLayout, padTop: number, padLeft: number) {
+  return packImage(dy, {
+    batch: p.batch,
+    groups: p.groups,
+    channelsPerGroup: p.cout / p.groups,
+    h: p.outH,
+    w: p.outW,
+    bStride: p.cout * p.outH * p.outW,
+    cStride: p.outH * p.outW,
+    yStride: p.outW,
+    xStride: 1,
+    padTop,
+    padLeft,
+  }, l);
+}
+
+/**
+ * Packs w[o, ci, ky, kx] as blocks o with channels ci, each block one row of kh*kw taps: forward
+ * chunks (quad, tap) walk along a texture row, and the input grad reads 4 input channels per texel.
+ */
+function packW(w: GPUBuffer, p: Conv2dParams, l: ImageLayout) {
+  const cinG = p.cin / p.groups, khw = p.kh * p.kw;
+  return packImage(w, {
+    batch: p.cout,
+    groups: 1,
+    channelsPerGroup: cinG,
+    h: 1,
+    w: khw,
+    bStride: cinG * khw,
+    cStride: khw,
+    yStride: 0,
+    xStride: 1,
+    padTop: 0,
+    padLeft: 0,
+  }, l);
+}
+
+function release(...textures: { texture: GPUTexture }[]): void {
+  for (const t of textures) gpu().releaseTexture(t.texture);
+}
+
+/** Forward on textures: K = (channel quad, ky, kx) x 4 channels; false when a pack does not fit. */
+function forwardTexture(
+  x: GPUBuffer,
+  w: GPUBuffer,
+  out: GPUBuffer,
+  p: Conv2dParams,
+  epi?: Epilogue,
+): boolean {
+  const cinG = p.cin / p.groups, f = xFrame(p);
+  const lw = imageLayout(p.cout, cinG, 1, p.kh * p.kw),
+    lx = imageLayout(p.batch * p.groups, cinG, f.hp, f.wp);
+  if (!lw || !lx) return false;
+  const rt = gpu();
+  const tw = packW(w, p, lw), tx = packX(x, p, lx);
+  const m = p.cout / p.groups, n = p.batch * p.outH * p.outW, k = lw.c4 * p.kh * p.kw * 4;
+  gemm({
+    key: `conv_fwd|tex|${epilogueKey(epi)}`,
+    tile: gemmTile(m, n, k, p.groups, "texture"),
+    bindings: [
+      { texture: rt.view(tw.texture), name: "TA" },
+      { texture: rt.view(tx.texture), name: "TB" },
+      ...(epi?.bias ? [{ buffer: epi.bias, name: "bias" }] : []),
+      { buffer: out, name: "Y", write: true },
+    ],
+    uniform: [
+      ...uniformWords(p, epi?.alpha ?? 1),
+      ...NO_PHASE,
+      ...imageWords(lw),
+      ...imageWords(lx),
+      p.groups,
+    ],
+    helpers: SHAPE_CORE_WGSL + TEX_WGSL + "\n" + epilogueHelper(epi),
+    loadA: {
+      // Weight block o = g*coutG + m; the chunk's (quad, ky, kx) is shared with B.
+      vec: "k",
+      setup: (i) => `let aY${i} = z * cCoutG() + m0 + ${i}u;`,
+      perK: (q, kk) =>
+        q !== 0 ? "" : `let kc = ${kk} / 4u; let fc4 = divKHW(kc); let ft = kc - fc4 * cKHW(); ` +
+          `let fky = divKW(ft); let fkx = ft - fky * cKW(); ` +
+          `let aDX = quadX(${W_TA}u, fc4) + ft; let aDY = quadY(${W_TA}u, fc4);`,
+      load: (i) => `textureLoad(TA, vec2<u32>(aDX, aY${i} + aDY), 0)`,
+    },
+    loadB: {
+      // Column n = (b, oy, ox): the window corner in the framed image, once per thread.
+      vec: "k",
+      setup: (j) =>
+        `let bb${j} = divOHW(n0 + ${j}u); let br${j} = n0 + ${j}u - bb${j} * cOHW(); ` +
+        `let boy${j} = divOW(br${j}); let box${j} = br${j} - boy${j} * cOW(); ` +
+        `let bX${j} = box${j} * cSX(); let bY${j} = (bb${j} * U(${W_G}u) + z) * U(${
+          W_TB + 3
+        }u) + boy${j} * cSY();`,
+      perK: (q) =>
+        q !== 0 ? "" : `let bDX = quadX(${W_TB}u, fc4) + fkx; let bDY = quadY(${W_TB}u, fc4) + fky;`,
+      load: (j) => `textureLoad(TB, vec2<u32>(bX${j} + bDX, bY${j} + bDY), 0)`,
+    },
+    store: (_i, j) =>
+      `${
+        epilogueCode(epi, W_ALPHA, "z * cCoutG() + m")
+      } Y[(bb${j} * cCout() + z * cCoutG() + m) * cOHW() + br${j}] = o;`,
+    m,
+    n,
+    k,
+    batch: p.groups,
+    fmaOrder: "q-inner",
+  });
+  release(tw, tx);
+  return true;
+}
+
+/**
+ * Input grad on textures, one GEMM per stride phase; K = (output-channel quad, u, v) x 4 output
+ * channels. A reads the forward weight pack, 4 input channels (rows) per texel.
+ */
+function inputGradTexture(dy: GPUBuffer, w: GPUBuffer, dx: GPUBuffer, p: Conv2dParams): boolean {
+  const cinG = p.cin / p.groups, coutG = p.cout / p.groups;
+  const phases = inputGradPhases(p);
+  // dy rows t + cy - u and columns s + cx - v of every phase must land inside the frame.
+  let pt = 0, pl = 0;
+  for (const ph of phases) [pt, pl] = [Math.max(pt, ph.uy - 1 - ph.cy), Math.max(pl, ph.ux - 1 - ph.cx)];
+  let hp = pt + p.outH, wp = pl + p.outW;
+  for (const ph of phases) [hp, wp] = [Math.max(hp, pt + ph.ht + ph.cy), Math.max(wp, pl + ph.wt + ph.cx)];
+  const lw = imageLayout(p.cout, cinG, 1, p.kh * p.kw), ldy = imageLayout(p.batch * p.groups, coutG, hp, wp);
+  if (!lw || !ldy) return false;
+  const rt = gpu();
+  const tw = packW(w, p, lw), tdy = packDy(dy, p, ldy, pt, pl);
+  // Output channels past coutG in the last quad would read the next group's weights: masked.
+  const mask = coutG % 4 !== 0;
+  for (const ph of phases) {
+    const m = cinG, n = p.batch * ph.ht * ph.wt, k = ldy.c4 * ph.uy * ph.ux * 4;
+    gemm({
+      key: `conv_dx|tex|mask${mask ? 1 : 0}`,
+      tile: gemmTile(m, n, k, p.groups, "texture"),
+      bindings: [
+        { texture: rt.view(tw.texture), name: "TA" },
+        { texture: rt.view(tdy.texture), name: "TB" },
+        { buffer: dx, name: "DX", write: true },
+      ],
+      uniform: [
+        ...uniformWords(p),
+        ...phaseWords(ph),
+        ...imageWords(lw),
+        ...imageWords(ldy),
+        p.groups,
+        pt,
+        pl,
+      ],
+      helpers: SHAPE_CORE_WGSL + PHASE_WGSL + TEX_WGSL,
+      loadA: {
+        // Rows 4g..4g+3 are one quad of input channels; k = (o, u, v) reads weight block
+        // g*coutG + o at tap (py + u*sy, px + v*sx).
+        vec: "fixed",
+        setup: (g) =>
+          `let aQ${g} = m0 / 4u + ${g}u; let aX${g} = quadX(${W_TA}u, aQ${g}); ` +
+          `let aY${g} = quadY(${W_TA}u, aQ${g}) + z * cCoutG();`,
+        perK: (q, kk) =>
+          q !== 0 ? "" : `let kc = ${kk} / 4u; let fc4 = fdiv(kc, cUYUX(), F(${W_R_UYUX}u)); ` +
+            `let ft = kc - fc4 * cUYUX(); let fu = fdiv(ft, cUX(), F(${W_R_UX}u)); let fv = ft - fu * cUX(); ` +
+            `let aT = (U(${W_PY}u) + fu * cSY()) * cKW() + U(${W_PX}u) + fv * cSX(); let aO = 4u * fc4;`,
+        load: (g, _k, q) => {
+          const load = `textureLoad(TA, vec2<u32>(aX${g} + aT, aY${g} + aO + ${q}u), 0)`;
+          return mask ? `select(vec4<f32>(0.0), ${load}, aO + ${q}u < cCoutG())` : load;
+        },
+      },
+      loadB: {
+        // Column n = (b, t, s) reads dy[b, g*coutG + o, t + cy - u, s + cx - v] inside the frame.
+        vec: "k",
+        setup: (j) =>
+          `let bb${j} = fdiv(n0 + ${j}u, cHTWT(), F(${W_R_HTWT}u)); let br${j} = n0 + ${j}u - bb${j} * cHTWT(); ` +
+          `let bt${j} = fdiv(br${j}, cWT(), F(${W_R_WT}u)); let bs${j} = br${j} - bt${j} * cWT(); ` +
+          `let bX${j} = i32(bs${j} + U(${W_CX}u) + U(${W_DYPL}u)); ` +
+          `let bY${j} = i32((bb${j} * U(${W_G}u) + z) * U(${
+            W_TB + 3
+          }u) + bt${j} + U(${W_CY}u) + U(${W_DYPT}u));`,
+        perK: (q) =>
+          q !== 0
+            ? ""
+            : `let bDX = i32(quadX(${W_TB}u, fc4)) - i32(fv); let bDY = i32(quadY(${W_TB}u, fc4)) - i32(fu);`,
+        load: (j) => `textureLoad(TB, vec2<i32>(bX${j} + bDX, bY${j} + bDY), 0)`,
+      },
+      store: (_i, j) =>
+        `DX[((bb${j} * cCin() + z * cCinG() + m) * cH() + U(${W_RY}u) + bt${j} * cSY()) * cW() + ` +
+        `U(${W_RX}u) + bs${j} * cSX()] = v;`,
+      m,
+      n,
+      k,
+      batch: p.groups,
+      fmaOrder: "q-inner",
+    });
+  }
+  release(tw, tdy);
+  return true;
+}
+
+/**
+ * Weight grad on textures: K = pixels (b, oy, ox); A reads 4 output channels of dy per texel, B 4
+ * input channels of x, so N runs over (ky, kx, channel quad) x 4 and padded channels are not stored.
+ */
+function weightGradTexture(x: GPUBuffer, dy: GPUBuffer, dw: GPUBuffer, p: Conv2dParams): boolean {
+  const cinG = p.cin / p.groups, coutG = p.cout / p.groups, f = xFrame(p);
+  const lx = imageLayout(p.batch * p.groups, cinG, f.hp, f.wp);
+  const ldy = imageLayout(p.batch * p.groups, coutG, p.outH, p.outW);
+  if (!lx || !ldy) return false;
+  const rt = gpu();
+  const m = coutG, n = p.kh * p.kw * lx.c4 * 4, k = p.batch * p.outH * p.outW;
+  const tile = gemmTile(m, n, k, p.groups, "texture");
+  const tiles = Math.ceil(m / (tile.tm * tile.wy)) * Math.ceil(n / (tile.tn * tile.wx)) * p.groups;
+  const splits = weightGradSplits(tiles, k);
+  const total = p.groups * coutG * cinG * p.kh * p.kw;
+  const target = splits > 1 ? rt.alloc(splits * total * 4) : dw;
+  const tdy = packDy(dy, p, ldy, 0, 0), tx = packX(x, p, lx);
+  // Chunks of 4 pixels never straddle K (nor a split, kPer being a multiple of 4) when K % 4 == 0.
+  const mask = k % 4 !== 0, row4 = p.outW % 4 === 0;
+  const masked = (load: string, q: number) => mask ? `select(vec4<f32>(0.0), ${load}, kOk${q})` : load;
+  gemm({
+    key: `conv_dw|tex|split${splits > 1 ? 1 : 0}|mask${mask ? 1 : 0}|row${row4 ? 4 : 1}`,
+    tile,
+    bindings: [
+      { texture: rt.view(tdy.texture), name: "TA" },
+      { texture: rt.view(tx.texture), name: "TB" },
+      { buffer: target, name: "DW", write: true },
+    ],
+    uniform: [
+      ...uniformWords(p),
+      ...NO_PHASE,
+      ...imageWords(ldy),
+      ...imageWords(lx),
+      p.groups,
+      0,
+      0,
+      lx.c4,
+      f32Bits(1 / lx.c4),
+      total,
+    ],
+    helpers: SHAPE_CORE_WGSL + TEX_WGSL,
+    loadA: {
+      // Rows 4g..4g+3 are one quad of output channels; row k = pixel (b, oy, ox), masked past K.
+      vec: "fixed",
+      setup: (g) =>
+        `let aO${g} = m0 / 4u + ${g}u; let aX${g} = quadX(${W_TA}u, aO${g}); ` +
+        `let aY${g} = quadY(${W_TA}u, aO${g}) + z * U(${W_TA + 3}u);`,
+      // With outW % 4 == 0 a chunk's 4 pixels share a row: one decomposition per chunk.
+      perK: (q, kk) =>
+        row4 && q > 0
+          ? `let koy${q} = koy0; let kox${q} = kox0 + ${q}u; let kbG${q} = kbG0;`
+          : `let kb${q} = divOHW(${kk}); let kr${q} = ${kk} - kb${q} * cOHW(); let koy${q} = divOW(kr${q}); ` +
+            `let kox${q} = kr${q} - koy${q} * cOW(); let kbG${q} = kb${q} * U(${W_G}u);`,
+      load: (g, _k, q) =>
+        masked(
+          `textureLoad(TA, vec2<u32>(aX${g} + kox${q}, aY${g} + kbG${q} * U(${W_TA + 3}u) + koy${q}), 0)`,
+          q,
+        ),
+    },
+    loadB: {
+      // Columns 4g..4g+3 are one quad of input channels at tap (ky, kx).
+      vec: "fixed",
+      setup: (g) =>
+        `let bN${g} = n0 / 4u + ${g}u; let bT${g} = fdiv(bN${g}, U(${W_C4}u), F(${W_R_C4}u)); ` +
+        `let bC${g} = bN${g} - bT${g} * U(${W_C4}u); let bKy${g} = divKW(bT${g}); let bKx${g} = bT${g} - bKy${g} * cKW(); ` +
+        `let bX${g} = quadX(${W_TB}u, bC${g}) + bKx${g}; ` +
+        `let bY${g} = quadY(${W_TB}u, bC${g}) + z * U(${W_TB + 3}u) + bKy${g};`,
+      perK: (q) =>
+        `let bKY${q} = kbG${q} * U(${W_TB + 3}u) + koy${q} * cSY(); let bKX${q} = kox${q} * cSX();`,
+      load: (g, _k, q) => masked(`textureLoad(TB, vec2<u32>(bX${g} + bKX${q}, bY${g} + bKY${q}), 0)`, q),
+    },
+    store: () =>
+      `let sN = n / 4u; let sT = fdiv(sN, U(${W_C4}u), F(${W_R_C4}u)); ` +
+      `let sC = (sN - sT * U(${W_C4}u)) * 4u + n % 4u; ` +
+      `if (sC < cCinG()) { DW[s * U(${W_TOTAL}u) + ((z * M + m) * cCinG() + sC) * cKHW() + sT] = v; }`,
+    m,
+    n,
+    k,
+    batch: p.groups,
+    splits,
+    fmaOrder: "q-inner",
+  });
+  release(tdy, tx);
+  if (splits > 1) {
+    sumSplits(target, dw, splits, total);
+    rt.release(target);
+  }
+  return true;
 }

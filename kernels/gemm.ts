@@ -9,6 +9,11 @@
 // included), so staging through shared memory only adds loads. What pays is reuse in registers:
 // per k step a thread loads tm + tn floats for tm * tn FMAs, so big thread tiles win (until LLVM's
 // compile time explodes), and vec4 loads trim the per-load overhead a little.
+//
+// The texture path: lavapipe's textureLoad of an rgba32float texel is a real vector gather (~10x
+// the storage-load rate per lane), so operands can instead be packed once per GEMM into textures
+// whose texels hold four consecutive elements (kernels/pack_texture.ts) and read with textureLoad.
+// Loaders are the same OperandLoader snippets; bindings may be textures. gemmPath() picks the path.
 
 import { gpu } from "./runtime.ts";
 
@@ -39,13 +44,16 @@ export interface OperandLoader {
   load: (i: number, k: string, q: number) => string;
 }
 
-export interface GemmBinding {
-  buffer: GPUBuffer;
-  name: string;
-  write?: boolean;
-  /** Declare as array<vec4<f32>> (for vec4 loads) instead of array<f32>. */
-  vec4?: boolean;
-}
+/** A storage buffer (array<f32>, or array<vec4<f32>> with vec4) or a texture_2d<f32> binding. */
+export type GemmBinding =
+  | {
+    buffer: GPUBuffer;
+    name: string;
+    write?: boolean;
+    /** Declare as array<vec4<f32>> (for vec4 loads) instead of array<f32>. */
+    vec4?: boolean;
+  }
+  | { texture: GPUTextureView; name: string };
 
 export interface GemmSpec {
   /** Pipeline key prefix (first field is the kernel name); with the tile it must identify the WGSL. */
@@ -69,6 +77,13 @@ export interface GemmSpec {
   batch: number;
   /** Split K over this many workgroups (default 1); `store` sees the split index `s`. */
   splits?: number;
+  /**
+   * Order of the multiply-adds of a k chunk: "q-outer" (each k step over all accumulators) or
+   * "q-inner" (each accumulator's 4 k steps back to back). Lavapipe keeps every per-thread value
+   * in its own SIMD register, so big tiles spill accumulators; q-inner moves each spilled one once
+   * per chunk, not per k (measured ~1.4x on the texture path, neutral on the load-bound storage path).
+   */
+  fmaOrder?: "q-outer" | "q-inner";
   /** Test hook: pretend the per-dimension grid limit is this (exercises grid folding). */
   maxGridDim?: number;
 }
@@ -78,8 +93,57 @@ export const GEMM_USER_WORD = 8;
 
 const KU = 4; // reduction indices per loop iteration
 
-/** Tuning hook for bench/gemm_quick.ts: when set, every GEMM uses this tile. */
-export const gemmTuning: { tile: GemmTile | null } = { tile: null };
+/**
+ * Tuning and test hooks: `tile` forces every GEMM's tile (bench/gemm_quick.ts), `path` forces the
+ * operand path (like the GC_GEMM_PATH environment variable, which it overrides).
+ */
+export const gemmTuning: { tile: GemmTile | null; path: GemmPath | null } = { tile: null, path: null };
+
+/** How GEMM operands are read: straight from storage buffers, or packed into textures first. */
+export type GemmPath = "storage" | "texture";
+
+let envPath: GemmPath | null | undefined;
+
+/** GC_GEMM_PATH=storage|texture, read once (unset, or no env permission: null). */
+function pathFromEnv(): GemmPath | null {
+  if (envPath !== undefined) return envPath;
+  envPath = null;
+  let v: string | undefined;
+  try {
+    if (Deno.permissions.querySync({ name: "env", variable: "GC_GEMM_PATH" }).state === "granted") {
+      v = Deno.env.get("GC_GEMM_PATH");
+    }
+  } catch {
+    v = undefined;
+  }
+  if (v !== undefined && v !== "") {
+    if (v !== "storage" && v !== "texture") {
+      throw new Error(`GC_GEMM_PATH must be "storage" or "texture", got "${v}"`);
+    }
+    envPath = v;
+  }
+  return envPath;
+}
+
+/**
+ * GEMMs from this many FLOPs (~ matmul 80^3) take the texture path on a CPU adapter. Per CPU-second
+ * (bench/gemm_quick.ts small) the paths tie at 32^3 and textures lead from 64^3 up (0.5 vs 0.4
+ * GFLOP), but below ~1 MFLOP the run is dominated by dispatch overhead (the texture path adds up to
+ * two pack dispatches) and the extra pipelines' compile time is not worth it.
+ */
+export const TEXTURE_MIN_FLOPS = 2 ** 20;
+
+/**
+ * The operand path for a GEMM of `flops`: forced by gemmTuning.path or GC_GEMM_PATH, else textures on
+ * a CPU adapter for GEMMs big enough to pay for packing. Real GPUs keep the storage path (their
+ * storage loads are fast and it is the more portable one). Callers fall back to storage when the
+ * packed operands do not fit the texture size limit.
+ */
+export function gemmPath(flops: number): GemmPath {
+  const forced = gemmTuning.path ?? pathFromEnv();
+  if (forced) return forced;
+  return onCpuAdapter() && flops >= TEXTURE_MIN_FLOPS ? "texture" : "storage";
+}
 
 const TILE_CANDIDATES: GemmTile[] = [
   { tm: 32, tn: 32, wx: 4, wy: 2 },
@@ -123,8 +187,15 @@ function allowedTile(t: GemmTile, flops: number): boolean {
  * output and k step are 1/tm + 1/tn (the CPU adapter's bottleneck), padding to whole tiles is
  * wasted work, and fewer than ~8 workgroups leave cores idle.
  */
-export function gemmTile(m: number, n: number, k: number, batch: number): GemmTile {
+export function gemmTile(
+  m: number,
+  n: number,
+  k: number,
+  batch: number,
+  path: GemmPath = "storage",
+): GemmTile {
   if (gemmTuning.tile) return gemmTuning.tile;
+  if (path === "texture") return textureTile(m, n, batch);
   if (!onCpuAdapter()) {
     // A real GPU wants many light threads (registers are per thread there); untuned default.
     return m * n * batch >= 256 * 256 ? { tm: 4, tn: 4, wx: 16, wy: 16 } : { tm: 4, tn: 4, wx: 8, wy: 8 };
@@ -136,6 +207,35 @@ export function gemmTile(m: number, n: number, k: number, batch: number): GemmTi
     const groups = Math.ceil(m / bm) * Math.ceil(n / bn) * batch;
     const padded = groups * bm * bn;
     const cost = padded * (1 / t.tm + 1 / t.tn) * Math.max(1, 8 / groups);
+    if (cost < bestCost * 0.999) [best, bestCost] = [t, cost];
+  }
+  return best;
+}
+
+const TEXTURE_TILES: GemmTile[] = [
+  { tm: 16, tn: 16, wx: 8, wy: 4 },
+  { tm: 16, tn: 16, wx: 4, wy: 4 },
+  { tm: 16, tn: 16, wx: 4, wy: 2 },
+  { tm: 16, tn: 16, wx: 2, wy: 4 },
+  { tm: 8, tn: 16, wx: 4, wy: 2 },
+  { tm: 8, tn: 8, wx: 8, wy: 4 },
+  { tm: 8, tn: 8, wx: 4, wy: 2 },
+  { tm: 4, tn: 8, wx: 4, wy: 2 },
+];
+
+/**
+ * Texture-path tile: loads are cheap there, so the model is multiply-adds on padded tiles times a
+ * per-tile overhead 1 + 5 (1/tm + 1/tn) (fitted to matmul 512: 16x16 ~1.4x faster than 8x8 per
+ * CPU-second), with fewer than 8 workgroups leaving cores idle. Workgroups keep >= 8 threads (one
+ * AVX2 row of lanes), tm a multiple of 4 (some loaders read 4 rows per texel); 16x16 is the largest:
+ * 32x16 gained <10% for ~3x the compile time.
+ */
+function textureTile(m: number, n: number, batch: number): GemmTile {
+  let best = TEXTURE_TILES[0], bestCost = Infinity;
+  for (const t of TEXTURE_TILES) {
+    const bm = t.tm * t.wy, bn = t.tn * t.wx;
+    const groups = Math.ceil(m / bm) * Math.ceil(n / bn) * batch;
+    const cost = groups * bm * bn * (1 + 5 * (1 / t.tm + 1 / t.tn)) * Math.max(1, 8 / groups);
     if (cost < bestCost * 0.999) [best, bestCost] = [t, cost];
   }
   return best;
@@ -189,8 +289,10 @@ export function gemmSource(spec: GemmSpec): string {
   if (A.vec === "fixed" && tm % 4 !== 0) throw new Error("gemm: vec4 A rows need tm % 4 == 0");
   const words = GEMM_USER_WORD + spec.uniform.length;
   const decls = spec.bindings.map((b, i) =>
-    `@group(0) @binding(${i}) var<storage, ${b.write ? "read_write" : "read"}> ${b.name}: ` +
-    `array<${b.vec4 ? "vec4<f32>" : "f32"}>;`
+    "texture" in b
+      ? `@group(0) @binding(${i}) var ${b.name}: texture_2d<f32>;`
+      : `@group(0) @binding(${i}) var<storage, ${b.write ? "read_write" : "read"}> ${b.name}: ` +
+        `array<${b.vec4 ? "vec4<f32>" : "f32"}>;`
   ).join("\n");
   const setup = (L: OperandLoader, count: number) => {
     if (!L.setup) return "";
@@ -198,6 +300,7 @@ export function gemmSource(spec: GemmSpec): string {
     return Array.from({ length: n }, (_, i) => L.setup!(i)).join("\n  ");
   };
   const body: string[] = [];
+  const qInner = spec.fmaOrder === "q-inner";
   for (let q = 0; q < KU; q++) body.push(`let kOk${q} = k + ${q}u < kEnd;`);
   for (let q = 0; q < KU; q++) for (const L of [A, B]) if (L.perK) body.push(L.perK(q, `(k + ${q}u)`));
   // Loads named a{i} (vec over the chunk's 4 k, loaded once per chunk), a{i}_{q} (scalar) or
@@ -221,7 +324,17 @@ export function gemmSource(spec: GemmSpec): string {
     }
     for (let i = 0; i < tm; i++) {
       body.push(`let av${i}_${q} = vec4<f32>(${val(A, "a", i, q)});`);
-      for (let g = 0; g < tn / 4; g++) body.push(`c${i}_${g} = fma(av${i}_${q}, bv${g}_${q}, c${i}_${g});`);
+      if (!qInner) {
+        for (let g = 0; g < tn / 4; g++) body.push(`c${i}_${g} = fma(av${i}_${q}, bv${g}_${q}, c${i}_${g});`);
+      }
+    }
+  }
+  if (qInner) {
+    // Each accumulator takes its 4 k steps back to back: one register round trip per chunk.
+    for (let i = 0; i < tm; i++) {
+      for (let g = 0; g < tn / 4; g++) {
+        for (let q = 0; q < KU; q++) body.push(`c${i}_${g} = fma(av${i}_${q}, bv${g}_${q}, c${i}_${g});`);
+      }
     }
   }
   const acc: string[] = [], stores: string[] = [];
@@ -290,7 +403,7 @@ export function gemm(spec: GemmSpec): void {
   u.set([m, n, k, batch, tilesN, tilesM, splits, kPer]);
   u.set(spec.uniform, GEMM_USER_WORD);
   rt.dispatch(
-    `${spec.key}|${t.tm}x${t.tn}/${t.wx}x${t.wy}|u${words}`,
+    `${spec.key}|${t.tm}x${t.tn}/${t.wx}x${t.wy}|u${words}|${spec.fmaOrder ?? "q-outer"}`,
     () => gemmSource(spec),
     spec.bindings,
     u,

@@ -1,8 +1,12 @@
 // Batched matrix multiply on f32 buffers with optional transposes, broadcast operands and a fused
 // epilogue (alpha, bias, activation expression). Layouts become strides in the uniform; a compiled
 // variant differs only where vec4 loads are possible (a contiguous extent that is a multiple of 4).
+// On the texture path (gemmPath) A and B are first packed into rgba32float textures along their
+// contiguous axis (a pure re-layout, a buffer-to-texture copy when rows are 256-byte aligned).
 
-import { f32Bits, gemm, type GemmTile, gemmTile, type OperandLoader } from "./gemm.ts";
+import { f32Bits, gemm, gemmPath, type GemmTile, gemmTile, type OperandLoader } from "./gemm.ts";
+import { packRows, rowsLayout } from "./pack_texture.ts";
+import { gpu } from "./runtime.ts";
 
 export interface MatmulParams {
   batch: number;
@@ -110,6 +114,97 @@ function stridedLoader(
   };
 }
 
+/**
+ * Loader of a texture-packed operand (rows layout, see pack_texture.ts) whose texels run along k
+ * (rows are the fixed index) or along the fixed index (rows are k). Uniform words w..w+3: texels per
+ * row, rows per batch, batches side by side, and 0/1 for a broadcast/batched operand. Zero padding
+ * from the pack covers k past K; rows or columns past M/N only feed outputs that are not stored.
+ */
+function textureLoader(
+  name: string,
+  w: number,
+  fixed: "m" | "n",
+  texelsAlong: "k" | "fixed",
+): OperandLoader {
+  const p = name.toLowerCase(), f0 = fixed === "m" ? "m0" : "n0";
+  const origin = `let ${p}Z = z * U(${w + 3}u); let ${p}OX = (${p}Z % U(${w + 2}u)) * U(${w}u); ` +
+    `let ${p}OY = (${p}Z / U(${w + 2}u)) * U(${w + 1}u);`;
+  if (texelsAlong === "k") {
+    return {
+      vec: "k",
+      setup: (i) => `${i === 0 ? origin : ""} let ${p}Y${i} = ${p}OY + ${f0} + ${i}u;`,
+      load: (i, k) => `textureLoad(${name}, vec2<u32>(${p}OX + ${k} / 4u, ${p}Y${i}), 0)`,
+    };
+  }
+  return {
+    vec: "fixed",
+    setup: (g) => `${g === 0 ? origin : ""} let ${p}X${g} = ${p}OX + ${f0} / 4u + ${g}u;`,
+    load: (g, k) => `textureLoad(${name}, vec2<u32>(${p}X${g}, ${p}OY + ${k}), 0)`,
+  };
+}
+
+/** The texture path of matmul; false (nothing recorded) when an operand does not fit a texture. */
+function matmulTexture(a: GPUBuffer, b: GPUBuffer, out: GPUBuffer, p: MatmulParams, epi?: Epilogue): boolean {
+  const { batch, m, n, k } = p;
+  // Source matrices as [rows][cols] with cols contiguous: A is [m][k] or [k][m], B is [k][n] or [n][k].
+  const aBatch = p.broadcastA ? 1 : batch, bBatch = p.broadcastB ? 1 : batch;
+  const [aRows, aCols] = p.transA ? [k, m] : [m, k];
+  const [bRows, bCols] = p.transB ? [n, k] : [k, n];
+  const la = rowsLayout(aBatch, aRows, aCols), lb = rowsLayout(bBatch, bRows, bCols);
+  if (!la || !lb) return false;
+  const rt = gpu();
+  const ta = packRows(a, {
+    batch: aBatch,
+    rows: aRows,
+    cols: aCols,
+    zStride: m * k,
+    rowStride: aCols,
+    colStride: 1,
+  }, la);
+  const tb = packRows(b, {
+    batch: bBatch,
+    rows: bRows,
+    cols: bCols,
+    zStride: k * n,
+    rowStride: bCols,
+    colStride: 1,
+  }, lb);
+  const aAlong = p.transA ? "fixed" : "k", bAlong = p.transB ? "k" : "fixed";
+  gemm({
+    key: `matmul|tex:${aAlong}:${bAlong}|${epilogueKey(epi)}`,
+    tile: gemmTile(m, n, k, batch, "texture"),
+    bindings: [
+      { texture: rt.view(ta.texture), name: "TA" },
+      { texture: rt.view(tb.texture), name: "TB" },
+      ...(epi?.bias ? [{ buffer: epi.bias, name: "bias" }] : []),
+      { buffer: out, name: "C", write: true },
+    ],
+    uniform: [
+      la.w,
+      la.rp,
+      la.bx,
+      p.broadcastA ? 0 : 1,
+      lb.w,
+      lb.rp,
+      lb.bx,
+      p.broadcastB ? 0 : 1,
+      f32Bits(epi?.alpha ?? 1),
+    ],
+    helpers: epilogueHelper(epi),
+    loadA: textureLoader("TA", 8, "m", aAlong),
+    loadB: textureLoader("TB", 12, "n", bAlong),
+    store: () => `${epilogueCode(epi, 16)} C[(z * M + m) * N + n] = o;`,
+    m,
+    n,
+    k,
+    batch,
+    fmaOrder: "q-inner",
+  });
+  rt.releaseTexture(ta.texture);
+  rt.releaseTexture(tb.texture);
+  return true;
+}
+
 /** out[b,m,n] = epilogue(sum_k A[b,m,k] * B[b,k,n]). */
 export function matmul(a: GPUBuffer, b: GPUBuffer, out: GPUBuffer, p: MatmulParams, epi?: Epilogue): void {
   const { batch, m, n, k } = p;
@@ -121,6 +216,8 @@ export function matmul(a: GPUBuffer, b: GPUBuffer, out: GPUBuffer, p: MatmulPara
   checkBuffer("matmul: B", b, (p.broadcastB ? 1 : batch) * k * n);
   checkBuffer("matmul: out", out, batch * m * n);
   checkEpilogue("matmul", epi, epi?.biasAlong === "m" ? m : n);
+  if (batch * m * n === 0) return;
+  if (k > 0 && gemmPath(matmulFlops(p)) === "texture" && matmulTexture(a, b, out, p, epi)) return;
   const tile: GemmTile = gemmTile(m, n, k, batch);
   // A as (z, m, k) strides, B as (z, n, k) strides (the loader's fixed index first).
   const aZ = p.broadcastA ? 0 : m * k, bZ = p.broadcastB ? 0 : k * n;

@@ -10,14 +10,31 @@ export interface DeviceInfo {
   features: string[];
 }
 
-/** A binding of a dispatch: a buffer (with its byte range) and whether the kernel writes it. */
-export interface Binding {
-  buffer: GPUBuffer;
-  write?: boolean;
+/**
+ * A binding of a dispatch: a storage buffer (and whether the kernel writes it), a sampled float
+ * texture read with textureLoad (`texture_2d<f32>`), or a write-only rgba32float storage texture
+ * (`texture_storage_2d<rgba32float, write>`).
+ */
+export type Binding =
+  | { buffer: GPUBuffer; write?: boolean }
+  | { texture: GPUTextureView }
+  | { storageTexture: GPUTextureView };
+
+/** How a binding slot is declared in a pipeline's layout. */
+type BindingKind = "read" | "write" | "texture" | "storage-texture";
+
+function bindingKind(b: Binding): BindingKind {
+  if ("texture" in b) return "texture";
+  if ("storageTexture" in b) return "storage-texture";
+  return b.write ? "write" : "read";
 }
+
+/** The format of pooled textures: four f32 per texel (textureLoad of one texel = one vec4 load). */
+export const TEXTURE_FORMAT: GPUTextureFormat = "rgba32float";
 
 const SUBMIT_EVERY = 48; // dispatches per submitted command buffer
 const UNIFORM_ARENA_BYTES = 1 << 20;
+const TEXTURE_FLUSH_BYTES = 64 << 20; // released texture bytes that trigger an early submit
 
 class Runtime {
   device!: GPUDevice;
@@ -27,6 +44,11 @@ class Runtime {
   private free = new Map<number, GPUBuffer[]>();
   // Buffers released while commands that use them are still being recorded: pooled after submit.
   private releasedSinceSubmit: GPUBuffer[] = [];
+  // The same for textures, keyed by "width x height" (one format).
+  private freeTextures = new Map<string, GPUTexture[]>();
+  private texturesReleasedSinceSubmit: GPUTexture[] = [];
+  private textureBytesSinceSubmit = 0;
+  private views = new WeakMap<GPUTexture, GPUTextureView>();
   private encoder: GPUCommandEncoder | null = null;
   private pass: GPUComputePassEncoder | null = null;
   private dispatchesInBatch = 0;
@@ -44,6 +66,11 @@ class Runtime {
   createdBuffers = 0;
   totalDispatches = 0;
   totalSubmits = 0;
+  /** Textures handed out by allocTexture and not yet released (GEMM operands are transient). */
+  liveTextures = 0;
+  liveTextureBytes = 0;
+  pooledTextures = 0;
+  createdTextures = 0;
 
   async init(): Promise<void> {
     if (!("gpu" in navigator) || !navigator.gpu) {
@@ -154,6 +181,9 @@ class Runtime {
     for (const list of this.free.values()) for (const b of list) b.destroy();
     this.free.clear();
     this.pooledBuffers = 0;
+    for (const list of this.freeTextures.values()) for (const t of list) t.destroy();
+    this.freeTextures.clear();
+    this.pooledTextures = 0;
   }
 
   /** Copies host data into a buffer (queue-ordered before the next submit). */
@@ -163,22 +193,117 @@ class Runtime {
     this.device.queue.writeBuffer(buf, offset, data.buffer as ArrayBuffer, data.byteOffset, data.byteLength);
   }
 
+  // ---- textures ----
+
+  /** Texture extent class: exact up to 64, then a multiple of an eighth of the power of two below. */
+  private textureClass(v: number): number {
+    if (v <= 64) return v;
+    const q = 2 ** Math.floor(Math.log2(v)) / 8;
+    return Math.min(Math.ceil(v / q) * q, this.device.limits.maxTextureDimension2D);
+  }
+
+  /**
+   * An rgba32float texture of at least width x height texels (usable with textureLoad, as a
+   * write-only storage texture and as a copy source/destination); contents are undefined.
+   */
+  allocTexture(width: number, height: number): GPUTexture {
+    const max = this.device.limits.maxTextureDimension2D;
+    if (!Number.isInteger(width) || !Number.isInteger(height) || width < 1 || height < 1) {
+      throw new Error(`allocTexture: width and height must be positive integers, got ${width} x ${height}`);
+    }
+    if (width > max || height > max) {
+      throw new Error(`allocTexture: ${width} x ${height} texels exceed maxTextureDimension2D (${max})`);
+    }
+    const w = this.textureClass(width), h = this.textureClass(height);
+    let tex = this.freeTextures.get(`${w}x${h}`)?.pop();
+    if (tex) this.pooledTextures--;
+    else {
+      this.createdTextures++;
+      tex = this.device.createTexture({
+        size: [w, h],
+        format: TEXTURE_FORMAT,
+        usage: GPUTextureUsage.TEXTURE_BINDING | GPUTextureUsage.STORAGE_BINDING |
+          GPUTextureUsage.COPY_DST | GPUTextureUsage.COPY_SRC,
+      });
+    }
+    this.liveTextures++;
+    this.liveTextureBytes += w * h * 16;
+    return tex;
+  }
+
+  /**
+   * Gives a texture back; like buffers, it is reused only after the recorded commands are submitted.
+   * GEMM operand textures are transient (one per GEMM), so a long batch would otherwise hold many:
+   * past TEXTURE_FLUSH_BYTES released in one batch, the batch is submitted early.
+   */
+  releaseTexture(tex: GPUTexture): void {
+    const bytes = tex.width * tex.height * 16;
+    this.liveTextures--;
+    this.liveTextureBytes -= bytes;
+    this.texturesReleasedSinceSubmit.push(tex);
+    this.textureBytesSinceSubmit += bytes;
+    if (this.textureBytesSinceSubmit > TEXTURE_FLUSH_BYTES) this.flush();
+  }
+
+  /** The (cached) default view of a texture, for bindings. */
+  view(tex: GPUTexture): GPUTextureView {
+    let v = this.views.get(tex);
+    if (!v) this.views.set(tex, v = tex.createView());
+    return v;
+  }
+
+  /**
+   * Records a copy of `height` rows of `width` texels from a buffer (rows `bytesPerRow` apart, a
+   * multiple of 256) into the texture at texel (x, y).
+   */
+  copyToTexture(
+    src: GPUBuffer,
+    srcOffset: number,
+    bytesPerRow: number,
+    tex: GPUTexture,
+    x: number,
+    y: number,
+    width: number,
+    height: number,
+  ): void {
+    if (bytesPerRow % 256 !== 0 || srcOffset % 16 !== 0) {
+      throw new Error(
+        `copyToTexture: bytesPerRow (${bytesPerRow}) must be a multiple of 256, offset (${srcOffset}) of 16`,
+      );
+    }
+    if (width === 0 || height === 0) return;
+    if (!this.encoder) this.encoder = this.device.createCommandEncoder();
+    if (this.pass) {
+      this.pass.end();
+      this.pass = null;
+    }
+    this.encoder.copyBufferToTexture(
+      { buffer: src, offset: srcOffset, bytesPerRow, rowsPerImage: height },
+      { texture: tex, origin: { x, y } },
+      { width, height },
+    );
+    this.dispatchesInBatch++;
+  }
+
   // ---- pipelines and dispatch ----
 
-  /** Compiles (once per key) a compute pipeline with `nStorage` storage bindings and optional uniform. */
+  /** Compiles (once per key) a compute pipeline with the given bindings and optional uniform. */
   pipeline(
     key: string,
     code: () => string,
-    access: ("read" | "write")[],
+    access: BindingKind[],
     hasUniform: boolean,
   ): { pipeline: GPUComputePipeline; layout: GPUBindGroupLayout } {
     let p = this.pipelines.get(key);
     if (p) return p;
-    const entries: GPUBindGroupLayoutEntry[] = access.map((a, i) => ({
-      binding: i,
-      visibility: GPUShaderStage.COMPUTE,
-      buffer: { type: a === "read" ? "read-only-storage" : "storage" },
-    }));
+    const entries: GPUBindGroupLayoutEntry[] = access.map((a, i) => {
+      const e: GPUBindGroupLayoutEntry = { binding: i, visibility: GPUShaderStage.COMPUTE };
+      if (a === "texture") e.texture = { sampleType: "unfilterable-float" };
+      else if (a === "storage-texture") {
+        e.storageTexture = { access: "write-only", format: TEXTURE_FORMAT };
+      } else e.buffer = { type: a === "read" ? "read-only-storage" : "storage" };
+      return e;
+    });
     if (hasUniform) {
       entries.push({
         binding: access.length,
@@ -226,12 +351,12 @@ class Runtime {
     const { pipeline, layout } = this.pipeline(
       key,
       code,
-      bindings.map((b) => (b.write ? "write" : "read")),
+      bindings.map(bindingKind),
       uniform !== null,
     );
     const entries: GPUBindGroupEntry[] = bindings.map((b, i) => ({
       binding: i,
-      resource: { buffer: b.buffer },
+      resource: "buffer" in b ? { buffer: b.buffer } : "texture" in b ? b.texture : b.storageTexture,
     }));
     if (uniform) {
       const size = Math.ceil(uniform.byteLength / 16) * 16;
@@ -288,6 +413,15 @@ class Runtime {
       this.pooledBuffers++;
     }
     this.releasedSinceSubmit.length = 0;
+    for (const t of this.texturesReleasedSinceSubmit) {
+      const key = `${t.width}x${t.height}`;
+      let list = this.freeTextures.get(key);
+      if (!list) this.freeTextures.set(key, list = []);
+      list.push(t);
+      this.pooledTextures++;
+    }
+    this.texturesReleasedSinceSubmit.length = 0;
+    this.textureBytesSinceSubmit = 0;
   }
 
   private staging: GPUBuffer[] = [];

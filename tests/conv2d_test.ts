@@ -1,8 +1,10 @@
 // conv2d forward, input gradient and weight gradient against float64 references on awkward shapes
 // (strides, asymmetric and caller-chosen padding, groups, kh != kw, 1x1), plus the adjoint identity
-// <conv(x,w), dy> == <x, inputGrad(dy,w)> == <w, weightGrad(x,dy)>.
+// <conv(x,w), dy> == <x, inputGrad(dy,w)> == <w, weightGrad(x,dy)>; all of it on both operand paths
+// (storage loads, and operands packed into textures).
 import { assertClose, gpuTest, randArray } from "./harness.ts";
 import { gpu } from "../kernels/runtime.ts";
+import { type GemmPath, gemmTuning } from "../kernels/gemm.ts";
 import {
   conv2dFlops,
   conv2dForward,
@@ -143,32 +145,117 @@ async function checkCase(p: Conv2dParams, seed: number, withEpilogue: boolean): 
   for (const b of [gx, gw, gdy, gbias, gy, gdx, gdw]) rt.release(b);
 }
 
-gpuTest("conv2d: forward, input grad and weight grad match float64 on awkward shapes", async () => {
-  let seed = 1;
-  for (const p of CASES) await checkCase(p, seed += 10, seed === 11);
-});
+/**
+ * Runs `fn` with every GEMM forced onto `path`; on the texture path the small cases share one tile,
+ * so each conv pass compiles once (CPU-adapter compiles take seconds).
+ */
+async function onPath(path: GemmPath, fn: () => Promise<void>, oneTile = path === "texture"): Promise<void> {
+  gemmTuning.path = path;
+  if (oneTile) gemmTuning.tile = { tm: 8, tn: 8, wx: 4, wy: 2 };
+  try {
+    await fn();
+  } finally {
+    gemmTuning.path = null;
+    gemmTuning.tile = null;
+  }
+}
 
-gpuTest("conv2d: bias + leaky-relu epilogue on a grouped strided conv", async () => {
-  await checkCase(CASES[3], 500, true);
-});
+for (const path of ["storage", "texture"] as const) {
+  gpuTest(
+    `conv2d [${path}]: forward, input grad and weight grad match float64 on awkward shapes`,
+    async () => {
+      let seed = 1;
+      await onPath(path, async () => {
+        for (const p of CASES) await checkCase(p, seed += 10, seed === 11);
+      });
+    },
+  );
 
-gpuTest("conv2d: bigger shapes use larger tiles, split-K weight grads and vec4 loads", async () => {
+  gpuTest(`conv2d [${path}]: bias + leaky-relu epilogue on a grouped strided conv`, async () => {
+    await onPath(path, () => checkCase(CASES[3], 500, true));
+  });
+
+  gpuTest(`conv2d [${path}]: inputGrad and weightGrad are the adjoints of forward`, async () => {
+    await onPath(path, () => checkAdjoints([CASES[1], CASES[2], CASES[3], CASES[6]]));
+  });
+}
+
+gpuTest("conv2d [storage]: bigger shapes use larger tiles, split-K weight grads and vec4 loads", async () => {
   // 12x12 images (outH*outW % 4 == 0) give vec4 dy rows in the weight grad; K = 1152 splits it.
-  await checkCase(
-    conv({ batch: 8, cin: 16, cout: 24, h: 12, w: 12, kh: 3, kw: 3, padTop: 1, padLeft: 1 }),
-    900,
-    false,
-  );
-  await checkCase(
-    conv({ batch: 2, cin: 4, cout: 70, h: 13, w: 11, kh: 3, kw: 2, padTop: 1, padLeft: 0 }),
-    950,
-    false,
-  );
+  await onPath("storage", async () => {
+    await checkCase(
+      conv({ batch: 8, cin: 16, cout: 24, h: 12, w: 12, kh: 3, kw: 3, padTop: 1, padLeft: 1 }),
+      900,
+      false,
+    );
+    await checkCase(
+      conv({ batch: 2, cin: 4, cout: 70, h: 13, w: 11, kh: 3, kw: 2, padTop: 1, padLeft: 0 }),
+      950,
+      false,
+    );
+  });
 });
 
-gpuTest("conv2d: inputGrad and weightGrad are the adjoints of forward", async () => {
+gpuTest(
+  "conv2d [texture]: bigger shapes, split-K weight grads with and without a ragged last chunk",
+  async () => {
+    await onPath("texture", async () => {
+      // K = 8*144 = 1152 pixels (whole chunks of 4), split over workgroups.
+      await checkCase(
+        conv({ batch: 8, cin: 16, cout: 24, h: 12, w: 12, kh: 3, kw: 3, padTop: 1, padLeft: 1 }),
+        1900,
+        true,
+      );
+      // K = 5*121 = 605 pixels: the last chunk is masked; 70 output channels, kh != kw, 5 input channels.
+      await checkCase(
+        conv({ batch: 5, cin: 5, cout: 70, h: 11, w: 11, kh: 3, kw: 2, padTop: 1, padLeft: 0, outW: 11 }),
+        1950,
+        false,
+      );
+    }, false);
+  },
+);
+
+gpuTest("conv2d [texture]: a stride-2 grouped conv with wide padding", async () => {
+  // Padding 3 around a 4x4 kernel at stride 2 exercises the dy frame of the input gradient.
+  await onPath("texture", () =>
+    checkCase(
+      conv({
+        batch: 2,
+        cin: 12,
+        cout: 18,
+        h: 9,
+        w: 10,
+        kh: 4,
+        kw: 4,
+        strideY: 2,
+        strideX: 2,
+        padTop: 3,
+        padLeft: 3,
+        groups: 3,
+      }),
+      2100,
+      true,
+    ));
+});
+
+gpuTest("conv2d [texture]: wide images whose channel quads wrap into several texture bands", async () => {
+  // 50 channel quads of a 332-texel-wide frame do not fit side by side in 16384 texels: 2 bands
+  // (x in forward and weight grad, dy in input grad).
+  await onPath("texture", async () => {
+    await checkCase(
+      conv({ batch: 1, cin: 200, cout: 200, h: 1, w: 330, kh: 1, kw: 3, padLeft: 1 }),
+      2200,
+      false,
+    );
+    // 260 quads of 64-pixel unframed dy rows: the block-transposing pack, wrapped into 2 bands.
+    await checkCase(conv({ batch: 1, cin: 4, cout: 1040, h: 1, w: 64, kh: 1, kw: 1 }), 2300, false);
+  });
+});
+
+async function checkAdjoints(cases: Conv2dParams[]): Promise<void> {
   const rt = gpu();
-  for (const [ci, p] of [CASES[1], CASES[2], CASES[3]].entries()) {
+  for (const [ci, p] of cases.entries()) {
     const n = sizes(p);
     const x = randArray(n.x, 70 + ci), w = randArray(n.w, 80 + ci), dy = randArray(n.y, 90 + ci);
     const gx = upload(x), gw = upload(w), gdy = upload(dy);
@@ -187,7 +274,7 @@ gpuTest("conv2d: inputGrad and weightGrad are the adjoints of forward", async ()
     assertClose([viaX, viaW], [lhs, lhs], { rtol: 1e-4, atol: 1e-4, what: `adjoint ${JSON.stringify(p)}` });
     for (const b of [gx, gw, gdy, gy, gdx, gdw]) rt.release(b);
   }
-});
+}
 
 gpuTest("conv2d: bad parameters give clear errors", () => {
   const rt = gpu();

@@ -1,9 +1,10 @@
 // matmul against a float64 reference: awkward sizes, every transpose/broadcast combination, the vec4
-// load paths, each tile size, fused epilogues, and the GEMM grid folding.
+// load paths, each tile size, fused epilogues, and the GEMM grid folding; the same on the texture
+// path (operands packed into textures), its batch wrapping and its texture pool.
 import { assertClose, gpuTest, randArray } from "./harness.ts";
 import { gpu } from "../kernels/runtime.ts";
 import { matmul, type MatmulParams } from "../kernels/matmul.ts";
-import { decodeWorkgroup, foldGrid, gemm, type GemmTile, gemmTuning } from "../kernels/gemm.ts";
+import { decodeWorkgroup, foldGrid, gemm, gemmPath, type GemmTile, gemmTuning } from "../kernels/gemm.ts";
 
 function upload(data: Float32Array): GPUBuffer {
   const rt = gpu();
@@ -217,4 +218,106 @@ gpuTest("gemm: a folded 2-D grid with splits computes the same product", async (
   for (let s = 0; s < splits; s++) for (let i = 0; i < sum.length; i++) sum[i] += parts[s * sum.length + i];
   assertClose(sum, reference(a, b, { batch, m, n, k }), { rtol: 1e-4, atol: 1e-5, what: "folded gemm" });
   for (const buf of [ga, gb, gc]) rt.release(buf);
+});
+
+// ---- the texture path (operands packed into rgba32float textures, read with textureLoad) ----
+
+/** Runs `fn` with every GEMM forced onto `path` (and optionally one tile). */
+async function onPath(path: "storage" | "texture", fn: () => Promise<void>, tile?: GemmTile): Promise<void> {
+  gemmTuning.path = path;
+  gemmTuning.tile = tile ?? null;
+  try {
+    await fn();
+  } finally {
+    gemmTuning.path = null;
+    gemmTuning.tile = null;
+  }
+}
+
+gpuTest("matmul texture path: odd sizes, all transpose/broadcast combinations", async () => {
+  await onPath("texture", async () => {
+    let seed = 1000;
+    for (const p of combos({ batch: 3, m: 37, n: 29, k: 53 })) await check(p, seed++);
+  });
+});
+
+gpuTest("matmul texture path: 256-byte rows (buffer-to-texture copies) and mixed packs", async () => {
+  await onPath("texture", async () => {
+    let seed = 1100;
+    // k = 64 and n = 128 rows are copied; transposed operands (20 or 36 wide) go through the kernel.
+    for (const p of combos({ batch: 2, m: 20, n: 128, k: 64 }).filter((_, i) => i % 3 === 0)) {
+      await check(p, seed++);
+    }
+    await check({ batch: 1, m: 36, n: 64, k: 128, transA: true, transB: true }, seed++);
+  });
+});
+
+gpuTest("matmul texture path: several tiles, partial edge tiles", async () => {
+  const tiles: GemmTile[] = [
+    { tm: 16, tn: 16, wx: 2, wy: 4 },
+    { tm: 4, tn: 8, wx: 4, wy: 2 },
+    { tm: 8, tn: 16, wx: 4, wy: 2 },
+  ];
+  const cases: MatmulParams[] = [
+    { batch: 2, m: 70, n: 131, k: 21 },
+    { batch: 1, m: 44, n: 68, k: 37, transA: true },
+    { batch: 2, m: 9, n: 5, k: 130, transB: true, broadcastA: true },
+  ];
+  let seed = 1200;
+  for (const [i, tile] of tiles.entries()) await onPath("texture", () => check(cases[i], seed++), tile);
+});
+
+gpuTest("matmul texture path: batches wrap into side-by-side texture columns", async () => {
+  // 20 batches of 1001 rows exceed the 16384-row limit stacked: the layout wraps them into 2 columns.
+  await onPath("texture", () => check({ batch: 20, m: 1001, n: 5, k: 7 }, 1300));
+});
+
+gpuTest("matmul texture path: epilogue with alpha, bias and an expression", async () => {
+  const rt = gpu();
+  const p: MatmulParams = { batch: 2, m: 13, n: 22, k: 7, transA: true };
+  const a = randArray(2 * 13 * 7, 11), b = randArray(2 * 22 * 7, 12);
+  const ga = upload(a), gb = upload(b), gc = rt.alloc(2 * 13 * 22 * 4);
+  const ref = reference(a, b, p);
+  const bias = randArray(13, 13), gbias = upload(bias);
+  await onPath("texture", async () => {
+    matmul(ga, gb, gc, p, { bias: gbias, biasAlong: "m", expr: "select(v, 0.2 * v, v < 0.0)", alpha: -1.5 });
+    const want = ref.map((v, idx) => {
+      const o = -1.5 * v + bias[Math.floor(idx / 22) % 13];
+      return o < 0 ? 0.2 * o : o;
+    });
+    assertClose(await download(gc, ref.length), want, { rtol: 1e-4, atol: 1e-5, what: "texture epilogue" });
+  });
+  for (const buf of [ga, gb, gc, gbias]) rt.release(buf);
+});
+
+gpuTest("matmul texture path: textures go back to the pool, the pool stops growing", async () => {
+  const rt = gpu();
+  const p: MatmulParams = { batch: 1, m: 33, n: 40, k: 19 };
+  const a = upload(randArray(33 * 19, 1)), b = upload(randArray(19 * 40, 2)), c = rt.alloc(33 * 40 * 4);
+  // Textures released in a batch are reused after its submit: a repeated pattern stops allocating.
+  const step = async () => {
+    for (let i = 0; i < 3; i++) matmul(a, b, c, p);
+    await rt.sync();
+  };
+  await onPath("texture", async () => {
+    const live = rt.liveTextures;
+    await step();
+    const created = rt.createdTextures;
+    for (let i = 0; i < 3; i++) await step();
+    if (rt.liveTextures !== live) throw new Error(`texture leak: ${rt.liveTextures - live} live`);
+    if (rt.createdTextures !== created) throw new Error(`pool grew by ${rt.createdTextures - created}`);
+    if (rt.pooledTextures < 2) throw new Error(`expected pooled textures, got ${rt.pooledTextures}`);
+  });
+  for (const buf of [a, b, c]) rt.release(buf);
+});
+
+gpuTest("gemmPath: forced paths and the size threshold", async () => {
+  await onPath("storage", () => {
+    if (gemmPath(2 ** 40) !== "storage") throw new Error("forced storage ignored");
+    return Promise.resolve();
+  });
+  await onPath("texture", () => {
+    if (gemmPath(1) !== "texture") throw new Error("forced texture ignored");
+    return Promise.resolve();
+  });
 });
