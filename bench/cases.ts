@@ -32,6 +32,7 @@ import { matmul, matmulFlops } from "../kernels/matmul.ts";
 import { gpu } from "../kernels/runtime.ts";
 import { lax, numpy as np, vjp } from "@jax-js/jax";
 import { type Case, jaxPeer, type PeerSpec, torchPeer } from "./harness.ts";
+import { METRIC_CASES } from "./cases_metrics.ts";
 
 function matmulCase(size: number): Case {
   const p = { batch: 1, m: size, n: size, k: size };
@@ -223,4 +224,5 @@ export const CASES: Case[] = [
     .flatMap(convCases),
   elementwiseChainCase(1 << 22),
   tinyDispatchCase(),
+  ...METRIC_CASES,
 ];
