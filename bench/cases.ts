@@ -33,6 +33,7 @@ import { gpu } from "../kernels/runtime.ts";
 import { lax, numpy as np, vjp } from "@jax-js/jax";
 import { type Case, jaxPeer, type PeerSpec, torchPeer } from "./harness.ts";
 import { METRIC_CASES } from "./cases_metrics.ts";
+import { STYLEGAN_CASES } from "./cases_stylegan.ts";
 
 function matmulCase(size: number): Case {
   const p = { batch: 1, m: size, n: size, k: size };
@@ -224,5 +225,6 @@ export const CASES: Case[] = [
     .flatMap(convCases),
   elementwiseChainCase(1 << 22),
   tinyDispatchCase(),
+  ...STYLEGAN_CASES,
   ...METRIC_CASES,
 ];

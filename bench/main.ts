@@ -21,7 +21,9 @@ import {
 import { initJaxWebGPU, jaxEngine } from "./peers/jaxjs.ts";
 import { runTorchJobs, type TorchJob, torchKey, type TorchRun, torchVersion } from "./peers/torch.ts";
 
-const TORCH_THREADS = 2;
+// Torch gets the machine's cores; GC_TORCH_THREADS overrides (on a loaded 2-core machine a 2-thread torch
+// stalls on its own threads and looks far slower than it is: use 1 there).
+const TORCH_THREADS = Number(Deno.env.get("GC_TORCH_THREADS") ?? navigator.hardwareConcurrency ?? 2);
 /** The pinned jax-js version, as deno.json maps it. */
 const JAX_VERSION = (JSON.parse(await Deno.readTextFile(new URL("../deno.json", import.meta.url))).imports[
   "@jax-js/jax"
