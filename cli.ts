@@ -24,7 +24,8 @@ const commands: Record<string, Command> = {
     run: async (a) => (await import("./cli/generate.ts")).generateCommand(a),
   },
   import: {
-    summary: "convert an SGA network pickle or a torch.save zip of state dicts into a snapshot (read as data)",
+    summary:
+      "convert an SGA network pickle or a torch.save zip of state dicts into a snapshot (read as data)",
     run: async (a) => (await import("./cli/import.ts")).importCommand(a),
   },
   w1: {

@@ -48,7 +48,10 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   rt.dispatch(
     "adam",
     code,
-    [{ buffer: param, write: true }, { buffer: grad }, { buffer: m, write: true }, { buffer: v, write: true }],
+    [{ buffer: param, write: true }, { buffer: grad }, { buffer: m, write: true }, {
+      buffer: v,
+      write: true,
+    }],
     new Uint8Array(u),
     rt.grid(Math.ceil(n / 256)),
   );

@@ -110,5 +110,11 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   }
   out[i] = acc;
 }`;
-  rt.dispatch(`reduce_cols|${op}`, code, [{ buffer: x }, { buffer: out, write: true }], u, rt.grid(Math.ceil(n / 64)));
+  rt.dispatch(
+    `reduce_cols|${op}`,
+    code,
+    [{ buffer: x }, { buffer: out, write: true }],
+    u,
+    rt.grid(Math.ceil(n / 64)),
+  );
 }

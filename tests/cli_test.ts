@@ -86,8 +86,13 @@ Deno.test({
     const out = JSON.parse(r.out.trim().split("\n").pop()!);
     if (out.ranking.length !== 2 || out.recommendation !== pkl) throw new Error(`ranking: ${r.out}`);
     const [a, b] = out.ranking;
-    assertClose([a.fid, a.recall, a.precision], [b.fid, b.recall, b.precision], { rtol: 1e-6, what: "same network" });
-    if (!/mnist-cnn-128/.test(out.featureNetwork)) throw new Error(`feature network not named: ${out.featureNetwork}`);
+    assertClose([a.fid, a.recall, a.precision], [b.fid, b.recall, b.precision], {
+      rtol: 1e-6,
+      what: "same network",
+    });
+    if (!/mnist-cnn-128/.test(out.featureNetwork)) {
+      throw new Error(`feature network not named: ${out.featureNetwork}`);
+    }
     await Deno.remove(dir, { recursive: true });
   },
 });
