@@ -28,6 +28,15 @@ const commands: Record<string, Command> = {
       "convert an SGA network pickle or a torch.save zip of state dicts into a snapshot (read as data)",
     run: async (a) => (await import("./cli/import.ts")).importCommand(a),
   },
+  merge: {
+    summary:
+      "merge N pretrained generators (GAN Cocktail) or run a baseline: scratch, transfer, ewc, freezed",
+    run: async (a) => (await import("./cli/merge.ts")).mergeCommand(a),
+  },
+  compare: {
+    summary: "all methods on the same sources and budget; HTML report with FID/KID/PR per class and union",
+    run: async (a) => (await import("./cli/compare.ts")).compareCommand(a),
+  },
   w1: {
     summary: "exact Wasserstein-1 between two equal-size 2-D point sets (.npy, [n,2])",
     run: async (a) => (await import("./cli/metrics.ts")).w1Command(a),

@@ -1,25 +1,44 @@
-// `demo`: the main job on embedded data. Until the merging demo lands, it trains the 2-D study's MLP GAN on
-// the 10-Gaussian ring for a CPU-sized budget and prints its W1 to the target.
+// `demo`: the main job on embedded data. By default the GAN Cocktail demo: merges the two small MNIST
+// generators shipped in assets/demo_sources/ with GAN Cocktail and TransferGAN on the same budget and
+// writes the report; its path is the last line printed. `--toy2d` runs the 2-D study's MLP GAN instead.
 
+import { cocktailDemo } from "../gan/cocktail/demo.ts";
 import { demo2d } from "../gan/toy2d/demo.ts";
 import { initGPU } from "../kernels/runtime.ts";
 import { num, parse } from "./args.ts";
+import { progressObserver } from "./merge.ts";
 import { Progress } from "./progress.ts";
 
 export async function demo(args: string[]): Promise<void> {
-  const { values } = parse(args, "usage: cli.ts demo [--out DIR] [--g-steps N] [--seed S]", {
-    out: { type: "string", help: "output directory", default: "runs/demo" },
-    "g-steps": { type: "string", help: "generator steps", default: "1000" },
-    seed: { type: "string", help: "random seed", default: "0" },
-  });
+  const { values } = parse(
+    args,
+    "usage: cli.ts demo [--out DIR] [--kimg K] [--seed S]\n       cli.ts demo --toy2d [--out DIR] [--g-steps N]",
+    {
+      out: { type: "string", help: "output directory (default runs/cocktail-demo-<time> or runs/demo)" },
+      kimg: { type: "string", help: "budget per stage in kimg (cocktail demo)", default: "0.5" },
+      seed: { type: "string", help: "random seed", default: "0" },
+      toy2d: { type: "boolean", help: "run the 2-D MLP GAN job instead of the merging demo" },
+      "g-steps": { type: "string", help: "generator steps (--toy2d)", default: "1000" },
+    },
+  );
   const rt = await initGPU();
   console.log(`adapter: ${rt.info.description || rt.info.vendor}`);
+  const seed = num(values.seed, "seed");
+  if (!values.toy2d) {
+    await cocktailDemo({
+      out: values.out ? String(values.out) : undefined,
+      kimg: num(values.kimg, "kimg"),
+      seed,
+      observer: progressObserver("demo"),
+    });
+    return;
+  }
   const gSteps = num(values["g-steps"], "g-steps");
   const bar = new Progress("2-D MLP GAN", gSteps, "G steps");
   const r = await demo2d({
-    out: String(values.out),
+    out: values.out ? String(values.out) : "runs/demo",
     gSteps,
-    seed: num(values.seed, "seed"),
+    seed,
     onProgress: (p) => bar.update(p.step, p.w1 !== undefined ? { W1: p.w1 } : {}),
   });
   bar.done();

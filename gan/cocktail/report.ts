@@ -1,0 +1,221 @@
+// The comparison report: report.json (every number, the feature network and the covariance
+// normalisation named) and index.html with sample grids per class (PNG) and an interpolation strip
+// between classes (a fixed z while c moves linearly from one class's one-hot vector to the next one's).
+
+import { noGrad } from "../../nn/autograd.ts";
+import { Generator as Rng, randn } from "../../nn/creation.ts";
+import { clamp, lerp } from "../../nn/ops.ts";
+import { oneHot } from "../../nn/layers.ts";
+import { concat } from "../../nn/shape.ts";
+import { scope } from "../../nn/tensor.ts";
+import { tensor } from "../../nn/creation.ts";
+import { floatToUint8, imageGrid, saveImageGrid, writePng } from "../../data/image_io.ts";
+import { writeFileAtomic } from "../../nn/checkpoint.ts";
+import type { Generator } from "../stylegan2/generator.ts";
+import type { ModelScores } from "./evaluate.ts";
+import { type ImageSource, sampleAt } from "./sources.ts";
+
+/** Per-class sample grids of a conditional generator: one PNG per class; returns the file names. */
+export async function classGrids(
+  G: Generator,
+  dir: string,
+  prefix: string,
+  perClass = 16,
+  seed = 0,
+): Promise<string[]> {
+  const names: string[] = [];
+  for (let c = 0; c < G.cDim; c++) {
+    const name = `${prefix}_class${c}.png`;
+    const imgs = G.sample(perClass, c, { noiseMode: "const", generator: new Rng(seed * 31 + 17) });
+    try {
+      await saveImageGrid(`${dir}/${name}`, imgs, { pad: 1 });
+    } finally {
+      imgs.dispose();
+    }
+    names.push(name);
+  }
+  return names;
+}
+
+/** A grid of a source's samples at the merged resolution. */
+export async function sourceGrid(
+  src: ImageSource,
+  dir: string,
+  name: string,
+  resolution: number,
+  channels: number,
+  count = 16,
+  seed = 0,
+): Promise<string> {
+  const imgs = sampleAt(src, count, resolution, channels, new Rng(seed * 31 + 19));
+  try {
+    await saveImageGrid(`${dir}/${name}`, imgs, { pad: 1 });
+  } finally {
+    imgs.dispose();
+  }
+  return name;
+}
+
+/**
+ * Interpolation strip: `rows` fixed latents; columns walk c from class 0 to class 1, ..., to class N-1
+ * in `steps` steps per pair (linear in the one-hot space), noise fixed. Writes a PNG.
+ */
+export async function interpolationStrip(
+  G: Generator,
+  path: string,
+  o: { rows?: number; steps?: number; seed?: number } = {},
+): Promise<void> {
+  const rows = o.rows ?? 4, steps = o.steps ?? 6;
+  if (G.cDim < 2) throw new Error("interpolationStrip: needs a generator with at least 2 classes");
+  const ts: [number, number, number][] = [];
+  for (let a = 0; a + 1 < G.cDim; a++) {
+    for (let s = 0; s < steps; s++) ts.push([a, a + 1, s / steps]);
+  }
+  ts.push([G.cDim - 1, G.cDim - 1, 0]);
+  const cols = ts.length;
+  const img = scope(() =>
+    noGrad(() => {
+      const z = randn([rows, G.zDim], { generator: new Rng((o.seed ?? 0) * 31 + 23) });
+      const columns = ts.map(([a, b, t]) => {
+        const ea = oneHot(tensor(new Int32Array(rows).fill(a), [rows], "i32"), G.cDim);
+        const eb = oneHot(tensor(new Int32Array(rows).fill(b), [rows], "i32"), G.cDim);
+        return clamp(G.forward(z, lerp(ea, eb, t), { noiseMode: "const", truncationPsi: 1 }), -1, 1);
+      });
+      return concat(columns, 0); // column-major: [cols * rows, C, H, W]
+    })
+  );
+  try {
+    const [, c, h, w] = img.shape;
+    const px = floatToUint8(await img.data());
+    const per = c * h * w;
+    const rowMajor = new Uint8Array(px.length);
+    for (let col = 0; col < cols; col++) {
+      for (let r = 0; r < rows; r++) {
+        rowMajor.set(px.subarray((col * rows + r) * per, (col * rows + r + 1) * per), (r * cols + col) * per);
+      }
+    }
+    await writePng(path, imageGrid(rowMajor, [rows * cols, c, h, w], { cols, pad: 1 }));
+  } finally {
+    img.dispose();
+  }
+}
+
+export interface MethodReport {
+  unionFid: number;
+  perClass: ModelScores["perClass"];
+  union: ModelScores["union"];
+  real?: ModelScores["real"];
+  snapshot: string;
+  stages: { name: string; kimg: number; seconds: number; resumed: boolean; stats?: Record<string, number> }[];
+  trainSeconds: number;
+  /** d(root source, this model's G) over the weights they share. */
+  distanceFromRoot?: number;
+  grids: string[];
+  interpolation: string;
+}
+
+export interface CompareReport {
+  methods: Record<string, MethodReport>;
+  featureNetwork: string;
+  covariance: string;
+  /** Rows that are not methods: the sampling floor, the plain average before fine-tuning. */
+  references?: Record<string, ModelScores>;
+  [key: string]: unknown;
+}
+
+const fmt = (v: number | undefined | null, d = 2) =>
+  v === undefined || v === null || !Number.isFinite(v)
+    ? "–"
+    : Math.abs(v) < 0.01 && v !== 0
+    ? v.toExponential(2)
+    : v.toFixed(d);
+
+const esc = (s: string) => s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+
+/** Writes report.json and index.html into `dir`; returns the path of report.json. */
+export async function writeReport(dir: string, r: CompareReport): Promise<string> {
+  const jsonPath = `${dir}/report.json`;
+  await writeFileAtomic(jsonPath, JSON.stringify(r, null, 2) + "\n");
+  await writeFileAtomic(`${dir}/index.html`, html(r));
+  return jsonPath;
+}
+
+function html(r: CompareReport): string {
+  const methods = Object.entries(r.methods);
+  const classes = methods[0]?.[1].perClass.length ?? 0;
+  const hasReal = methods.some(([, m]) => m.real);
+  const head = ["method", "union FID", "KID", "precision", "recall"]
+    .concat(Array.from({ length: classes }, (_, c) => `FID class ${c}`))
+    .concat(hasReal ? ["union FID vs real"] : [])
+    .concat(["train s", "d(root, G)"]);
+  const row = (name: string, m: ModelScores, train?: number, dist?: number) =>
+    [esc(name), fmt(m.unionFid), fmt(m.union.kid, 4), fmt(m.union.precision, 3), fmt(m.union.recall, 3)]
+      .concat(m.perClass.map((p) => fmt(p.fid)))
+      .concat(hasReal ? [fmt(m.real?.unionFid)] : [])
+      .concat([fmt(train, 0), fmt(dist, 3)]);
+  const rows = methods.map(([name, m]) => row(name, m, m.trainSeconds, m.distanceFromRoot))
+    .concat(Object.entries(r.references ?? {}).map(([name, m]) => row(name, m)));
+  const table = `<table><tr>${head.map((h) => `<th>${h}</th>`).join("")}</tr>${
+    rows.map((cells) => `<tr>${cells.map((c) => `<td>${c}</td>`).join("")}</tr>`).join("")
+  }</table>`;
+  const grids = methods.map(([name, m]) =>
+    `<h3>${esc(name)}</h3><div class="row">${
+      m.grids.map((g, c) => `<figure><img src="${esc(g)}"><figcaption>class ${c}</figcaption></figure>`).join(
+        "",
+      )
+    }</div><p>interpolation between classes (fixed z and noise, c moves linearly class 0 &rarr; ${
+      classes - 1
+    }):</p><img class="strip" src="${esc(m.interpolation)}">`
+  ).join("\n");
+  const sources = (r.sourceGrids as string[] | undefined ?? []).map((g, i) =>
+    `<figure><img src="${esc(g)}"><figcaption>source ${i}</figcaption></figure>`
+  ).join("");
+  const notes = ((r.notes as string[] | undefined) ?? []).map((n) => `<li>${esc(n)}</li>`).join("");
+  const extra = [distancesHtml(r.weightDistances), rootStudyHtml(r.rootStudy)].join("\n");
+  return `<!doctype html><meta charset="utf-8"><title>GAN Cocktail comparison</title>
+<style>body{font:14px sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}
+img{image-rendering:pixelated;width:160px}img.strip{width:auto;height:200px}.row{display:flex;gap:12px}figure{margin:0}</style>
+<h1>GAN Cocktail: merge and baselines</h1>
+<p>Scores against the sources' own samples (${r.featureNetwork}; FID covariance ${esc(r.covariance)}).
+Lower FID/KID is better; precision/recall are improved precision/recall (k=${esc(String(r.prK ?? 3))}).
+The "floor" row (if present) compares a second sample of each source with the reference sample: no model can be expected to beat it.</p>
+${table}
+<ul>${notes}</ul>
+${extra}
+<h2>Sources</h2><div class="row">${sources}</div>
+<h2>Samples per class</h2>${grids}
+<p>report.json holds every number.</p>`;
+}
+
+type Row = Record<string, unknown>;
+const cell = (v: unknown) => (typeof v === "number" ? fmt(v, 3) : esc(String(v ?? "–")));
+
+function smallTable(head: string[], rows: unknown[][]): string {
+  return `<table><tr>${head.map((h) => `<th>${esc(h)}</th>`).join("")}</tr>${
+    rows.map((r) => `<tr>${r.map((c) => `<td>${cell(c)}</td>`).join("")}</tr>`).join("")
+  }</table>`;
+}
+
+function distancesHtml(wd: unknown): string {
+  const d = wd as { definition?: string; pairs?: Row[] } | undefined;
+  if (!d?.pairs?.length) return "";
+  return `<h2>Weight distances</h2><p>${esc(d.definition ?? "")}</p>` +
+    smallTable(
+      ["source B", "layers", "d(A, B)", "d(A, A->B)", "note"],
+      d.pairs.map((p) => [p.source, p.layers, p.dRootSource, p.dRootRooted, p.note]),
+    );
+}
+
+function rootStudyHtml(rs: unknown): string {
+  const s = rs as
+    | { rows?: Row[]; pickedByRecall?: number; bestByUnionFid?: number; caveat?: string }
+    | undefined;
+  if (!s?.rows?.length) return "";
+  return `<h2>Which root?</h2><p>Recall of each candidate root's samples w.r.t. the other sources, and the ` +
+    `union FID of cocktail from that root. Picked by recall: ${s.pickedByRecall}; best by FID: ` +
+    `${s.bestByUnionFid}. ${esc(s.caveat ?? "")}</p>` +
+    smallTable(
+      ["root", "source", "recall", "union FID", "union FID vs real"],
+      s.rows.map((x) => [x.root, x.source, x.recall, x.unionFid, x.realUnionFid]),
+    );
+}

@@ -1,0 +1,88 @@
+// GAN Cocktail stage 1, model rooting (REFERENCE.md 6): the root GAN is made class-conditional (N
+// classes, one per source) and, for every other source i, a copy of it is fine-tuned on images of source
+// i only, labelled i. This yields GAN_{r->i}: the root's architecture and ancestry, source i's domain.
+
+import { manualSeed } from "../../nn/creation.ts";
+import { loadNetworks } from "../train/networks.ts";
+import { conditionalDiscriminator, conditionalGenerator } from "./conditional.ts";
+import { type ImageSource, singleSourceBatch, StyleGAN2Source } from "./sources.ts";
+import { type Networks, runStage, type StageResult, type StageSettings } from "./stage.ts";
+
+/**
+ * The root source's G, D and G_ema, made conditional with `numClasses` classes (fresh copies). The new
+ * parameters (embedding, D's mapping on c) come from `seed`, so every copy of the converted root, in every
+ * rooting run and in the average, starts from the same weights.
+ */
+export async function conditionalRoot(
+  root: ImageSource,
+  numClasses: number,
+  seed: number,
+): Promise<Networks> {
+  if (!(root instanceof StyleGAN2Source)) {
+    throw new Error(`the root ${root.name} must be a StyleGAN2 snapshot (rooting fine-tunes its G and D)`);
+  }
+  if (!root.hasD) throw new Error(`the root ${root.name} has no discriminator to fine-tune`);
+  const nets = await loadNetworks(root.path);
+  try {
+    if (!nets.D) throw new Error(`the root ${root.name} has no discriminator to fine-tune`);
+    manualSeed(seed);
+    return {
+      G: conditionalGenerator(nets.G, numClasses),
+      D: conditionalDiscriminator(nets.D, numClasses),
+      Gema: conditionalGenerator(nets.Gema, numClasses),
+    };
+  } finally {
+    for (const m of [nets.G, nets.D, nets.Gema]) m?.dispose();
+  }
+}
+
+export interface RootingOptions {
+  sources: ImageSource[];
+  root: number;
+  /** Run directory of stage 1; one sub-directory per rooted model. */
+  outDir: string;
+  kimg: number;
+  settings: StageSettings;
+}
+
+/** Stage directory of GAN_{r->i}. */
+export function rootedDir(outDir: string, root: number, i: number): string {
+  return `${outDir}/stage1-root${root}-to-${i}`;
+}
+
+/** Trains GAN_{r->i} for every i != r; returns them in source order (the caller owns the networks). */
+export async function rootModels(o: RootingOptions): Promise<Map<number, StageResult>> {
+  const { sources, root } = o;
+  const n = sources.length;
+  if (!Number.isInteger(root) || root < 0 || root >= n) {
+    throw new Error(`rooting: root must be a source index in [0, ${n}), got ${root}`);
+  }
+  const res = sources[root].resolution, ch = sources[root].channels;
+  const out = new Map<number, StageResult>();
+  try {
+    for (let i = 0; i < n; i++) {
+      if (i === root) continue;
+      const r = await runStage({
+        name: `root ${root}->${i}`,
+        outDir: rootedDir(o.outDir, root, i),
+        kimg: o.kimg,
+        init: () => conditionalRoot(sources[root], n, o.settings.seed),
+        realBatch: singleSourceBatch(sources[i], i, res, ch),
+        fakeClasses: (m) => new Array(m).fill(i),
+        description: {
+          method: "cocktail",
+          stage: "rooting",
+          root: sources[root].name,
+          source: sources[i].name,
+          label: i,
+          resampled: sources[i].resolution !== res ? `${sources[i].resolution} -> ${res}` : null,
+        },
+      }, o.settings);
+      out.set(i, r);
+    }
+  } catch (e) {
+    for (const r of out.values()) for (const m of new Set([r.G, r.D, r.Gema])) m.dispose();
+    throw e;
+  }
+  return out;
+}

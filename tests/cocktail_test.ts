@@ -1,0 +1,312 @@
+// GAN Cocktail on tiny models (8x8): averaging is the exact mean; conditional conversion keeps G's
+// outputs (and D's, without projection noise) and adds the embedding and projection parameters; the EWC
+// Fisher and penalty match hand computations; an end-to-end compare (cocktail + Freeze-D, three sources:
+// two StyleGAN2 of different widths and a DCGAN at another resolution) writes report.json, the rooted
+// models keep the root's names and shapes, and Freeze-D leaves the frozen layers bit-identical.
+
+import { noGrad } from "../nn/autograd.ts";
+import { Generator as Rng, manualSeed, randn, tensor } from "../nn/creation.ts";
+import { copyInto } from "../nn/module.ts";
+import { neg, sigmoid } from "../nn/ops.ts";
+import { mean } from "../nn/reduce.ts";
+import type { Tensor } from "../nn/tensor.ts";
+import { presetConfig, type StyleGAN2Config } from "../gan/stylegan2/config.ts";
+import { Discriminator } from "../gan/stylegan2/discriminator.ts";
+import { Generator } from "../gan/stylegan2/generator.ts";
+import { loadNetworks } from "../gan/train/networks.ts";
+import { RunDir } from "../gan/train/run_dir.ts";
+import { saveSnapshot } from "../gan/train/snapshot.ts";
+import { averageInto } from "../gan/cocktail/averaging.ts";
+import { conditionalDiscriminator, conditionalGenerator } from "../gan/cocktail/conditional.ts";
+import { DcganGenerator } from "../gan/cocktail/dcgan.ts";
+import { trainDcgan } from "../gan/cocktail/dcgan_train.ts";
+import { ArrayDataset } from "../data/dataset.ts";
+import { empiricalFisher, EwcPenalty, fisherForModel } from "../gan/cocktail/ewc.ts";
+import { compareMethods } from "../gan/cocktail/compare.ts";
+import { pixelFeatureNetwork } from "../gan/cocktail/evaluate.ts";
+import { chooseRoot } from "../gan/cocktail/root.ts";
+import {
+  classCounts,
+  openSource,
+  openSources,
+  resampleImages,
+  resampleMatrix,
+} from "../gan/cocktail/sources.ts";
+import { assertClose, gpuTest, rng } from "./harness.ts";
+
+const tiny = (o: Partial<StyleGAN2Config> = {}) =>
+  presetConfig("tiny16", {
+    resolution: 8,
+    imgChannels: 1,
+    channelBase: 64,
+    channelMax: 16,
+    zDim: 16,
+    wDim: 16,
+    mappingLayers: 2,
+    dMappingLayers: 2,
+    mbstdGroupSize: 2,
+    ...o,
+  });
+
+async function host(t: Tensor): Promise<Float32Array> {
+  return await t.data();
+}
+
+function assert(cond: unknown, msg: string): asserts cond {
+  if (!cond) throw new Error(msg);
+}
+
+gpuTest("cocktail: averaging is the exact float64 mean of every parameter and buffer", async () => {
+  const models = [1, 2, 3].map((s) => {
+    manualSeed(s);
+    return Generator.fromConfig(tiny());
+  });
+  // Distinct w_avg buffers, so buffers are checked too.
+  models.forEach((m, i) => copyInto(tensor(new Float32Array(16).fill(i + 0.1)), m.mapping.wAvg));
+  manualSeed(9);
+  const into = Generator.fromConfig(tiny());
+  await averageInto(models, into);
+  for (
+    const name of ["mapping.fc0.weight", "synthesis.b8.conv1.weight", "synthesis.b4.const", "mapping.w_avg"]
+  ) {
+    const src = await Promise.all(models.map((m) => host(m.stateDict().get(name)!)));
+    const got = await host(into.stateDict().get(name)!);
+    const want = src[0].map((_, i) => Math.fround((src[0][i] + src[1][i] + src[2][i]) / 3));
+    assertClose(got, want, { rtol: 0, atol: 0, what: name });
+  }
+  for (const m of [...models, into]) m.dispose();
+});
+
+gpuTest(
+  "cocktail: conditional conversion keeps G and D exactly, adds embed/projection params, classes can act",
+  async () => {
+    manualSeed(4);
+    const G = Generator.fromConfig(tiny());
+    const D = Discriminator.fromConfig(tiny());
+    const Gc = conditionalGenerator(G, 3);
+    const names = new Set(Gc.stateDict().keys());
+    assert(names.has("mapping.embed.weight") && names.has("mapping.embed.bias"), "G lacks mapping.embed.*");
+    for (const [k, t] of G.stateDict()) {
+      const c = Gc.stateDict().get(k);
+      assert(c, `converted G lacks ${k}`);
+      if (k !== "mapping.fc0.weight") assert(c.shape.join() === t.shape.join(), `${k} changed shape`);
+    }
+    assert(
+      Gc.stateDict().get("mapping.fc0.weight")!.shape.join() === "16,32",
+      "fc0 should take z and the embedding",
+    );
+    const z = randn([4, 16], { generator: new Rng(5) });
+    const want = await host(noGrad(() => G.forward(z, null, { noiseMode: "const" })));
+    for (const cls of [0, 2]) {
+      const got = await host(noGrad(() => Gc.forward(z, Gc.labels(4, cls), { noiseMode: "const" })));
+      assertClose(got, want, { rtol: 1e-4, atol: 1e-5, what: `G output, class ${cls}` });
+    }
+    // The class takes effect as soon as the embedding weight moves (it starts at 0).
+    const ew = Gc.mapping.embed!.weight;
+    const moved = randn(ew.shape, { generator: new Rng(7) });
+    copyInto(moved, ew);
+    moved.dispose();
+    const c0 = await host(noGrad(() => Gc.forward(z, Gc.labels(4, 0), { noiseMode: "const" })));
+    const c2 = await host(noGrad(() => Gc.forward(z, Gc.labels(4, 2), { noiseMode: "const" })));
+    assert(c0.some((v, i) => Math.abs(v - c2[i]) > 1e-3), "classes must differ once the embedding moves");
+
+    const x = randn([4, 1, 8, 8], { generator: new Rng(6) });
+    const dWant = await host(noGrad(() => D.forward(x)));
+    const Dc = conditionalDiscriminator(D, 3);
+    assert(Dc.stateDict().get("b4.out.weight")!.shape.join() === `${Dc.cmapDim},16`, "projection head shape");
+    assert([...Dc.stateDict().keys()].some((k) => k.startsWith("mapping.")), "D lacks its mapping on c");
+    for (const cls of [0, 1]) {
+      const c = Gc.labels(4, cls)!;
+      assertClose(await host(noGrad(() => Dc.forward(x, c))), dWant, {
+        rtol: 1e-4,
+        atol: 1e-5,
+        what: "D logits",
+      });
+    }
+    const dw = Dc.mapping!.embed!.weight;
+    const dMoved = randn(dw.shape, { generator: new Rng(8) });
+    copyInto(dMoved, dw);
+    dMoved.dispose();
+    const l0 = await host(noGrad(() => Dc.forward(x, Gc.labels(4, 0))));
+    const l1 = await host(noGrad(() => Dc.forward(x, Gc.labels(4, 1))));
+    assert(l0.some((v, i) => Math.abs(v - l1[i]) > 1e-4), "D's classes must differ once its embedding moves");
+    for (const m of [G, D, Gc, Dc]) m.dispose();
+  },
+);
+
+gpuTest("cocktail: EWC Fisher and penalty match hand computations", async () => {
+  manualSeed(11);
+  const G = Generator.fromConfig(tiny());
+  const D = Discriminator.fromConfig(tiny());
+  const F = empiricalFisher(G, D, { batches: 2, batchSize: 4, generator: new Rng(12) });
+  // Hand: d/db mean_i softplus(-(y_i + b)) = -mean_i sigmoid(-logit_i) for D's output bias.
+  const gen = new Rng(12);
+  let want = 0;
+  for (let b = 0; b < 2; b++) {
+    const zb = randn([4, 16], { generator: gen });
+    const logits = noGrad(() =>
+      D.forward(G.forward(zb, null, { noiseMode: "random", generator: gen }), null)
+    );
+    const g = (await host(mean(sigmoid(neg(logits))))).at(0)!;
+    want += g * g / 2;
+  }
+  assertClose(await host(F.D.get("b4.out.bias")!), [want], {
+    rtol: 1e-3,
+    atol: 1e-9,
+    what: "Fisher of b4.out.bias",
+  });
+  // Penalty: lambda * sum F (theta - theta0)^2 after shifting one weight by +0.5 everywhere.
+  const Gc = conditionalGenerator(G, 2);
+  const fisherG = fisherForModel(F.G, Gc);
+  assert(!fisherG.has("mapping.embed.weight"), "the embedding must not be anchored");
+  const fc0 = await host(fisherG.get("mapping.fc0.weight")!);
+  const old = await host(F.G.get("mapping.fc0.weight")!);
+  assertClose(fc0.subarray(0, 16), old.subarray(0, 16).map((v) => v / 2), {
+    rtol: 1e-6,
+    what: "rescaled fc0 Fisher",
+  });
+  assertClose(fc0.subarray(16, 32), new Float32Array(16), { what: "embedding columns of fc0" });
+  const pen = new EwcPenalty(fisherG, Gc, (k) => (k.startsWith("mapping.") ? 3 : 5));
+  const w = Gc.synthesis.blocks[1].conv1.weight;
+  const delta = 0.5;
+  const shifted = tensor((await host(w)).map((v) => v + delta), w.shape);
+  copyInto(shifted, w);
+  shifted.dispose();
+  const fw = await host(fisherG.get("synthesis.b8.conv1.weight")!);
+  const handPenalty = 5 * fw.reduce((s, f) => s + f * delta * delta, 0);
+  assertClose([await pen.loss(Gc)!.item()], [handPenalty], { rtol: 1e-4, atol: 1e-12, what: "EWC penalty" });
+  pen.dispose();
+  for (const t of [...F.G.values(), ...F.D.values()]) t.dispose();
+  for (const m of [G, D, Gc]) m.dispose();
+});
+
+gpuTest("cocktail: resampling matrices, multinomial class counts", () => {
+  const down = resampleMatrix(16, 8);
+  for (let o = 0; o < 8; o++) {
+    let s = 0;
+    for (let i = 0; i < 16; i++) s += down[o * 16 + i];
+    assertClose([s], [1], { what: `row ${o} of the area matrix` });
+  }
+  assertClose(down.subarray(0, 2), [0.5, 0.5], { what: "area weights" });
+  const up = resampleMatrix(4, 8);
+  assertClose(up.subarray(0, 4), [1, 0, 0, 0], { what: "bilinear edge row" });
+  const counts = classCounts(1000, [0.25, 0.75], rng(3));
+  assert(counts[0] + counts[1] === 1000 && Math.abs(counts[0] - 250) < 60, `counts ${counts}`);
+  const img = tensor(new Float32Array(2 * 16 * 16).fill(0.5), [2, 1, 16, 16]);
+  const r = resampleImages(img, 8, 3);
+  assert(r.shape.join() === "2,3,8,8", `resampled shape ${r.shape}`);
+});
+
+gpuTest(
+  "cocktail: end-to-end compare of cocktail and Freeze-D on three tiny sources writes report.json",
+  async () => {
+    const dir = await Deno.makeTempDir({ prefix: "cocktail_test_" });
+    const save = async (name: string, arch: StyleGAN2Config, seed: number) => {
+      manualSeed(seed);
+      const G = Generator.fromConfig(arch), D = Discriminator.fromConfig(arch);
+      const path = `${dir}/${name}.safetensors`;
+      await saveSnapshot(path, { G, D, Gema: G }, {
+        curNimg: 0,
+        step: 0,
+        tick: 0,
+        optG: null,
+        optD: null,
+        plMean: 0,
+        rng: { seed, step: 0 },
+      });
+      G.dispose();
+      D.dispose();
+      return path;
+    };
+    const a = await save("a", tiny(), 21);
+    const b = await save("b", tiny({ channelMax: 8 }), 22);
+    manualSeed(23);
+    const dc = new DcganGenerator({ resolution: 16, channels: 3, zDim: 8, baseChannels: 16, minChannels: 4 });
+    const c = `${dir}/c_dcgan.safetensors`;
+    await dc.save(c);
+    dc.dispose();
+    const src = await openSource(c);
+    assert(src.kind === "dcgan" && src.resolution === 16 && src.channels === 3, "DCGAN source opens");
+    src.dispose();
+
+    // --root auto: only StyleGAN2 sources with a D are candidates, scored by recall.
+    const opened = await openSources([a, b, c]);
+    const choice = await chooseRoot(opened, pixelFeatureNetwork(4), { samplesPerSource: 16 });
+    assert(choice.scores[2].recall === null, "a DCGAN cannot be the root");
+    assert(choice.root === 0 || choice.root === 1, `root ${choice.root}`);
+    assert(choice.scores.slice(0, 2).every((x) => x.recall! >= 0 && x.recall! <= 1), "recalls in [0, 1]");
+    for (const o of opened) o.dispose();
+
+    const out = `${dir}/cmp`;
+    const { reportPath } = await compareMethods({
+      sources: [a, b, c],
+      outDir: out,
+      kimg: 0.008,
+      methods: ["cocktail", "freezed"],
+      root: 0,
+      features: "pixels:4",
+      samplesPerClass: 12,
+      preset: "tiny16",
+      recipe: { batch: 4, tickKimg: 0.004, snapshotTicks: 1 },
+      freezeD: 3,
+    });
+    const report = JSON.parse(await Deno.readTextFile(reportPath));
+    for (const m of ["cocktail", "freezed"]) {
+      assert(Number.isFinite(report.methods[m].unionFid), `${m}: union FID`);
+      assert(report.methods[m].perClass.length === 3, `${m}: three classes`);
+    }
+    assert(
+      typeof report.featureNetwork === "string" && report.featureNetwork.includes("pixels"),
+      "feature network named",
+    );
+    assert(
+      report.notes.some((n: string) => n.includes("resampled")),
+      "the report says which sources were resampled",
+    );
+    assert(report.weightDistances.pairs.length === 2, "weight distances of the two rooted models");
+
+    // Rooted models have the root's parameter names and shapes (the conditional root's).
+    const root = await loadNetworks(a);
+    const rootC = conditionalGenerator(root.G, 3);
+    const rooted = await loadNetworks(new RunDir(`${out}/cocktail/stage1-root0-to-1`).latestSnapshot()!);
+    const shapes = (m: Generator) => [...m.stateDict()].map(([k, t]) => `${k}:${t.shape}`).sort().join(";");
+    assert(shapes(rooted.G) === shapes(rootC), "rooted G has the root's names and shapes");
+
+    // Freeze-D: the first three D layers (b8.fromrgb, b8.conv0, b8.conv1) did not move; later ones did.
+    const fz = await loadNetworks(report.methods.freezed.snapshot);
+    const rootD = root.D!;
+    for (const k of ["b8.fromrgb.weight", "b8.conv0.weight", "b8.conv1.weight", "b8.conv1.bias"]) {
+      const x = await host(rootD.stateDict().get(k)!), y = await host(fz.D!.stateDict().get(k)!);
+      assertClose(y, x, { rtol: 0, atol: 0, what: `frozen ${k}` });
+    }
+    const moved = await host(fz.D!.stateDict().get("b8.skip.weight")!);
+    const before = await host(rootD.stateDict().get("b8.skip.weight")!);
+    assert(moved.some((v, i) => v !== before[i]), "an unfrozen layer should change");
+    for (const n of [root, rooted, fz]) for (const m of [n.G, n.D, n.Gema]) m?.dispose();
+    rootC.dispose();
+    await Deno.remove(dir, { recursive: true });
+  },
+);
+
+gpuTest("cocktail: a DCGAN source trains a few steps, saves, and opens as a source", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "cocktail_dcgan_" });
+  const px = new Uint8Array(10 * 8 * 8);
+  for (let i = 0; i < px.length; i++) px[i] = (i * 37) % 251;
+  const data = new ArrayDataset("tiny", 8, 1, px, null, []);
+  const path = `${dir}/dcgan.safetensors`;
+  const G = await trainDcgan({
+    data,
+    out: path,
+    kimg: 0.008,
+    batch: 4,
+    config: { zDim: 8, baseChannels: 8, minChannels: 4 },
+  });
+  const before = await host(G.sample(4, { generator: new Rng(1) }));
+  G.dispose();
+  const src = await openSource(path);
+  const after = await host(src.sample(4, new Rng(1)));
+  assertClose(after, before, { rtol: 0, atol: 0, what: "reloaded DCGAN samples" });
+  assert(src.resolution === 8 && src.channels === 1, "DCGAN source shape");
+  src.dispose();
+  await Deno.remove(dir, { recursive: true });
+});
