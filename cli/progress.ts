@@ -19,7 +19,7 @@ export class Progress {
     this.lastDecile = decile;
     const secs = (now - this.start) / 1000;
     const rate = done / Math.max(secs, 1e-9);
-    const eta = rate > 0 ? (this.total - done) / rate : 0;
+    const eta = rate > 0 ? Math.max(0, this.total - done) / rate : 0;
     const width = 24;
     const bar = "#".repeat(Math.round(frac * width)).padEnd(width, ".");
     const extra = Object.entries(stats).map(([k, v]) => `${k} ${typeof v === "number" ? fmt(v) : v}`).join(
