@@ -2,6 +2,7 @@
 // Images are held as uint8 CHW on the host and enter the GPU as uint8/127.5 - 1 (REFERENCE.md section 3).
 
 import { fromHost, type Tensor } from "../nn/tensor.ts";
+import { mulberry32 } from "../nn/host_random.ts";
 
 export interface Dataset {
   /** The spec it was opened from, e.g. "mnist:0-4". */
@@ -87,17 +88,8 @@ function maxPlusOne(labels: Int32Array): number {
   return m + 1;
 }
 
-/** Mulberry32: small, fast, seeded; enough for shuffling. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6D2B79F5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Mulberry32 (nn/host_random.ts). */
+export const seededRandom = mulberry32;
 
 /** A seeded Fisher-Yates permutation of 0..n-1. */
 export function permutation(n: number, random: () => number): Int32Array {

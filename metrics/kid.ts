@@ -5,6 +5,7 @@
 // When the subset size reaches both set sizes, every subset is the full sets and one evaluation serves.
 
 import { polyKernelBlockSums } from "../kernels/metric_kid.ts";
+import { mulberry32 } from "../nn/host_random.ts";
 
 export type Vec = Float32Array | Float64Array;
 
@@ -25,17 +26,6 @@ export interface KidResult {
   subsetSize: number;
   seed: number;
   perSubset: Float64Array;
-}
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6D2B79F5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** m distinct indices from 0..n-1 (partial Fisher-Yates). */

@@ -1,6 +1,7 @@
 // Shared test helpers: GPU tests (the device outlives single tests, so Deno's op/resource sanitizers are
 // off), seeded host random numbers, and float64 comparisons with clear messages.
 import { initGPU } from "../kernels/runtime.ts";
+import { mulberry32 } from "../nn/host_random.ts";
 
 /** Registers a test that runs with the GPU runtime initialised. */
 export function gpuTest(name: string, fn: () => Promise<void> | void): void {
@@ -15,17 +16,8 @@ export function gpuTest(name: string, fn: () => Promise<void> | void): void {
   });
 }
 
-/** Mulberry32: a small seeded generator for test inputs. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6D2B79F5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Mulberry32 (nn/host_random.ts). */
+export const rng = mulberry32;
 
 /** n uniform numbers in [lo, hi) from a seed. */
 export function randArray(n: number, seed: number, lo = -1, hi = 1): Float32Array {

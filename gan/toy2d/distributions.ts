@@ -2,6 +2,7 @@
 // mixtures of simple components. One description serves three users: a seeded float64 host sampler
 // (evaluation sets, tests), the on-GPU sampler of the fast trainer (it packs the same table into a
 // uniform buffer), and closed-form moments (tests).
+import { mulberry32 } from "../../nn/host_random.ts";
 
 export type Component =
   /** Isotropic Gaussian. */
@@ -111,17 +112,7 @@ export function cumulativeWeights(m: Mixture): number[] {
   return m.components.map((c) => (acc += c.weight / total));
 }
 
-/** Mulberry32 uniform generator in [0, 1). */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6D2B79F5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { mulberry32 };
 
 /** Seeded standard normal generator (Box-Muller on mulberry32). */
 export function normalGenerator(seed: number): { uniform: () => number; normal: () => number } {

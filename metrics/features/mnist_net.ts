@@ -25,6 +25,7 @@ import { gpu } from "../../kernels/runtime.ts";
 import { checkImages, extractInChunks } from "./images.ts";
 import { resizeBilinearTF1 } from "./resize.ts";
 import { WeightReader } from "./weights.ts";
+import { mulberry32 } from "../../nn/host_random.ts";
 
 export const MNIST_ARCH = "mnist-cnn-128";
 /** Side of the raw MNIST digits. */
@@ -170,17 +171,6 @@ export async function loadMnistDigits(trainFraction = 0.85): Promise<{ train: Di
     return { pixels, labels, count: idx.length };
   };
   return { train: pick(false), test: pick(true) };
-}
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6D2B79F5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** A training batch on the host: random digits zero-padded to 32x32, each shifted by up to `shift` pixels. */
