@@ -29,7 +29,7 @@ export async function demo(args: string[]): Promise<void> {
       out: values.out ? String(values.out) : undefined,
       kimg: num(values.kimg, "kimg"),
       seed,
-      observer: progressObserver("demo"),
+      observer: progressObserver("demo: "),
     });
     return;
   }

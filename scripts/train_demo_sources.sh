@@ -27,3 +27,16 @@ train() { # name data seed
 
 train mnist04 mnist:0-4 1
 train mnist59 mnist:5-9 2
+
+# An extra source of another family (not used by the demo): a DCGAN-style generator on digits 5-9 (10 kimg,
+# ~12 min), for heterogeneous merges, e.g.
+#   deno run -A cli.ts compare --out runs/het --kimg 0.5 \
+#     --sources assets/demo_sources/mnist04 assets/demo_sources/dcgan59.safetensors
+"$DENO" eval --unstable-webgpu '
+import { initGPU } from "./kernels/runtime.ts";
+import { openDataset } from "./data/open.ts";
+import { trainDcgan } from "./gan/cocktail/dcgan_train.ts";
+await initGPU();
+const data = await openDataset("mnist:5-9", { resolution: 16 });
+(await trainDcgan({ data, out: "assets/demo_sources/dcgan59.safetensors", kimg: 10, seed: 3 })).dispose();
+'

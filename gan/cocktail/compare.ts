@@ -295,7 +295,13 @@ export async function compareMethods(
         choice,
         seed,
         evaluatorFor,
-        done: report.methods.cocktail ? { root, unionFid: report.methods.cocktail.unionFid } : null,
+        done: report.methods.cocktail
+          ? {
+            root,
+            unionFid: report.methods.cocktail.unionFid,
+            realUnionFid: report.methods.cocktail.real?.unionFid ?? null,
+          }
+          : null,
         log,
       });
     }
@@ -320,7 +326,7 @@ async function rootStudy(
     choice: RootChoice | null;
     seed: number;
     evaluatorFor: (res: number, ch: number) => Promise<Evaluator>;
-    done: { root: number; unionFid: number } | null;
+    done: { root: number; unionFid: number; realUnionFid: number | null } | null;
     log: (m: string) => void;
   },
 ) {
@@ -336,6 +342,7 @@ async function rootStudy(
     let unionFid: number, realUnionFid: number | null = null;
     if (d.done && d.done.root === s.index) {
       unionFid = d.done.unionFid;
+      realUnionFid = d.done.realUnionFid;
     } else {
       d.log(`root study: cocktail with root ${s.index}`);
       const r = await mergeSources({

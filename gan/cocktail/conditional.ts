@@ -32,7 +32,7 @@ export function isConversionParam(network: "G" | "D", name: string): boolean {
 }
 
 export interface ConversionOptions {
-  /** Scale of the embeddings' random bias (default 0.1): smaller = classes separate in fewer steps. */
+  /** Scale of the embeddings' random bias (default 0.01): smaller = classes separate in fewer steps. */
   embedBiasScale?: number;
 }
 
@@ -83,7 +83,7 @@ export function conditionalGenerator(G: Generator, numClasses: number, o: Conver
   const z = old.shape[1], e = fc0.inFeatures - z;
   scope(() =>
     noGrad(() => {
-      const u = constantEmbedding(out.mapping.embed!, o.embedBiasScale ?? 0.1);
+      const u = constantEmbedding(out.mapping.embed!, o.embedBiasScale ?? 0.01);
       const embedCols = narrow(fc0.weight, 1, z, e); // SGA's random init, full scale
       const shift = matmulT(u, mul(embedCols, fc0.weightGain), false, true); // [1, w]
       copyInto(concat([mul(old, Math.sqrt((z + e) / z)), embedCols], 1), fc0.weight);
@@ -116,7 +116,7 @@ export function conditionalDiscriminator(
   const m = out.cmapDim;
   scope(() =>
     noGrad(() => {
-      constantEmbedding(out.mapping!.embed!, o.embedBiasScale ?? 0.1);
+      constantEmbedding(out.mapping!.embed!, o.embedBiasScale ?? 0.01);
       const anyClass = oneHot(tensor(new Int32Array([0]), [1], "i32"), numClasses);
       const m0 = reshape(out.mapping!.forward(null, anyClass), [m, 1]); // the same for every class
       const coef = div(mul(m0, Math.sqrt(m)), sum(square(m0)));

@@ -1,9 +1,9 @@
 // The embedded demo (`deno task demo`): merges the two small pretrained generators shipped in
 // assets/demo_sources/ (StyleGAN2, 16x16 grey, trained by this project's `train` command on MNIST digits
-// 0-4 and 5-9; scripts/train_demo_sources.sh) with GAN Cocktail and with TransferGAN on the same budget,
-// evaluates both against the sources' samples and the real digits, and writes the report. Sized to
-// finish in minutes on a 2-core CPU through lavapipe; at this budget the numbers show the pipeline
-// working end to end, not the quality a GPU run reaches.
+// 0-4 and 5-9, 60 kimg each; scripts/train_demo_sources.sh) with GAN Cocktail and with TransferGAN on
+// the same budget, evaluates both against the sources' samples and the real digits, and writes the
+// report. Sized to finish in minutes on a 2-core CPU through lavapipe; at this budget (a few dozen Adam
+// steps per stage) the numbers show the pipeline working end to end, not the quality a GPU run reaches.
 
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
@@ -19,7 +19,10 @@ export const DEMO_REAL = ["mnist:0-4", "mnist:5-9"];
 export interface DemoOptions {
   /** Output directory (default runs/cocktail-demo-<time>). */
   out?: string;
-  /** Budget per stage in kimg (default 0.5: cocktail 0.5 + 0.5, TransferGAN 1.0). */
+  /**
+   * Budget per stage in kimg (default 0.5: cocktail 0.5 + 0.5, TransferGAN 1.0; about 2.5 minutes in
+   * all on an idle 2-core CPU, 5-7 minutes when other work loads it).
+   */
   kimg?: number;
   methods?: MergeMethod[];
   /** Samples per class for the metrics (default 500). */
@@ -79,6 +82,9 @@ export async function cocktailDemo(o: DemoOptions = {}): Promise<string> {
     for (const [m, r] of Object.entries(report.references ?? {})) {
       console.log(`  ${m}: union FID ${r.unionFid.toFixed(2)}`);
     }
+    console.log(
+      "  (a few dozen Adam steps per stage: the merged models are far from converged; see README)",
+    );
     console.log(`HTML: ${out}/index.html`);
     console.log(reportPath);
   }

@@ -64,7 +64,7 @@ export interface EvalOptions {
   batchSize?: number;
 }
 
-/** A feature network on raw pixels (grey, area-resized to side x side, scaled to [-1, 1]): no weights needed. */
+/** A feature network on raw pixels (grey, area-resized to side x side, in [-1, 1]): needs no weights. */
 export function pixelFeatureNetwork(side = 8): FeatureNetwork {
   if (!Number.isInteger(side) || side < 1) throw new Error(`pixel features: side must be >= 1, got ${side}`);
   return {

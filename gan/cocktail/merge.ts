@@ -127,8 +127,8 @@ export function checkSources(sources: ImageSource[], root: number): string[] {
     if (i === root) return;
     if (s.resolution !== r.resolution) {
       notes.push(
-        `source ${i} (${s.name}) generates ${s.resolution}x${s.resolution} images; they are resampled to the ` +
-          `root's ${r.resolution}x${r.resolution} (area averaging down, bilinear up)`,
+        `source ${i} (${s.name}) generates ${s.resolution}x${s.resolution} images; they are ` +
+          `resampled to the root's ${r.resolution}x${r.resolution} (area averaging down, bilinear up)`,
       );
     }
     if (s.channels !== r.channels) {

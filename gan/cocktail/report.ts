@@ -130,6 +130,16 @@ const fmt = (v: number | undefined | null, d = 2) =>
     ? v.toExponential(2)
     : v.toFixed(d);
 
+const STYLE = [
+  "body{font:14px sans-serif;margin:2em}",
+  "table{border-collapse:collapse}",
+  "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}",
+  "img{image-rendering:pixelated;width:160px}",
+  "img.strip{width:auto;height:200px}",
+  ".row{display:flex;gap:12px}",
+  "figure{margin:0}",
+].join("");
+
 const esc = (s: string) => s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
 
 /** Writes report.json and index.html into `dir`; returns the path of report.json. */
@@ -173,12 +183,12 @@ function html(r: CompareReport): string {
   const notes = ((r.notes as string[] | undefined) ?? []).map((n) => `<li>${esc(n)}</li>`).join("");
   const extra = [distancesHtml(r.weightDistances), rootStudyHtml(r.rootStudy)].join("\n");
   return `<!doctype html><meta charset="utf-8"><title>GAN Cocktail comparison</title>
-<style>body{font:14px sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}
-img{image-rendering:pixelated;width:160px}img.strip{width:auto;height:200px}.row{display:flex;gap:12px}figure{margin:0}</style>
+<style>${STYLE}</style>
 <h1>GAN Cocktail: merge and baselines</h1>
 <p>Scores against the sources' own samples (${r.featureNetwork}; FID covariance ${esc(r.covariance)}).
 Lower FID/KID is better; precision/recall are improved precision/recall (k=${esc(String(r.prK ?? 3))}).
-The "floor" row (if present) compares a second sample of each source with the reference sample: no model can be expected to beat it.</p>
+The "floor" row (if present) compares a second sample of each source with the reference sample:
+no model can be expected to beat it.</p>
 ${table}
 <ul>${notes}</ul>
 ${extra}

@@ -141,7 +141,7 @@ function safetensorsKind(bytes: Uint8Array, path: string): "stylegan2" | "dcgan"
   );
 }
 
-/** Opens a source: a StyleGAN2 snapshot (.safetensors), an SGA pickle (.pkl), a DCGAN snapshot, or a run dir. */
+/** Opens a source: StyleGAN2 snapshot (.safetensors), SGA pickle (.pkl), DCGAN snapshot, or run directory. */
 export async function openSource(spec: string): Promise<ImageSource> {
   const { path: given, classLabel } = parseSourceSpec(spec);
   const path = resolveSnapshotPath(given);

@@ -72,7 +72,8 @@ export async function runStage(spec: StageSpec, s: StageSettings): Promise<Stage
   const existing = run.latestSnapshot();
   if (existing && !s.resume) {
     throw new Error(
-      `stage ${spec.name}: ${spec.outDir} already holds snapshots; pass --resume to continue, or use another --out`,
+      `stage ${spec.name}: ${spec.outDir} already holds snapshots; pass --resume to continue, ` +
+        "or use another --out",
     );
   }
   const resuming = !!existing;
