@@ -11,7 +11,7 @@
 //     ours: ([x, f], out) => () => upfirdn2d(x, f, out, params),   // setup once, return one run
 //     peers: {                               // optional; columns by name
 //       "jax-js": jaxPeer((x, f) => ..., { jit: true }),          // owned jax-js arrays in, one array out
-//       "torch-cpu": torchPeer("lambda x, f: ..."),               // Python lambda, `torch` and `F` in scope
+//       "torch": torchPeer("lambda x, f: ..."),               // Python lambda, `torch` and `F` in scope
 //     },
 //   }
 //
@@ -47,7 +47,7 @@ function matmulCase(size: number): Case {
     ours: ([a, b], out) => () => matmul(a, b, out, p),
     peers: {
       "jax-js": jaxPeer((a, b) => np.matmul(a, b)),
-      "torch-cpu": torchPeer("lambda a, b: a @ b"),
+      "torch": torchPeer("lambda a, b: a @ b"),
     },
   };
 }
@@ -88,7 +88,7 @@ function convCases(p: Conv2dParams): Case[] {
   // torch pads symmetrically only; asymmetric shapes simply get no torch peer.
   const symmetric = padBottom === p.padTop && padRight === p.padLeft;
   const tArgs = `stride=(${strides}), padding=(${p.padTop}, ${p.padLeft}), groups=${p.groups}`;
-  const torch = (expr: string): Record<string, PeerSpec> => symmetric ? { "torch-cpu": torchPeer(expr) } : {};
+  const torch = (expr: string): Record<string, PeerSpec> => symmetric ? { "torch": torchPeer(expr) } : {};
   const common = { group: "conv2d", unit: "GFLOP/s" as const, work: conv2dFlops(p) };
   return [
     {
@@ -183,7 +183,7 @@ function elementwiseChainCase(n: number): Case {
     peers: {
       "jax-js": jaxPeer(chain, { jit: true }), // fused into one kernel by jit: a quarter of our traffic
       "jax-js eager": jaxPeer(chain), // one kernel per op, like ours
-      "torch-cpu": torchPeer(`lambda x: torch.tanh(x * ${A} + ${B}) * ${C}`),
+      "torch": torchPeer(`lambda x: torch.tanh(x * ${A} + ${B}) * ${C}`),
     },
   };
 }
@@ -214,15 +214,20 @@ function tinyDispatchCase(): Case {
     },
     peers: {
       "jax-js": jaxPeer((y) => y.add(1), { chain: true }),
-      "torch-cpu": torchPeer("lambda y: y + 1.0", { chain: true }),
+      "torch": torchPeer("lambda y: y + 1.0", { chain: true }),
     },
   };
 }
 
+const heavy = (c: Case): Case => ({ ...c, heavy: true });
+
 export const CASES: Case[] = [
   ...[256, 512, 1024, 2048].map(matmulCase),
+  ...[4096, 8192].map(matmulCase).map(heavy),
   ...[sameConv(8, 512, 4, 3), sameConv(8, 128, 16, 3), sameConv(16, 64, 32, 3), sameConv(16, 32, 64, 3)]
     .flatMap(convCases),
+  // paper256's 32x32 and 128x128 layers at batch 32 (GPU-sized).
+  ...[sameConv(32, 512, 32, 3), sameConv(32, 256, 128, 3)].flatMap(convCases).map(heavy),
   elementwiseChainCase(1 << 22),
   tinyDispatchCase(),
   ...STYLEGAN_CASES,

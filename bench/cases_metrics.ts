@@ -110,7 +110,7 @@ function knnCase(n: number, d: number, k: number): Case {
         () => set.dispose(),
       );
     },
-    peers: { "torch-cpu": torchPeer(`lambda x: ${PEER}.knn_kth_sq(x, ${k})`) },
+    peers: { "torch": torchPeer(`lambda x: ${PEER}.knn_kth_sq(x, ${k})`) },
   };
   return c;
 }
@@ -146,7 +146,7 @@ function mnistFeaturesCase(batch: number): Case {
         },
       };
     },
-    peers: { "torch-cpu": torchPeer(`lambda x: ${PEER}.mnist_features(x)`) },
+    peers: { "torch": torchPeer(`lambda x: ${PEER}.mnist_features(x)`) },
   };
   return c;
 }

@@ -22,7 +22,7 @@ import { type Case, caseInput, numel, type OursRun, torchPeer } from "./harness.
 
 /** torch_cpu.py runs from bench/peers, so the peer module imports by name. */
 const REF = `__import__("stylegan_ref")`;
-const refPeer = (call: string) => ({ "torch-cpu": torchPeer(`(lambda m: ${call})(${REF})`) });
+const refPeer = (call: string) => ({ "torch": torchPeer(`(lambda m: ${call})(${REF})`) });
 
 /**
  * Our side of an nn-level case: input tensors from the case's inputs, one setup run whose result is the
@@ -200,4 +200,6 @@ export const STYLEGAN_CASES: Case[] = [
   trainCase("tiny32", presetConfig("tiny32"), 8),
   // tiny32's channel counts one octave up: 64/64/64/32/16 at 4..64.
   trainCase("tiny64", presetConfig("tiny32", { resolution: 64, channelBase: 1024 }), 8),
+  // REFERENCE's 256x256 StyleGAN2 (channels 512 up to 64x64, 256 at 128, 128 at 256): GPU-sized.
+  { ...trainCase("paper256", presetConfig("paper256"), 8), heavy: true },
 ];

@@ -46,8 +46,10 @@ export interface Case {
   output: number[];
   /** Sets up our kernels on uploaded inputs and a fresh output buffer; returns one run. */
   ours: (inputs: GPUBuffer[], output: GPUBuffer) => OursRun | (() => void);
-  /** Peers by column name (e.g. "jax-js", "torch-cpu"). */
+  /** Peers by column name (e.g. "jax-js", "torch"). */
   peers?: Record<string, PeerSpec>;
+  /** GPU-sized: run only with --heavy (minutes on a CPU adapter). */
+  heavy?: boolean;
 }
 
 /** Shorthands for case tables. */

@@ -1,6 +1,8 @@
-// `deno task bench [--filter REGEX] [--quick] [--json FILE] [--no-torch] [--no-jax]`
+// `deno task bench [--filter REGEX] [--quick] [--heavy] [--json FILE] [--no-torch] [--no-jax]`
 // One row per case: our throughput and, in the same run, the peers' on the same inputs, as values and
 // as our-speed / peer-speed ratios, plus the largest error between our result and each peer's.
+// --heavy adds the GPU-sized cases (minutes each on a CPU adapter). On a GPU machine, GC_TORCH_DEVICE=cuda
+// runs the torch peer on CUDA (GC_PYTHON names the interpreter that has torch).
 
 import { parseArgs } from "node:util";
 import { gpu, initGPU } from "../kernels/runtime.ts";
@@ -19,7 +21,15 @@ import {
   type TimingOptions,
 } from "./harness.ts";
 import { initJaxWebGPU, jaxEngine } from "./peers/jaxjs.ts";
-import { runTorchJobs, type TorchJob, torchKey, type TorchRun, torchVersion } from "./peers/torch.ts";
+import {
+  PYTHON,
+  runTorchJobs,
+  TORCH_DEVICE,
+  type TorchJob,
+  torchKey,
+  type TorchRun,
+  torchVersion,
+} from "./peers/torch.ts";
 
 // Torch gets the machine's cores; GC_TORCH_THREADS overrides (on a loaded 2-core machine a 2-thread torch
 // stalls on its own threads and looks far slower than it is: use 1 there).
@@ -50,6 +60,7 @@ function parseCli() {
     options: {
       filter: { type: "string" },
       quick: { type: "boolean", default: false },
+      heavy: { type: "boolean", default: false },
       json: { type: "string" },
       "no-torch": { type: "boolean", default: false },
       "no-jax": { type: "boolean", default: false },
@@ -57,7 +68,7 @@ function parseCli() {
     },
   });
   if (values.help) {
-    console.log("deno task bench [--filter REGEX] [--quick] [--json FILE] [--no-torch] [--no-jax]");
+    console.log("deno task bench [--filter REGEX] [--quick] [--heavy] [--json FILE] [--no-torch] [--no-jax]");
     Deno.exit(0);
   }
   let filter: RegExp | null = null;
@@ -171,8 +182,10 @@ function formatRow(row: Row, peerNames: string[], nameWidth: number): string {
 
 async function main() {
   const cli = parseCli();
-  const cases = CASES.filter((c) => !cli.filter || cli.filter.test(c.name));
-  if (cases.length === 0) throw new Error(`--filter ${cli.filter} matches no case`);
+  const cases = CASES.filter((c) => (cli.heavy || !c.heavy) && (!cli.filter || cli.filter.test(c.name)));
+  if (cases.length === 0) {
+    throw new Error(`--filter ${cli.filter} matches no case${cli.heavy ? "" : " (--heavy adds more)"}`);
+  }
   const opts: TimingOptions = { quick: cli.quick };
   const started = new Date();
   const loadBefore = Deno.loadavg();
@@ -206,9 +219,10 @@ async function main() {
       if (peer.kind === "torch") jobs.push({ case: c, peerName, peer });
     }
   }
-  let torchNote = torchVer ? "" : cli["no-torch"] ? "--no-torch" : "/usr/bin/python3 cannot import torch";
+  let torchNote = torchVer ? "" : cli["no-torch"] ? "--no-torch" : `${PYTHON} cannot import torch`;
   if (torchVer && jobs.length > 0) {
-    console.log(`torch ${torchVer}: running ${jobs.length} cases on ${TORCH_THREADS} threads...`);
+    const where = TORCH_DEVICE === "cuda" ? "CUDA" : `${TORCH_THREADS} CPU threads`;
+    console.log(`torch ${torchVer}: running ${jobs.length} cases on ${where}...`);
     try {
       torch = await runTorchJobs(jobs, { quick: cli.quick, threads: TORCH_THREADS });
     } catch (e) {
@@ -216,6 +230,7 @@ async function main() {
     }
   }
   if (torchNote) console.log(`torch: not used (${torchNote})`);
+  else if (torch) console.log(`torch device: ${torch.device}`);
 
   const peerNames = [...new Set(cases.flatMap((c) => Object.keys(c.peers ?? {})))];
   const nameWidth = Math.max(...cases.map((c) => c.name.length));
@@ -260,7 +275,9 @@ async function main() {
       deno: Deno.version.deno,
       v8: Deno.version.v8,
       jaxjs: jaxAdapter ? { version: JAX_VERSION, adapter: jaxAdapter } : { note: jaxNote ?? "--no-jax" },
-      torch: torch ? { version: torch.version, threads: torch.threads } : { note: torchNote },
+      torch: torch
+        ? { version: torch.version, threads: torch.threads, device: torch.device }
+        : { note: torchNote },
       quick: cli.quick,
       cores,
       loadavg: { before: loadBefore, after: Deno.loadavg() },

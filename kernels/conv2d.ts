@@ -9,20 +9,26 @@
 // channels per texel, the image framed by zero borders (pack_texture.ts); K then runs over
 // (channel quad, tap), each texel load brings 4 reduction terms, and padding needs no masks.
 
-import { f32Bits, gemm, gemmPath, gemmTile, type OperandLoader, sumSplits } from "./gemm.ts";
-import { type ImageLayout, imageLayout, packImage } from "./pack_texture.ts";
 import {
-  checkBuffer,
-  checkCounts,
   checkEpilogue,
   type Epilogue,
   epilogueCode,
   epilogueHelper,
   epilogueKey,
-} from "./matmul.ts";
+  f32Bits,
+  gemm,
+  gemmPath,
+  gemmTile,
+  kSplits,
+  type OperandLoader,
+  sumSplits,
+  tileCount,
+} from "./gemm.ts";
+import { type ImageLayout, imageLayout, packImage } from "./pack_texture.ts";
+import { checkBuffer, checkCounts } from "./matmul.ts";
 import { gpu } from "./runtime.ts";
 
-export type { Epilogue } from "./matmul.ts";
+export type { Epilogue } from "./gemm.ts";
 
 export interface Conv2dParams {
   batch: number;
@@ -157,17 +163,24 @@ export function conv2dForward(
   if (gemmPath(conv2dFlops(p)) === "texture" && forwardTexture(x, w, out, p, epi)) return;
   const m = p.cout / p.groups, n = p.batch * p.outH * p.outW, k = (p.cin / p.groups) * p.kh * p.kw;
   const vecW = k % 4 === 0;
+  const tile = gemmTile(m, n, k, p.groups);
+  // Few output tiles (small images, a GPU's many cores): split K, and the sum pass runs the epilogue.
+  const splits = kSplits(tileCount(m, n, p.groups, tile), k);
+  const total = p.batch * p.cout * p.outH * p.outW;
+  const rt = gpu();
+  const target = splits > 1 ? rt.alloc(splits * total * 4) : out;
+  const fused = splits > 1 ? undefined : epi;
   gemm({
-    key: `conv_fwd|w${vecW ? 4 : 1}|${epilogueKey(epi)}`,
-    tile: gemmTile(m, n, k, p.groups),
+    key: `conv_fwd|w${vecW ? 4 : 1}|${splits > 1 ? "split" : epilogueKey(epi)}`,
+    tile,
     bindings: [
       { buffer: x, name: "X" },
       { buffer: w, name: vecW ? "Wt4" : "Wt", vec4: vecW },
-      ...(epi?.bias ? [{ buffer: epi.bias, name: "bias" }] : []),
-      { buffer: out, name: "Y", write: true },
+      ...(fused?.bias ? [{ buffer: fused.bias, name: "bias" }] : []),
+      { buffer: target, name: "Y", write: true },
     ],
-    uniform: uniformWords(p, epi?.alpha ?? 1),
-    helpers: SHAPE_WGSL + "\n" + epilogueHelper(epi),
+    uniform: uniformWords(p, fused?.alpha ?? 1),
+    helpers: SHAPE_WGSL + "\n" + epilogueHelper(fused),
     loadA: weightRowsLoader(vecW),
     loadB: {
       vec: "none",
@@ -185,14 +198,21 @@ export function conv2dForward(
       load: (j, _k, q) => `ldX(xB${j} + kO${q}, iy${j} + i32(ky${q}), ix${j} + kx${q}, bOk${j} && kOk${q})`,
     },
     store: (_i, j) =>
-      `${
-        epilogueCode(epi, W_ALPHA, "z * cCoutG() + m")
-      } Y[(bb${j} * cCout() + z * cCoutG() + m) * cOHW() + br${j}] = o;`,
+      splits > 1
+        ? `Y[s * batch * M * N + (bb${j} * cCout() + z * cCoutG() + m) * cOHW() + br${j}] = v;`
+        : `${
+          epilogueCode(epi, W_ALPHA, "z * cCoutG() + m")
+        } Y[(bb${j} * cCout() + z * cCoutG() + m) * cOHW() + br${j}] = o;`,
     m,
     n,
     k,
     batch: p.groups,
+    splits,
   });
+  if (splits > 1) {
+    sumSplits(target, out, splits, total, epi && { epi, channelStride: p.outH * p.outW, channels: p.cout });
+    rt.release(target);
+  }
 }
 
 // Input-gradient phase words (after the shape words): one GEMM per stride phase (py, px).
@@ -318,11 +338,6 @@ fn ldDY(base: u32, oy: i32, ox: i32, ok: bool) -> f32 {
   }
 }
 
-/** Number of K splits for a weight gradient: enough workgroups to fill the cores, >= 256 k each. */
-function weightGradSplits(tiles: number, k: number): number {
-  return Math.max(1, Math.min(Math.ceil(16 / tiles), Math.floor(k / 256), 64));
-}
-
 /** dw = the adjoint of conv2dForward with respect to w, applied to dy (dw is fully overwritten). */
 export function conv2dWeightGrad(x: GPUBuffer, dy: GPUBuffer, dw: GPUBuffer, p: Conv2dParams): void {
   validate(p);
@@ -334,8 +349,7 @@ export function conv2dWeightGrad(x: GPUBuffer, dy: GPUBuffer, dw: GPUBuffer, p: 
   const rt = gpu();
   const m = p.cout / p.groups, n = (p.cin / p.groups) * p.kh * p.kw, k = p.batch * p.outH * p.outW;
   const tile = gemmTile(m, n, k, p.groups);
-  const tiles = Math.ceil(m / (tile.tm * tile.wy)) * Math.ceil(n / (tile.tn * tile.wx)) * p.groups;
-  const splits = weightGradSplits(tiles, k);
+  const splits = kSplits(tileCount(m, n, p.groups, tile), k);
   const total = p.groups * m * n;
   const target = splits > 1 ? rt.alloc(splits * total * 4) : dw;
   // dy rows are contiguous within an image: vec4 loads when images hold a multiple of 4 pixels.
@@ -638,8 +652,7 @@ function weightGradTexture(x: GPUBuffer, dy: GPUBuffer, dw: GPUBuffer, p: Conv2d
   const rt = gpu();
   const m = coutG, n = p.kh * p.kw * lx.c4 * 4, k = p.batch * p.outH * p.outW;
   const tile = gemmTile(m, n, k, p.groups, "texture");
-  const tiles = Math.ceil(m / (tile.tm * tile.wy)) * Math.ceil(n / (tile.tn * tile.wx)) * p.groups;
-  const splits = weightGradSplits(tiles, k);
+  const splits = kSplits(tileCount(m, n, p.groups, tile), k);
   const total = p.groups * coutG * cinG * p.kh * p.kw;
   const target = splits > 1 ? rt.alloc(splits * total * 4) : dw;
   const tdy = packDy(dy, p, ldy, 0, 0), tx = packX(x, p, lx);

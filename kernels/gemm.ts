@@ -161,6 +161,16 @@ const TILE_CANDIDATES: GemmTile[] = [
   { tm: 4, tn: 4, wx: 4, wy: 2 },
 ];
 
+/**
+ * Workgroups that keep the adapter busy: 16 on the CPU adapter (a few per core), 1024 on a GPU (about
+ * 8 per multiprocessor of a large one; WebGPU does not report the count). Split-K GEMMs split until
+ * they reach it.
+ */
+const CPU_WORKGROUPS = 16, GPU_WORKGROUPS = 1024;
+export function fillingWorkgroups(): number {
+  return onCpuAdapter() ? CPU_WORKGROUPS : GPU_WORKGROUPS;
+}
+
 /** Whether WebGPU runs on the CPU (lavapipe/llvmpipe, SwiftShader): the tiles below are tuned for it. */
 function onCpuAdapter(): boolean {
   let info;
@@ -197,8 +207,11 @@ export function gemmTile(
   if (gemmTuning.tile) return gemmTuning.tile;
   if (path === "texture") return textureTile(m, n, batch);
   if (!onCpuAdapter()) {
-    // A real GPU wants many light threads (registers are per thread there); untuned default.
-    return m * n * batch >= 256 * 256 ? { tm: 4, tn: 4, wx: 16, wy: 16 } : { tm: 4, tn: 4, wx: 8, wy: 8 };
+    // A real GPU wants many light threads (registers are per thread there): 64x64 blocks of 4x4 per
+    // thread when they still give a workgroup per ~multiprocessor, else 32x32 blocks (measured on an
+    // H100, bench/results/2026-11-23-h100-*.json: conv c512 4x4 b8 had 16 workgroups of 64x64).
+    const big = Math.ceil(m / 64) * Math.ceil(n / 64) * batch;
+    return big >= GPU_WORKGROUPS / 8 ? { tm: 4, tn: 4, wx: 16, wy: 16 } : { tm: 4, tn: 4, wx: 8, wy: 8 };
   }
   let best = TILE_CANDIDATES[TILE_CANDIDATES.length - 1], bestCost = Infinity;
   for (const t of TILE_CANDIDATES) {
@@ -411,8 +424,68 @@ export function gemm(spec: GemmSpec): void {
   );
 }
 
-/** out[i] = sum over s < splits of parts[s * count + i]: the second pass of a split-K GEMM. */
-export function sumSplits(parts: GPUBuffer, out: GPUBuffer, splits: number, count: number): void {
+// ---- epilogues: what a GEMM does to each output before storing it ----
+
+export interface Epilogue {
+  bias?: GPUBuffer;
+  biasAlong?: "m" | "n";
+  /** WGSL expression over `v` (f32 accumulator, alpha applied and bias added). */
+  expr?: string;
+  /** out = alpha * acc before bias. */
+  alpha?: number;
+}
+
+/**
+ * WGSL statements computing `o` = epilogue(v); alpha is uniform word `alphaWord`, the bias is read
+ * at `biasIndex` (default: m or n as `biasAlong` says).
+ */
+export function epilogueCode(epi: Epilogue | undefined, alphaWord: number, biasIndex?: string): string {
+  let code = `var o = v * F(${alphaWord}u);`;
+  if (epi?.bias) code += ` o = o + bias[${biasIndex ?? (epi.biasAlong === "m" ? "m" : "n")}];`;
+  if (epi?.expr) code += " o = epi(o);";
+  return code;
+}
+
+/** The `epi(v)` helper function (when an expression is given). */
+export function epilogueHelper(epi: Epilogue | undefined): string {
+  return epi?.expr ? `fn epi(v: f32) -> f32 { return ${epi.expr}; }` : "";
+}
+
+/** The epilogue's part of a pipeline key. */
+export function epilogueKey(epi: Epilogue | undefined): string {
+  return `${epi?.bias ? "bias" + (epi.biasAlong ?? "n") : "nobias"}:${epi?.expr ?? ""}`;
+}
+
+/** Checks an epilogue against the output extent it runs along. */
+export function checkEpilogue(what: string, epi: Epilogue | undefined, along: number): void {
+  if (!epi) return;
+  if (epi.biasAlong && !epi.bias) throw new Error(`${what}: biasAlong given without a bias buffer`);
+  if (epi.bias && epi.bias.size < along * 4) {
+    throw new Error(`${what}: bias buffer holds ${epi.bias.size} bytes, needs ${along * 4}`);
+  }
+  if (epi.alpha !== undefined && !Number.isFinite(epi.alpha)) {
+    throw new Error(`${what}: alpha must be finite, got ${epi.alpha}`);
+  }
+}
+
+/** The epilogue of a split-K GEMM, applied by the sum pass: bias index (i / channelStride) % channels. */
+export interface SplitEpilogue {
+  epi: Epilogue;
+  channelStride: number;
+  channels: number;
+}
+
+/**
+ * out[i] = sum over s < splits of parts[s * count + i]: the second pass of a split-K GEMM, with the
+ * GEMM's epilogue (alpha, bias, expression) applied to the sum when given.
+ */
+export function sumSplits(
+  parts: GPUBuffer,
+  out: GPUBuffer,
+  splits: number,
+  count: number,
+  e?: SplitEpilogue,
+): void {
   if (parts === out) throw new Error("sumSplits: parts and out must be different buffers");
   if (parts.size < splits * count * 4 || out.size < count * 4) {
     throw new Error(`sumSplits: buffers too small for ${splits} x ${count} f32`);
@@ -420,22 +493,53 @@ export function sumSplits(parts: GPUBuffer, out: GPUBuffer, splits: number, coun
   if (count === 0) return;
   const rt = gpu();
   const wg = 64;
+  const bias = e?.epi.bias;
+  const uBinding = bias ? 3 : 2;
+  const finish = e
+    ? `var o = acc * bitcast<f32>(u[1].x);${bias ? " o = o + bias[(i / u[0].z) % u[0].w];" : ""}${
+      e.epi.expr ? " o = epi(o);" : ""
+    } O[i] = o;`
+    : "O[i] = acc;";
   rt.dispatch(
-    "gemm_sum_splits",
+    `gemm_sum_splits|${e ? epilogueKey(e.epi) : "plain"}`,
     () =>
       `@group(0) @binding(0) var<storage, read> P: array<f32>;
 @group(0) @binding(1) var<storage, read_write> O: array<f32>;
-@group(0) @binding(2) var<uniform> u: vec4<u32>;
+${bias ? "@group(0) @binding(2) var<storage, read> bias: array<f32>;" : ""}
+@group(0) @binding(${uBinding}) var<uniform> u: array<vec4<u32>, 2>;
+${e ? epilogueHelper(e.epi) : ""}
 @compute @workgroup_size(${wg})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {
   let i = gid.x + gid.y * nw.x * ${wg}u;
-  if (i >= u.y) { return; }
+  if (i >= u[0].y) { return; }
   var acc = 0.0;
-  for (var s = 0u; s < u.x; s = s + 1u) { acc = acc + P[s * u.y + i]; }
-  O[i] = acc;
+  for (var s = 0u; s < u[0].x; s = s + 1u) { acc = acc + P[s * u[0].y + i]; }
+  ${finish}
 }`,
-    [{ buffer: parts }, { buffer: out, write: true }],
-    new Uint32Array([splits, count, 0, 0]),
+    [{ buffer: parts }, { buffer: out, write: true }, ...(bias ? [{ buffer: bias }] : [])],
+    new Uint32Array([
+      splits,
+      count,
+      e?.channelStride ?? 1,
+      e?.channels ?? 1,
+      f32Bits(e?.epi.alpha ?? 1),
+      0,
+      0,
+      0,
+    ]),
     rt.grid(Math.ceil(count / wg)),
   );
+}
+
+/**
+ * K splits for a GEMM with `tiles` output tiles: enough workgroups to fill the adapter, at least 256 of
+ * K per split, at most 64 splits.
+ */
+export function kSplits(tiles: number, k: number): number {
+  return Math.max(1, Math.min(Math.ceil(fillingWorkgroups() / tiles), Math.floor(k / 256), 64));
+}
+
+/** Output tiles of an m x n (x batch) GEMM with this tile. */
+export function tileCount(m: number, n: number, batch: number, t: GemmTile): number {
+  return Math.ceil(m / (t.tm * t.wy)) * Math.ceil(n / (t.tn * t.wx)) * batch;
 }

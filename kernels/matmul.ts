@@ -4,9 +4,23 @@
 // On the texture path (gemmPath) A and B are first packed into rgba32float textures along their
 // contiguous axis (a pure re-layout, a buffer-to-texture copy when rows are 256-byte aligned).
 
-import { f32Bits, gemm, gemmPath, type GemmTile, gemmTile, type OperandLoader } from "./gemm.ts";
+import {
+  checkEpilogue,
+  type Epilogue,
+  epilogueCode,
+  epilogueHelper,
+  epilogueKey,
+  f32Bits,
+  gemm,
+  gemmPath,
+  type GemmTile,
+  gemmTile,
+  type OperandLoader,
+} from "./gemm.ts";
 import { packRows, rowsLayout } from "./pack_texture.ts";
 import { gpu } from "./runtime.ts";
+
+export { checkEpilogue, type Epilogue, epilogueCode, epilogueHelper, epilogueKey };
 
 export interface MatmulParams {
   batch: number;
@@ -17,48 +31,6 @@ export interface MatmulParams {
   transB?: boolean;
   broadcastA?: boolean;
   broadcastB?: boolean;
-}
-
-export interface Epilogue {
-  bias?: GPUBuffer;
-  biasAlong?: "m" | "n";
-  /** WGSL expression over `v` (f32 accumulator, alpha applied and bias added). */
-  expr?: string;
-  /** out = alpha * acc before bias. */
-  alpha?: number;
-}
-
-/**
- * WGSL statements computing `o` = epilogue(v); alpha is uniform word `alphaWord`, the bias is read
- * at `biasIndex` (default: m or n as `biasAlong` says).
- */
-export function epilogueCode(epi: Epilogue | undefined, alphaWord: number, biasIndex?: string): string {
-  let code = `var o = v * F(${alphaWord}u);`;
-  if (epi?.bias) code += ` o = o + bias[${biasIndex ?? (epi.biasAlong === "m" ? "m" : "n")}];`;
-  if (epi?.expr) code += " o = epi(o);";
-  return code;
-}
-
-/** The `epi(v)` helper function (when an expression is given). */
-export function epilogueHelper(epi: Epilogue | undefined): string {
-  return epi?.expr ? `fn epi(v: f32) -> f32 { return ${epi.expr}; }` : "";
-}
-
-/** The epilogue's part of a pipeline key. */
-export function epilogueKey(epi: Epilogue | undefined): string {
-  return `${epi?.bias ? "bias" + (epi.biasAlong ?? "n") : "nobias"}:${epi?.expr ?? ""}`;
-}
-
-/** Checks an epilogue against the output extent it runs along. */
-export function checkEpilogue(what: string, epi: Epilogue | undefined, along: number): void {
-  if (!epi) return;
-  if (epi.biasAlong && !epi.bias) throw new Error(`${what}: biasAlong given without a bias buffer`);
-  if (epi.bias && epi.bias.size < along * 4) {
-    throw new Error(`${what}: bias buffer holds ${epi.bias.size} bytes, needs ${along * 4}`);
-  }
-  if (epi.alpha !== undefined && !Number.isFinite(epi.alpha)) {
-    throw new Error(`${what}: alpha must be finite, got ${epi.alpha}`);
-  }
 }
 
 /** Throws unless `buf` holds at least `elems` f32. */

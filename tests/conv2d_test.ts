@@ -197,6 +197,28 @@ gpuTest("conv2d [storage]: bigger shapes use larger tiles, split-K weight grads 
 });
 
 gpuTest(
+  "conv2d [storage]: split-K forward (few output tiles, long K) applies the epilogue once",
+  async () => {
+    // 4x4 images, cout 8, K = 64*9 = 576: one output tile, so the forward splits K in two and the sum
+    // pass adds the bias, scales by alpha and applies the activation.
+    const p = conv({ batch: 1, cin: 64, cout: 8, h: 4, w: 4, kh: 3, kw: 3, padTop: 1, padLeft: 1 });
+    await onPath("storage", async () => {
+      await checkCase(p, 970, true);
+      const rt = gpu(), n = sizes(p);
+      const x = randArray(n.x, 971), w = randArray(n.w, 972), bias = randArray(p.cout, 973);
+      const gx = upload(x), gw = upload(w), gb = upload(bias), gy = rt.alloc(n.y * 4);
+      const y = new Float64Array(n.y);
+      forEachTap(p, (xi, wi, yi) => y[yi] += x[xi] * w[wi]);
+      conv2dForward(gx, gw, gy, p, { bias: gb, alpha: 0.5, expr: "v * v" });
+      const plane = p.outH * p.outW;
+      const want = y.map((v, i) => (0.5 * v + bias[Math.floor(i / plane) % p.cout]) ** 2);
+      assertClose(await download(gy, n.y), want, { rtol: 1e-4, atol: 1e-5, what: "split-K forward, alpha" });
+      for (const b of [gx, gw, gb, gy]) rt.release(b);
+    });
+  },
+);
+
+gpuTest(
   "conv2d [texture]: bigger shapes, split-K weight grads with and without a ragged last chunk",
   async () => {
     await onPath("texture", async () => {

@@ -24,7 +24,7 @@ def fid_second_features(b):
 
 
 def _stats(x):
-    x = x.numpy().astype(np.float64)
+    x = x.cpu().numpy().astype(np.float64)
     return x.mean(axis=0), np.cov(x, rowvar=False)  # ddof 1, as statsFromFeatures
 
 
@@ -37,7 +37,10 @@ def fid_scipy(a, b):
     if key not in _fid_stats:
         _fid_stats[key] = (_stats(a), _stats(fid_second_features(b)))
     (mu1, s1), (mu2, s2) = _fid_stats[key]
-    covmean, _ = scipy.linalg.sqrtm(s1.dot(s2), disp=False)
+    try:
+        covmean, _ = scipy.linalg.sqrtm(s1.dot(s2), disp=False)
+    except TypeError:  # scipy >= 1.16 dropped disp and returns the root alone
+        covmean = scipy.linalg.sqrtm(s1.dot(s2))
     covmean = covmean.real
     diff = mu1 - mu2
     fid = diff.dot(diff) + np.trace(s1) + np.trace(s2) - 2.0 * np.trace(covmean)
@@ -84,7 +87,7 @@ def mnist_features(x):
     mapped to 0..255 as our case does, scaled back to [-1, 1], four 3x3 convs + ReLU, global mean pool."""
     global _mnist_weights
     if _mnist_weights is None:
-        _mnist_weights = _read_safetensors(_MNIST_ASSET)
+        _mnist_weights = {k: v.to(x.device) for k, v in _read_safetensors(_MNIST_ASSET).items()}
     w = _mnist_weights
     h = ((x + 1.0) * 127.5) * (1.0 / 127.5) - 1.0
     for i, stride in enumerate((1, 2, 2, 2)):

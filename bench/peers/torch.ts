@@ -1,11 +1,16 @@
-// PyTorch on the CPU as a peer: one /usr/bin/python3 process runs every torch case of the benchmark
-// (bench/peers/torch_cpu.py). Inputs travel as raw float32 files (the very numbers our engine gets);
-// results come back as files too, for the accuracy check.
+// PyTorch as a peer: one python process runs every torch case of the benchmark (bench/peers/torch_cpu.py),
+// on the CPU, or on CUDA with GC_TORCH_DEVICE=cuda (a GPU machine). Inputs travel as raw float32 files (the
+// very numbers our engine gets); results come back as files too, for the accuracy check.
 
 import { type Case, caseInput, type TorchPeer } from "../harness.ts";
 
-/** Debian's python3-torch lives under the system interpreter only. */
-export const PYTHON = "/usr/bin/python3";
+/** Debian's python3-torch lives under the system interpreter only; GC_PYTHON names another one. */
+export const PYTHON = Deno.env.get("GC_PYTHON") ?? "/usr/bin/python3";
+/** Where torch runs: "cpu" (default) or "cuda". */
+export const TORCH_DEVICE = Deno.env.get("GC_TORCH_DEVICE") ?? "cpu";
+if (TORCH_DEVICE !== "cpu" && TORCH_DEVICE !== "cuda") {
+  throw new Error(`GC_TORCH_DEVICE must be cpu or cuda, not ${JSON.stringify(TORCH_DEVICE)}`);
+}
 const SCRIPT = new URL("./torch_cpu.py", import.meta.url).pathname;
 
 /** torch's version when `PYTHON -c "import torch"` works, otherwise null. */
@@ -40,6 +45,8 @@ export interface TorchResult {
 export interface TorchRun {
   version: string;
   threads: number;
+  /** "cpu" or the CUDA device's name. */
+  device: string;
   /** Keyed by torchKey(case name, peer name). */
   results: Map<string, TorchResult>;
   /** 1-minute load average when the torch process finished. */
@@ -80,7 +87,9 @@ export async function runTorchJobs(
     }).spawn();
     const writer = child.stdin.getWriter();
     await writer.write(
-      new TextEncoder().encode(JSON.stringify({ threads: opts.threads, quick: opts.quick, cases })),
+      new TextEncoder().encode(
+        JSON.stringify({ threads: opts.threads, quick: opts.quick, device: TORCH_DEVICE, cases }),
+      ),
     );
     await writer.close();
     const out = await child.output();
@@ -89,6 +98,7 @@ export async function runTorchJobs(
     const reply = JSON.parse(new TextDecoder().decode(out.stdout)) as {
       torch: string;
       threads: number;
+      device: string;
       results: ({ name: string } & TorchResult)[];
     };
     const results = new Map<string, TorchResult>();
@@ -99,7 +109,13 @@ export async function runTorchJobs(
       }
       results.set(r.name, r);
     }
-    return { version: reply.torch, threads: reply.threads, results, loadAfter: Deno.loadavg()[0] };
+    return {
+      version: reply.torch,
+      threads: reply.threads,
+      device: reply.device,
+      results,
+      loadAfter: Deno.loadavg()[0],
+    };
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
