@@ -23,6 +23,8 @@ import { trainDcgan } from "../gan/cocktail/dcgan_train.ts";
 import { ArrayDataset } from "../data/dataset.ts";
 import { empiricalFisher, EwcPenalty, fisherForModel } from "../gan/cocktail/ewc.ts";
 import { compareMethods } from "../gan/cocktail/compare.ts";
+import { mergeSources } from "../gan/cocktail/merge.ts";
+import { disposeNetworks } from "../gan/cocktail/stage.ts";
 import { pixelFeatureNetwork } from "../gan/cocktail/evaluate.ts";
 import { chooseRoot } from "../gan/cocktail/root.ts";
 import {
@@ -197,27 +199,30 @@ gpuTest("cocktail: resampling matrices, multinomial class counts", () => {
   assert(r.shape.join() === "2,3,8,8", `resampled shape ${r.shape}`);
 });
 
+/** A randomly initialised tiny StyleGAN2 source snapshot (G, D, G_ema = G) in `dir`. */
+async function saveSource(dir: string, name: string, arch: StyleGAN2Config, seed: number): Promise<string> {
+  manualSeed(seed);
+  const G = Generator.fromConfig(arch), D = Discriminator.fromConfig(arch);
+  const path = `${dir}/${name}.safetensors`;
+  await saveSnapshot(path, { G, D, Gema: G }, {
+    curNimg: 0,
+    step: 0,
+    tick: 0,
+    optG: null,
+    optD: null,
+    plMean: 0,
+    rng: { seed, step: 0 },
+  });
+  G.dispose();
+  D.dispose();
+  return path;
+}
+
 gpuTest(
   "cocktail: end-to-end compare of cocktail and Freeze-D on three tiny sources writes report.json",
   async () => {
     const dir = await Deno.makeTempDir({ prefix: "cocktail_test_" });
-    const save = async (name: string, arch: StyleGAN2Config, seed: number) => {
-      manualSeed(seed);
-      const G = Generator.fromConfig(arch), D = Discriminator.fromConfig(arch);
-      const path = `${dir}/${name}.safetensors`;
-      await saveSnapshot(path, { G, D, Gema: G }, {
-        curNimg: 0,
-        step: 0,
-        tick: 0,
-        optG: null,
-        optD: null,
-        plMean: 0,
-        rng: { seed, step: 0 },
-      });
-      G.dispose();
-      D.dispose();
-      return path;
-    };
+    const save = (name: string, arch: StyleGAN2Config, seed: number) => saveSource(dir, name, arch, seed);
     const a = await save("a", tiny(), 21);
     const b = await save("b", tiny({ channelMax: 8 }), 22);
     manualSeed(23);
@@ -309,4 +314,70 @@ gpuTest("cocktail: a DCGAN source trains a few steps, saves, and opens as a sour
   assert(src.resolution === 8 && src.channels === 1, "DCGAN source shape");
   src.dispose();
   await Deno.remove(dir, { recursive: true });
+});
+
+gpuTest("cocktail: a killed merge resumes to the same model (mid-stage and between stages)", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "cocktail_resume_" });
+  const sources = await openSources([
+    await saveSource(dir, "a", tiny(), 31),
+    await saveSource(dir, "b", tiny({ channelMax: 8 }), 32),
+  ]);
+  const run = (name: string, resume: boolean) =>
+    mergeSources({
+      sources,
+      method: "cocktail",
+      outDir: `${dir}/${name}`,
+      kimg: 0.008,
+      root: 0,
+      preset: "tiny16",
+      recipe: { batch: 4, tickKimg: 0.004, snapshotTicks: 1 },
+      seed: 5,
+      resume,
+    });
+  const weights = async (path: string) => {
+    const n = await loadNetworks(path);
+    const out = new Map<string, Float32Array>();
+    for (const [who, m] of [["G", n.G], ["D", n.D!], ["Gema", n.Gema]] as const) {
+      for (const [k, t] of m.stateDict()) out.set(`${who}.${k}`, await host(t));
+    }
+    for (const m of new Set([n.G, n.D, n.Gema])) m?.dispose();
+    return out;
+  };
+  const same = async (path: string, want: Map<string, Float32Array>, what: string) => {
+    const got = await weights(path);
+    assert(got.size === want.size, `${what}: ${got.size} tensors, expected ${want.size}`);
+    for (const [k, w] of want) assertClose(got.get(k)!, w, { rtol: 0, atol: 0, what: `${what}: ${k}` });
+  };
+  const snapshots = (d: string) =>
+    [...Deno.readDirSync(d)].map((e) => e.name).filter((f) => /^snapshot-.*\.safetensors$/.test(f)).sort();
+  try {
+    const full = await run("full", false);
+    disposeNetworks(full);
+    const want = await weights(full.snapshot);
+
+    const cut = await run("cut", false);
+    disposeNetworks(cut);
+    const stage2 = `${dir}/cut/cocktail/stage2-merge`;
+    const before = snapshots(stage2);
+    assert(before.length >= 2, `stage 2 keeps two snapshots, got ${before}`);
+    await Deno.remove(`${stage2}/${before.at(-1)}`); // killed before its last snapshot
+    let refused = "";
+    await run("cut", false).catch((e) => refused = (e as Error).message);
+    assert(refused.includes("--resume"), `an existing run needs --resume, got '${refused}'`);
+    const mid = await run("cut", true);
+    disposeNetworks(mid);
+    assert(mid.stages.every((s) => s.resumed), "every stage resumed from its snapshots");
+    await same(mid.snapshot, want, "resumed mid stage 2");
+
+    // Killed between the stages: stage 2 and the average never written.
+    await Deno.remove(stage2, { recursive: true });
+    await Deno.remove(`${dir}/cut/cocktail/averaged.safetensors`);
+    const between = await run("cut", true);
+    disposeNetworks(between);
+    assert(!between.stages.at(-1)!.resumed, "stage 2 starts afresh from the average");
+    await same(between.snapshot, want, "resumed after stage 1");
+  } finally {
+    for (const s of sources) s.dispose();
+    await Deno.remove(dir, { recursive: true });
+  }
 });

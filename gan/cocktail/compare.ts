@@ -27,6 +27,7 @@ import {
   writeReport,
 } from "./report.ts";
 import { chooseRoot, type RootChoice } from "./root.ts";
+import { rootStudy } from "./root_study.ts";
 import { type ImageSource, openSources, StyleGAN2Source } from "./sources.ts";
 import { disposeNetworks, type StageObserver } from "./stage.ts";
 
@@ -290,7 +291,16 @@ export async function compareMethods(
       }
     }
     if (o.rootStudy) {
-      report.rootStudy = await rootStudy(sources, o, {
+      report.rootStudy = await rootStudy(sources, {
+        outDir: o.outDir,
+        kimg: o.kimg,
+        proportions: o.proportions,
+        resume: o.resume,
+        preset: o.preset,
+        recipe: o.recipe,
+        observer: o.observer,
+        samplesPerSource: Math.min(o.samplesPerClass ?? 500, 500),
+      }, {
         features,
         choice,
         seed,
@@ -315,74 +325,4 @@ export async function compareMethods(
     features?.dispose();
     for (const s of sources) s.dispose();
   }
-}
-
-/** Cocktail from every eligible root: recall score vs merged union FID (REFERENCE.md 6, open question). */
-async function rootStudy(
-  sources: ImageSource[],
-  o: CompareOptions,
-  d: {
-    features: FeatureNetwork;
-    choice: RootChoice | null;
-    seed: number;
-    evaluatorFor: (res: number, ch: number) => Promise<Evaluator>;
-    done: { root: number; unionFid: number; realUnionFid: number | null } | null;
-    log: (m: string) => void;
-  },
-) {
-  const choice = d.choice ??
-    await chooseRoot(sources, d.features, {
-      seed: d.seed,
-      samplesPerSource: Math.min(o.samplesPerClass ?? 500, 500),
-    });
-  const rows: Record<string, unknown>[] = [];
-  for (const s of choice.scores) {
-    if (s.recall === null) continue;
-    const src = sources[s.index];
-    let unionFid: number, realUnionFid: number | null = null;
-    if (d.done && d.done.root === s.index) {
-      unionFid = d.done.unionFid;
-      realUnionFid = d.done.realUnionFid;
-    } else {
-      d.log(`root study: cocktail with root ${s.index}`);
-      const r = await mergeSources({
-        sources,
-        method: "cocktail",
-        outDir: `${o.outDir}/root-study/root${s.index}`,
-        kimg: o.kimg,
-        root: s.index,
-        proportions: o.proportions,
-        seed: d.seed,
-        resume: o.resume,
-        preset: o.preset,
-        recipe: o.recipe,
-        observer: o.observer,
-      });
-      try {
-        const scores = await (await d.evaluatorFor(src.resolution, src.channels)).evaluate(r.Gema);
-        unionFid = scores.unionFid;
-        realUnionFid = scores.real?.unionFid ?? null;
-      } finally {
-        disposeNetworks(r);
-      }
-    }
-    rows.push({
-      root: s.index,
-      source: s.source,
-      recall: s.recall,
-      unionFid,
-      realUnionFid,
-      resolution: src.resolution,
-    });
-  }
-  const byRecall = rows.reduce((a, b) => ((b.recall as number) > (a.recall as number) ? b : a));
-  const byFid = rows.reduce((a, b) => ((b.unionFid as number) < (a.unionFid as number) ? b : a));
-  return {
-    rows,
-    pickedByRecall: byRecall.root,
-    bestByUnionFid: byFid.root,
-    agree: byRecall.root === byFid.root,
-    caveat: "one run per root: the FID differences carry seed noise; roots of different resolutions are " +
-      "scored at their own resolution",
-  };
 }
