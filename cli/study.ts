@@ -1,9 +1,11 @@
 // `study transfer` and `study dissect`: the 2-D experiments of the pretrained-GAN study (REFERENCE.md 7).
 // Defaults are the protocol's; smaller budgets are flags, and the output says when they were used.
+// `study profile`: where a step's time goes on this adapter (dispatch overhead, kernels, read-back).
 
 import { initGPU } from "../kernels/runtime.ts";
 import { runDissectStudy } from "../gan/toy2d/dissect.ts";
 import { runTransferStudy } from "../gan/toy2d/transfer.ts";
+import { profileToy2d } from "../gan/toy2d/profile.ts";
 import type { Progress as StudyProgress } from "../gan/toy2d/train.ts";
 import { writeFileAtomic } from "../nn/checkpoint.ts";
 import { num, parse } from "./args.ts";
@@ -24,19 +26,22 @@ function progressPrinter(): (p: StudyProgress) => void {
 
 const USAGE = `usage: cli.ts study transfer --out DIR [--g-steps N] [--seed S] [--json FILE]
        cli.ts study dissect --out DIR [--checkpoints N] [--every S] [--finetune-steps S] [--json FILE]
+       cli.ts study profile [--json FILE]
 
 transfer: trains source I and source II, then fine-tunes on the 10-Gaussian target from each source
   (G and D) and from random initialisation; writes DIR/transfer.png and DIR/transfer.json.
 dissect: N checkpoints along source I's training, each fine-tuned on the target; recall (k=5), gradient
   similarity and W1 per checkpoint, Pearson correlations, scatter plots; resumes where a killed run stopped.
+profile: one G step's cost on this adapter split into dispatch overhead, kernel families and read-back
+  (sampling, W1, recall), with projections of the full transfer and dissect runs.
 Protocol defaults (REFERENCE.md 7): 5000 G steps, 4 D steps per G step, batch 64, Adam 2e-4 (0.5, 0.999).`;
 
 export async function study(args: string[]): Promise<void> {
   const [sub, ...rest] = args;
-  if (sub !== "transfer" && sub !== "dissect") {
+  if (sub !== "transfer" && sub !== "dissect" && sub !== "profile") {
     console.log(USAGE);
     if (sub === "--help" || sub === "-h") return;
-    throw new Error(`study needs 'transfer' or 'dissect', got '${sub ?? ""}'`);
+    throw new Error(`study needs 'transfer', 'dissect' or 'profile', got '${sub ?? ""}'`);
   }
   const { values } = parse(rest, USAGE, {
     out: { type: "string", help: "output directory", default: `runs/study-${sub}` },
@@ -56,7 +61,25 @@ export async function study(args: string[]): Promise<void> {
   const seed = num(values.seed, "seed");
   const onProgress = progressPrinter();
   let result: unknown;
-  if (sub === "transfer") {
+  if (sub === "profile") {
+    const r = await profileToy2d();
+    result = r;
+    const f = (c: { wall: number; cpu: number }) => `${c.wall} ms wall, ${c.cpu} ms CPU`;
+    console.log(`adapter ${r.adapter} (load average ${r.loadAverage.toFixed(1)})`);
+    console.log(`one G step (4 D steps + 1 G step): ${f(r.gStepMs)}, ${r.dispatchesPerGStep} dispatches`);
+    console.log(
+      `  dispatch overhead: ${f(r.overheadMsPerGStep)} (${r.dispatchUs.eightWorkgroups.wall} us each)`,
+    );
+    for (const [k, c] of Object.entries(r.familiesMs)) console.log(`  ${k.padEnd(16)} ${f(c)}`);
+    console.log(
+      `read-back per evaluation: sample 2048 points ${r.evalMs.sample2048} ms, W1 ${r.evalMs.w1} ms; ` +
+        `recall ${r.evalMs.recall} ms per start`,
+    );
+    console.log(
+      `projected full runs: transfer ${r.projection.transferMin.wall} min, dissect ` +
+        `${r.projection.dissectMin.wall} min (wall, at this load)`,
+    );
+  } else if (sub === "transfer") {
     const gSteps = num(values["g-steps"], "g-steps");
     if (gSteps !== 5000) console.log(`note: ${gSteps} G steps per run instead of the protocol's 5000`);
     const r = await runTransferStudy({ out, gSteps, seed, onProgress });
