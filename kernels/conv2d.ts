@@ -285,14 +285,23 @@ export function conv2dInputGrad(dy: GPUBuffer, w: GPUBuffer, dx: GPUBuffer, p: C
   checkBuffer("conv2dInputGrad: dx", dx, p.batch * p.cin * p.h * p.w);
   checkDistinct("conv2dInputGrad", dx, dy, w);
   if (gemmPath(conv2dFlops(p)) === "texture" && inputGradTexture(dy, w, dx, p)) return;
-  for (const ph of inputGradPhases(p)) {
+  const phases = inputGradPhases(p);
+  const rt = gpu();
+  for (const ph of phases) {
     // GEMM per phase: M = cin/g, N = batch*ht*wt (b, t, s), K = cout/g*uy*ux (o, u, v).
     const m = p.cin / p.groups, n = p.batch * ph.ht * ph.wt, k = (p.cout / p.groups) * ph.uy * ph.ux;
+    const tile = gemmTile(m, n, k, p.groups);
+    // Split K when one phase covers every pixel (stride 1) and there are few output tiles; the partial
+    // sums then tile dx exactly, so one sum pass finishes it.
+    const whole = phases.length === 1 && ph.ht === p.h && ph.wt === p.w;
+    const splits = whole ? kSplits(tileCount(m, n, p.groups, tile), k) : 1;
+    const total = p.batch * p.cin * p.h * p.w;
+    const target = splits > 1 ? rt.alloc(splits * total * 4) : dx;
     gemm({
-      key: "conv_dx",
-      tile: gemmTile(m, n, k, p.groups),
+      key: `conv_dx|split${splits > 1 ? 1 : 0}`,
+      tile,
       bindings: [{ buffer: dy, name: "DY" }, { buffer: w, name: "Wt" }, {
-        buffer: dx,
+        buffer: target,
         name: "DX",
         write: true,
       }],
@@ -328,13 +337,18 @@ fn ldDY(base: u32, oy: i32, ox: i32, ok: bool) -> f32 {
           `ldDY(dB${j} + dO${q}, ty${j} - i32(ku${q}), tx${j} - i32(kv${q}), bOk${j} && kOk${q})`,
       },
       store: (_i, j) =>
-        `DX[((bb${j} * cCin() + z * cCinG() + m) * cH() + U(${W_RY}u) + bt${j} * cSY()) * cW() + ` +
-        `U(${W_RX}u) + bs${j} * cSX()] = v;`,
+        `DX[${splits > 1 ? "s * batch * M * N + " : ""}((bb${j} * cCin() + z * cCinG() + m) * cH() + ` +
+        `U(${W_RY}u) + bt${j} * cSY()) * cW() + U(${W_RX}u) + bs${j} * cSX()] = v;`,
       m,
       n,
       k,
       batch: p.groups,
+      splits,
     });
+    if (splits > 1) {
+      sumSplits(target, dx, splits, total);
+      rt.release(target);
+    }
   }
 }
 

@@ -197,13 +197,16 @@ gpuTest("conv2d [storage]: bigger shapes use larger tiles, split-K weight grads 
 });
 
 gpuTest(
-  "conv2d [storage]: split-K forward (few output tiles, long K) applies the epilogue once",
+  "conv2d [storage]: split-K forward and input grad (few tiles, long K); the epilogue runs once",
   async () => {
     // 4x4 images, cout 8, K = 64*9 = 576: one output tile, so the forward splits K in two and the sum
     // pass adds the bias, scales by alpha and applies the activation.
     const p = conv({ batch: 1, cin: 64, cout: 8, h: 4, w: 4, kh: 3, kw: 3, padTop: 1, padLeft: 1 });
     await onPath("storage", async () => {
       await checkCase(p, 970, true);
+      // The input gradient with cout 64: K = 576 there, one phase (stride 1), so it splits too.
+      const q = conv({ batch: 1, cin: 8, cout: 64, h: 4, w: 4, kh: 3, kw: 3, padTop: 1, padLeft: 1 });
+      await checkCase(q, 980, false);
       const rt = gpu(), n = sizes(p);
       const x = randArray(n.x, 971), w = randArray(n.w, 972), bias = randArray(p.cout, 973);
       const gx = upload(x), gw = upload(w), gb = upload(bias), gy = rt.alloc(n.y * 4);
