@@ -11,7 +11,7 @@ import {
 import { Discriminator } from "../gan/stylegan2/discriminator.ts";
 import { Generator } from "../gan/stylegan2/generator.ts";
 import { cloneGenerator } from "../gan/train/networks.ts";
-import { saveSnapshot } from "../gan/train/snapshot.ts";
+import { saveSnapshot, untrainedState } from "../gan/train/snapshot.ts";
 import { initGPU } from "../kernels/runtime.ts";
 import { tensorFromHost } from "../nn/checkpoint.ts";
 import { type HostArray, isZip, loadStateDict, readNetworkPickle, type TorchNetwork } from "../nn/io/mod.ts";
@@ -207,15 +207,7 @@ export async function importNetworks(
         "no D in the file: D is freshly initialised (fine for generating and merging, not for resuming)",
       );
     }
-    await saveSnapshot(out, { G, D, Gema }, {
-      curNimg: 0,
-      step: 0,
-      tick: 0,
-      optG: null,
-      optD: null,
-      plMean: 0,
-      rng: { seed: 0, step: 0 },
-    });
+    await saveSnapshot(out, { G, D, Gema }, untrainedState());
     return {
       out,
       source: found.source,

@@ -15,7 +15,7 @@ import { Discriminator } from "../gan/stylegan2/discriminator.ts";
 import { Generator } from "../gan/stylegan2/generator.ts";
 import { loadNetworks } from "../gan/train/networks.ts";
 import { RunDir } from "../gan/train/run_dir.ts";
-import { saveSnapshot } from "../gan/train/snapshot.ts";
+import { saveSnapshot, untrainedState } from "../gan/train/snapshot.ts";
 import { averageInto } from "../gan/cocktail/averaging.ts";
 import { conditionalDiscriminator, conditionalGenerator } from "../gan/cocktail/conditional.ts";
 import { DcganGenerator } from "../gan/cocktail/dcgan.ts";
@@ -204,15 +204,7 @@ async function saveSource(dir: string, name: string, arch: StyleGAN2Config, seed
   manualSeed(seed);
   const G = Generator.fromConfig(arch), D = Discriminator.fromConfig(arch);
   const path = `${dir}/${name}.safetensors`;
-  await saveSnapshot(path, { G, D, Gema: G }, {
-    curNimg: 0,
-    step: 0,
-    tick: 0,
-    optG: null,
-    optD: null,
-    plMean: 0,
-    rng: { seed, step: 0 },
-  });
+  await saveSnapshot(path, { G, D, Gema: G }, untrainedState(seed));
   G.dispose();
   D.dispose();
   return path;

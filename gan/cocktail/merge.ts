@@ -7,7 +7,7 @@
 
 import { type TrainingRecipe, trainingRecipe } from "../train/presets.ts";
 import { cloneGenerator } from "../train/networks.ts";
-import { saveSnapshot } from "../train/snapshot.ts";
+import { saveSnapshot, untrainedState } from "../train/snapshot.ts";
 import { Discriminator } from "../stylegan2/discriminator.ts";
 import { averageInto } from "./averaging.ts";
 import { type BaselineMethod, BASELINES, type EwcLambdas, trainBaseline } from "./baselines.ts";
@@ -212,15 +212,7 @@ async function cocktail(
         await averageInto(all.map((m) => m.G), G, "generators");
         await averageInto(all.map((m) => m.Gema), Gema, "EMA generators");
         await averageInto(all.map((m) => m.D), D, "discriminators");
-        await saveSnapshot(averagedPath, { G, D, Gema }, {
-          curNimg: 0,
-          step: 0,
-          tick: 0,
-          optG: null,
-          optD: null,
-          plMean: 0,
-          rng: { seed: settings.seed, step: 0 },
-        });
+        await saveSnapshot(averagedPath, { G, D, Gema }, untrainedState(settings.seed));
         return { G, D, Gema };
       } finally {
         disposeNetworks(r);

@@ -95,6 +95,14 @@ export interface SnapshotParts {
  * Writes a snapshot atomically. Throws TrainingDivergedError (writing nothing) if a weight of G, D or
  * G_ema is not finite.
  */
+/** The training state of networks that were never trained here (imported, averaged, freshly made). */
+export function untrainedState(seed = 0): Omit<
+  SnapshotState,
+  "format" | "version" | "G_init_kwargs" | "D_init_kwargs" | "time"
+> {
+  return { curNimg: 0, step: 0, tick: 0, optG: null, optD: null, plMean: 0, rng: { seed, step: 0 } };
+}
+
 export async function saveSnapshot(
   path: string,
   parts: SnapshotParts,
