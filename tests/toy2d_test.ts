@@ -26,6 +26,7 @@ import { ToyDiscriminator, ToyGenerator } from "../gan/toy2d/models.ts";
 import { FastToyGan } from "../gan/toy2d/fast_gan.ts";
 import { freshTrainer, makeTrainer, PROTOCOL, trainRun } from "../gan/toy2d/train.ts";
 import { Canvas } from "../gan/toy2d/plot.ts";
+import { profileToy2d } from "../gan/toy2d/profile.ts";
 
 function assert(cond: boolean, msg: string): void {
   if (!cond) throw new Error(msg);
@@ -255,4 +256,27 @@ Deno.test("toy2d: plot canvas draws text and encodes a PNG", () => {
   assert(dark > 20, `text drew ${dark} pixels`);
   const png = c.png();
   assert(png[1] === 0x50 && png[2] === 0x4e && png[3] === 0x47, "PNG signature");
+});
+
+gpuTest("toy2d: the step profile accounts for its dispatches and kernel families", async () => {
+  const r = await profileToy2d({ iterations: 2, replays: 3 });
+  const t = makeTrainer(targetRing(), 1);
+  try {
+    if (r.dispatchesPerGStep !== t.dispatchesPerIteration) {
+      throw new Error(`dispatches ${r.dispatchesPerGStep}, trainer says ${t.dispatchesPerIteration}`);
+    }
+  } finally {
+    t.dispose();
+  }
+  for (const fam of ["linfwd", "lindx", "lindw", "bnstats", "bnbwd", "sample"]) {
+    if (!(r.familiesMs[fam]?.cpu >= 0)) {
+      throw new Error(`family ${fam} missing: ${JSON.stringify(r.familiesMs)}`);
+    }
+  }
+  if (!(r.gStepMs.wall > 0 && r.overheadMsPerGStep.wall > 0 && r.evalMs.w1 >= 0)) {
+    throw new Error(`implausible profile ${JSON.stringify(r)}`);
+  }
+  if (!(r.projection.dissectMin.wall > r.projection.transferMin.wall)) {
+    throw new Error("dissect (105k G steps) must project longer than transfer (25k)");
+  }
 });
