@@ -19,9 +19,9 @@ import {
   gemm,
   gemmPath,
   gemmTile,
+  intoSplits,
   kSplits,
   type OperandLoader,
-  sumSplits,
   tileCount,
 } from "./gemm.ts";
 import { type ImageLayout, imageLayout, packImage } from "./pack_texture.ts";
@@ -167,52 +167,48 @@ export function conv2dForward(
   // Few output tiles (small images, a GPU's many cores): split K, and the sum pass runs the epilogue.
   const splits = kSplits(tileCount(m, n, p.groups, tile), k);
   const total = p.batch * p.cout * p.outH * p.outW;
-  const rt = gpu();
-  const target = splits > 1 ? rt.alloc(splits * total * 4) : out;
   const fused = splits > 1 ? undefined : epi;
-  gemm({
-    key: `conv_fwd|w${vecW ? 4 : 1}|${splits > 1 ? "split" : epilogueKey(epi)}`,
-    tile,
-    bindings: [
-      { buffer: x, name: "X" },
-      { buffer: w, name: vecW ? "Wt4" : "Wt", vec4: vecW },
-      ...(fused?.bias ? [{ buffer: fused.bias, name: "bias" }] : []),
-      { buffer: target, name: "Y", write: true },
-    ],
-    uniform: uniformWords(p, fused?.alpha ?? 1),
-    helpers: SHAPE_WGSL + "\n" + epilogueHelper(fused),
-    loadA: weightRowsLoader(vecW),
-    loadB: {
-      vec: "none",
-      // Column n = (b, oy, ox): the input window's corner and image base, once per thread.
-      setup: (j) =>
-        `let bb${j} = divOHW(n0 + ${j}u); let br${j} = n0 + ${j}u - bb${j} * cOHW(); ` +
-        `let boy${j} = divOW(br${j}); let box${j} = br${j} - boy${j} * cOW(); ` +
-        `let xB${j} = i32((bb${j} * cCin() + z * cCinG()) * cHW()); ` +
-        `let iy${j} = i32(boy${j} * cSY()) - cPT(); let ix${j} = i32(box${j} * cSX()) - cPL(); ` +
-        `let bOk${j} = ${j}u < nLeft;`,
-      // Row k = (ci, ky, kx): the same for every column.
-      perK: (q, k) =>
-        `let kc${q} = divKHW(${k}); let kr${q} = ${k} - kc${q} * cKHW(); let ky${q} = divKW(kr${q}); ` +
-        `let kx${q} = i32(kr${q} - ky${q} * cKW()); let kO${q} = i32(kc${q} * cHW());`,
-      load: (j, _k, q) => `ldX(xB${j} + kO${q}, iy${j} + i32(ky${q}), ix${j} + kx${q}, bOk${j} && kOk${q})`,
-    },
-    store: (_i, j) =>
-      splits > 1
-        ? `Y[s * batch * M * N + (bb${j} * cCout() + z * cCoutG() + m) * cOHW() + br${j}] = v;`
-        : `${
-          epilogueCode(epi, W_ALPHA, "z * cCoutG() + m")
-        } Y[(bb${j} * cCout() + z * cCoutG() + m) * cOHW() + br${j}] = o;`,
-    m,
-    n,
-    k,
-    batch: p.groups,
-    splits,
-  });
-  if (splits > 1) {
-    sumSplits(target, out, splits, total, epi && { epi, channelStride: p.outH * p.outW, channels: p.cout });
-    rt.release(target);
-  }
+  intoSplits(out, splits, total, (target) => {
+    gemm({
+      key: `conv_fwd|w${vecW ? 4 : 1}|${splits > 1 ? "split" : epilogueKey(epi)}`,
+      tile,
+      bindings: [
+        { buffer: x, name: "X" },
+        { buffer: w, name: vecW ? "Wt4" : "Wt", vec4: vecW },
+        ...(fused?.bias ? [{ buffer: fused.bias, name: "bias" }] : []),
+        { buffer: target, name: "Y", write: true },
+      ],
+      uniform: uniformWords(p, fused?.alpha ?? 1),
+      helpers: SHAPE_WGSL + "\n" + epilogueHelper(fused),
+      loadA: weightRowsLoader(vecW),
+      loadB: {
+        vec: "none",
+        // Column n = (b, oy, ox): the input window's corner and image base, once per thread.
+        setup: (j) =>
+          `let bb${j} = divOHW(n0 + ${j}u); let br${j} = n0 + ${j}u - bb${j} * cOHW(); ` +
+          `let boy${j} = divOW(br${j}); let box${j} = br${j} - boy${j} * cOW(); ` +
+          `let xB${j} = i32((bb${j} * cCin() + z * cCinG()) * cHW()); ` +
+          `let iy${j} = i32(boy${j} * cSY()) - cPT(); let ix${j} = i32(box${j} * cSX()) - cPL(); ` +
+          `let bOk${j} = ${j}u < nLeft;`,
+        // Row k = (ci, ky, kx): the same for every column.
+        perK: (q, k) =>
+          `let kc${q} = divKHW(${k}); let kr${q} = ${k} - kc${q} * cKHW(); let ky${q} = divKW(kr${q}); ` +
+          `let kx${q} = i32(kr${q} - ky${q} * cKW()); let kO${q} = i32(kc${q} * cHW());`,
+        load: (j, _k, q) => `ldX(xB${j} + kO${q}, iy${j} + i32(ky${q}), ix${j} + kx${q}, bOk${j} && kOk${q})`,
+      },
+      store: (_i, j) =>
+        splits > 1
+          ? `Y[s * batch * M * N + (bb${j} * cCout() + z * cCoutG() + m) * cOHW() + br${j}] = v;`
+          : `${
+            epilogueCode(epi, W_ALPHA, "z * cCoutG() + m")
+          } Y[(bb${j} * cCout() + z * cCoutG() + m) * cOHW() + br${j}] = o;`,
+      m,
+      n,
+      k,
+      batch: p.groups,
+      splits,
+    });
+  }, epi && { epi, channelStride: p.outH * p.outW, channels: p.cout });
 }
 
 // Input-gradient phase words (after the shape words): one GEMM per stride phase (py, px).
@@ -286,7 +282,6 @@ export function conv2dInputGrad(dy: GPUBuffer, w: GPUBuffer, dx: GPUBuffer, p: C
   checkDistinct("conv2dInputGrad", dx, dy, w);
   if (gemmPath(conv2dFlops(p)) === "texture" && inputGradTexture(dy, w, dx, p)) return;
   const phases = inputGradPhases(p);
-  const rt = gpu();
   for (const ph of phases) {
     // GEMM per phase: M = cin/g, N = batch*ht*wt (b, t, s), K = cout/g*uy*ux (o, u, v).
     const m = p.cin / p.groups, n = p.batch * ph.ht * ph.wt, k = (p.cout / p.groups) * ph.uy * ph.ux;
@@ -296,59 +291,56 @@ export function conv2dInputGrad(dy: GPUBuffer, w: GPUBuffer, dx: GPUBuffer, p: C
     const whole = phases.length === 1 && ph.ht === p.h && ph.wt === p.w;
     const splits = whole ? kSplits(tileCount(m, n, p.groups, tile), k) : 1;
     const total = p.batch * p.cin * p.h * p.w;
-    const target = splits > 1 ? rt.alloc(splits * total * 4) : dx;
-    gemm({
-      key: `conv_dx|split${splits > 1 ? 1 : 0}`,
-      tile,
-      bindings: [{ buffer: dy, name: "DY" }, { buffer: w, name: "Wt" }, {
-        buffer: target,
-        name: "DX",
-        write: true,
-      }],
-      uniform: [...uniformWords(p), ...phaseWords(ph)],
-      helpers: SHAPE_CORE_WGSL + PHASE_WGSL + `
+    intoSplits(dx, splits, total, (target) => {
+      gemm({
+        key: `conv_dx|split${splits > 1 ? 1 : 0}`,
+        tile,
+        bindings: [{ buffer: dy, name: "DY" }, { buffer: w, name: "Wt" }, {
+          buffer: target,
+          name: "DX",
+          write: true,
+        }],
+        uniform: [...uniformWords(p), ...phaseWords(ph)],
+        helpers: SHAPE_CORE_WGSL + PHASE_WGSL + `
 // dy[base + oy*outW + ox], zero outside the output.
 fn ldDY(base: u32, oy: i32, ox: i32, ok: bool) -> f32 {
   let inside = ok && u32(oy) < cOH() && u32(ox) < cOW();
   return select(0.0, DY[base + u32(oy) * cOW() + u32(ox)], inside);
 }`,
-      loadA: {
-        // w[g*coutG + o, ci, py + u*sy, px + v*sx] with fixed ci and k = (o, u, v).
-        vec: "none",
-        setup: (i) => `let aC${i} = (m0 + ${i}u) * cKHW(); let aOk${i} = ${i}u < mLeft;`,
-        perK: (q, kk) =>
-          `let ko${q} = fdiv(${kk}, cUYUX(), F(${W_R_UYUX}u)); let kr${q} = ${kk} - ko${q} * cUYUX(); ` +
-          `let ku${q} = fdiv(kr${q}, cUX(), F(${W_R_UX}u)); let kv${q} = kr${q} - ku${q} * cUX(); ` +
-          `let kw${q} = (z * cCoutG() + ko${q}) * cCinG() * cKHW() + ` +
-          `(U(${W_PY}u) + ku${q} * cSY()) * cKW() + U(${W_PX}u) + kv${q} * cSX();`,
-        load: (i, _k, q) => `select(0.0, Wt[kw${q} + aC${i}], aOk${i} && kOk${q})`,
-      },
-      loadB: {
-        // Column n = (b, t, s); row k = (o, u, v) reads dy[b, g*coutG + o, t + cy - u, s + cx - v].
-        vec: "none",
-        setup: (j) =>
-          `let bb${j} = fdiv(n0 + ${j}u, cHTWT(), F(${W_R_HTWT}u)); let br${j} = n0 + ${j}u - bb${j} * cHTWT(); ` +
-          `let bt${j} = fdiv(br${j}, cWT(), F(${W_R_WT}u)); let bs${j} = br${j} - bt${j} * cWT(); ` +
-          `let dB${j} = (bb${j} * cCout() + z * cCoutG()) * cOHW(); ` +
-          `let ty${j} = i32(bt${j} + U(${W_CY}u)); let tx${j} = i32(bs${j} + U(${W_CX}u)); ` +
-          `let bOk${j} = ${j}u < nLeft;`,
-        perK: (q) => `let dO${q} = ko${q} * cOHW();`,
-        load: (j, _k, q) =>
-          `ldDY(dB${j} + dO${q}, ty${j} - i32(ku${q}), tx${j} - i32(kv${q}), bOk${j} && kOk${q})`,
-      },
-      store: (_i, j) =>
-        `DX[${splits > 1 ? "s * batch * M * N + " : ""}((bb${j} * cCin() + z * cCinG() + m) * cH() + ` +
-        `U(${W_RY}u) + bt${j} * cSY()) * cW() + U(${W_RX}u) + bs${j} * cSX()] = v;`,
-      m,
-      n,
-      k,
-      batch: p.groups,
-      splits,
+        loadA: {
+          // w[g*coutG + o, ci, py + u*sy, px + v*sx] with fixed ci and k = (o, u, v).
+          vec: "none",
+          setup: (i) => `let aC${i} = (m0 + ${i}u) * cKHW(); let aOk${i} = ${i}u < mLeft;`,
+          perK: (q, kk) =>
+            `let ko${q} = fdiv(${kk}, cUYUX(), F(${W_R_UYUX}u)); let kr${q} = ${kk} - ko${q} * cUYUX(); ` +
+            `let ku${q} = fdiv(kr${q}, cUX(), F(${W_R_UX}u)); let kv${q} = kr${q} - ku${q} * cUX(); ` +
+            `let kw${q} = (z * cCoutG() + ko${q}) * cCinG() * cKHW() + ` +
+            `(U(${W_PY}u) + ku${q} * cSY()) * cKW() + U(${W_PX}u) + kv${q} * cSX();`,
+          load: (i, _k, q) => `select(0.0, Wt[kw${q} + aC${i}], aOk${i} && kOk${q})`,
+        },
+        loadB: {
+          // Column n = (b, t, s); row k = (o, u, v) reads dy[b, g*coutG + o, t + cy - u, s + cx - v].
+          vec: "none",
+          setup: (j) =>
+            `let bb${j} = fdiv(n0 + ${j}u, cHTWT(), F(${W_R_HTWT}u)); let br${j} = n0 + ${j}u - bb${j} * cHTWT(); ` +
+            `let bt${j} = fdiv(br${j}, cWT(), F(${W_R_WT}u)); let bs${j} = br${j} - bt${j} * cWT(); ` +
+            `let dB${j} = (bb${j} * cCout() + z * cCoutG()) * cOHW(); ` +
+            `let ty${j} = i32(bt${j} + U(${W_CY}u)); let tx${j} = i32(bs${j} + U(${W_CX}u)); ` +
+            `let bOk${j} = ${j}u < nLeft;`,
+          perK: (q) => `let dO${q} = ko${q} * cOHW();`,
+          load: (j, _k, q) =>
+            `ldDY(dB${j} + dO${q}, ty${j} - i32(ku${q}), tx${j} - i32(kv${q}), bOk${j} && kOk${q})`,
+        },
+        store: (_i, j) =>
+          `DX[${splits > 1 ? "s * batch * M * N + " : ""}((bb${j} * cCin() + z * cCinG() + m) * cH() + ` +
+          `U(${W_RY}u) + bt${j} * cSY()) * cW() + U(${W_RX}u) + bs${j} * cSX()] = v;`,
+        m,
+        n,
+        k,
+        batch: p.groups,
+        splits,
+      });
     });
-    if (splits > 1) {
-      sumSplits(target, dx, splits, total);
-      rt.release(target);
-    }
   }
 }
 
@@ -360,58 +352,55 @@ export function conv2dWeightGrad(x: GPUBuffer, dy: GPUBuffer, dw: GPUBuffer, p: 
   checkBuffer("conv2dWeightGrad: dw", dw, p.cout * (p.cin / p.groups) * p.kh * p.kw);
   checkDistinct("conv2dWeightGrad", dw, x, dy);
   if (gemmPath(conv2dFlops(p)) === "texture" && weightGradTexture(x, dy, dw, p)) return;
-  const rt = gpu();
   const m = p.cout / p.groups, n = (p.cin / p.groups) * p.kh * p.kw, k = p.batch * p.outH * p.outW;
   const tile = gemmTile(m, n, k, p.groups);
   const splits = kSplits(tileCount(m, n, p.groups, tile), k);
   const total = p.groups * m * n;
-  const target = splits > 1 ? rt.alloc(splits * total * 4) : dw;
   // dy rows are contiguous within an image: vec4 loads when images hold a multiple of 4 pixels.
   const vecDy = (p.outH * p.outW) % 4 === 0;
-  gemm({
-    key: `conv_dw|dy${vecDy ? 4 : 1}|split${splits > 1 ? 1 : 0}`,
-    tile,
-    bindings: [
-      { buffer: x, name: "X" },
-      { buffer: dy, name: vecDy ? "DY4" : "DY", vec4: vecDy },
-      { buffer: target, name: "DW", write: true },
-    ],
-    uniform: uniformWords(p),
-    helpers: SHAPE_WGSL,
-    loadA: {
-      // dy[b, g*coutG + o, oy, ox] with fixed o and k = (b, oy, ox) = (wb, wr).
-      vec: vecDy ? "k" : "none",
-      setup: (i) => `let aO${i} = (z * cCoutG() + m0 + ${i}u) * cOHW(); let aOk${i} = ${i}u < mLeft;`,
-      perK: (q, k) =>
-        `let wb${q} = divOHW(${k}); let wr${q} = ${k} - wb${q} * cOHW(); let wd${q} = wb${q} * cCout() * cOHW() + wr${q};`,
-      load: vecDy
-        ? (i) => `select(vec4<f32>(0.0), DY4[(wd0 + aO${i}) / 4u], aOk${i})`
-        : (i, _k, q) => `select(0.0, DY[wd${q} + aO${i}], aOk${i} && kOk${q})`,
-    },
-    loadB: {
-      // x[b, g*cinG + ci, oy*sy - pt + ky, ox*sx - pl + kx] with fixed (ci, ky, kx).
-      vec: "none",
-      setup: (j) =>
-        `let bc${j} = divKHW(n0 + ${j}u); let bk${j} = n0 + ${j}u - bc${j} * cKHW(); ` +
-        `let bky${j} = divKW(bk${j}); let bkx${j} = i32(bk${j} - bky${j} * cKW()); ` +
-        `let xC${j} = i32((z * cCinG() + bc${j}) * cHW()); let bOk${j} = ${j}u < nLeft;`,
-      perK: (q) =>
-        `let woy${q} = divOW(wr${q}); let wox${q} = wr${q} - woy${q} * cOW(); ` +
-        `let xb${q} = i32(wb${q} * cCin() * cHW()); ` +
-        `let iy${q} = i32(woy${q} * cSY()) - cPT(); let ix${q} = i32(wox${q} * cSX()) - cPL();`,
-      load: (j, _k, q) => `ldX(xb${q} + xC${j}, iy${q} + i32(bky${j}), ix${q} + bkx${j}, bOk${j} && kOk${q})`,
-    },
-    store: () => `DW[s * ${splits > 1 ? "batch * M * N" : "0u"} + (z * M + m) * N + n] = v;`,
-    m,
-    n,
-    k,
-    batch: p.groups,
-    splits,
+  intoSplits(dw, splits, total, (target) => {
+    gemm({
+      key: `conv_dw|dy${vecDy ? 4 : 1}|split${splits > 1 ? 1 : 0}`,
+      tile,
+      bindings: [
+        { buffer: x, name: "X" },
+        { buffer: dy, name: vecDy ? "DY4" : "DY", vec4: vecDy },
+        { buffer: target, name: "DW", write: true },
+      ],
+      uniform: uniformWords(p),
+      helpers: SHAPE_WGSL,
+      loadA: {
+        // dy[b, g*coutG + o, oy, ox] with fixed o and k = (b, oy, ox) = (wb, wr).
+        vec: vecDy ? "k" : "none",
+        setup: (i) => `let aO${i} = (z * cCoutG() + m0 + ${i}u) * cOHW(); let aOk${i} = ${i}u < mLeft;`,
+        perK: (q, k) =>
+          `let wb${q} = divOHW(${k}); let wr${q} = ${k} - wb${q} * cOHW(); let wd${q} = wb${q} * cCout() * cOHW() + wr${q};`,
+        load: vecDy
+          ? (i) => `select(vec4<f32>(0.0), DY4[(wd0 + aO${i}) / 4u], aOk${i})`
+          : (i, _k, q) => `select(0.0, DY[wd${q} + aO${i}], aOk${i} && kOk${q})`,
+      },
+      loadB: {
+        // x[b, g*cinG + ci, oy*sy - pt + ky, ox*sx - pl + kx] with fixed (ci, ky, kx).
+        vec: "none",
+        setup: (j) =>
+          `let bc${j} = divKHW(n0 + ${j}u); let bk${j} = n0 + ${j}u - bc${j} * cKHW(); ` +
+          `let bky${j} = divKW(bk${j}); let bkx${j} = i32(bk${j} - bky${j} * cKW()); ` +
+          `let xC${j} = i32((z * cCinG() + bc${j}) * cHW()); let bOk${j} = ${j}u < nLeft;`,
+        perK: (q) =>
+          `let woy${q} = divOW(wr${q}); let wox${q} = wr${q} - woy${q} * cOW(); ` +
+          `let xb${q} = i32(wb${q} * cCin() * cHW()); ` +
+          `let iy${q} = i32(woy${q} * cSY()) - cPT(); let ix${q} = i32(wox${q} * cSX()) - cPL();`,
+        load: (j, _k, q) =>
+          `ldX(xb${q} + xC${j}, iy${q} + i32(bky${j}), ix${q} + bkx${j}, bOk${j} && kOk${q})`,
+      },
+      store: () => `DW[s * ${splits > 1 ? "batch * M * N" : "0u"} + (z * M + m) * N + n] = v;`,
+      m,
+      n,
+      k,
+      batch: p.groups,
+      splits,
+    });
   });
-  if (splits > 1) {
-    sumSplits(target, dw, splits, total);
-    rt.release(target);
-  }
 }
 
 /** FLOPs of one conv pass (forward, input grad and weight grad do the same multiply-adds). */
@@ -668,77 +657,74 @@ function weightGradTexture(x: GPUBuffer, dy: GPUBuffer, dw: GPUBuffer, p: Conv2d
   const tile = gemmTile(m, n, k, p.groups, "texture");
   const splits = kSplits(tileCount(m, n, p.groups, tile), k);
   const total = p.groups * coutG * cinG * p.kh * p.kw;
-  const target = splits > 1 ? rt.alloc(splits * total * 4) : dw;
   const tdy = packDy(dy, p, ldy, 0, 0), tx = packX(x, p, lx);
   // Chunks of 4 pixels never straddle K (nor a split, kPer being a multiple of 4) when K % 4 == 0.
   const mask = k % 4 !== 0, row4 = p.outW % 4 === 0;
   const masked = (load: string, q: number) => mask ? `select(vec4<f32>(0.0), ${load}, kOk${q})` : load;
-  gemm({
-    key: `conv_dw|tex|split${splits > 1 ? 1 : 0}|mask${mask ? 1 : 0}|row${row4 ? 4 : 1}`,
-    tile,
-    bindings: [
-      { texture: rt.view(tdy.texture), name: "TA" },
-      { texture: rt.view(tx.texture), name: "TB" },
-      { buffer: target, name: "DW", write: true },
-    ],
-    uniform: [
-      ...uniformWords(p),
-      ...NO_PHASE,
-      ...imageWords(ldy),
-      ...imageWords(lx),
-      p.groups,
-      0,
-      0,
-      lx.c4,
-      f32Bits(1 / lx.c4),
-      total,
-    ],
-    helpers: SHAPE_CORE_WGSL + TEX_WGSL,
-    loadA: {
-      // Rows 4g..4g+3 are one quad of output channels; row k = pixel (b, oy, ox), masked past K.
-      vec: "fixed",
-      setup: (g) =>
-        `let aO${g} = m0 / 4u + ${g}u; let aX${g} = quadX(${W_TA}u, aO${g}); ` +
-        `let aY${g} = quadY(${W_TA}u, aO${g}) + z * U(${W_TA + 3}u);`,
-      // With outW % 4 == 0 a chunk's 4 pixels share a row: one decomposition per chunk.
-      perK: (q, kk) =>
-        row4 && q > 0
-          ? `let koy${q} = koy0; let kox${q} = kox0 + ${q}u; let kbG${q} = kbG0;`
-          : `let kb${q} = divOHW(${kk}); let kr${q} = ${kk} - kb${q} * cOHW(); let koy${q} = divOW(kr${q}); ` +
-            `let kox${q} = kr${q} - koy${q} * cOW(); let kbG${q} = kb${q} * U(${W_G}u);`,
-      load: (g, _k, q) =>
-        masked(
-          `textureLoad(TA, vec2<u32>(aX${g} + kox${q}, aY${g} + kbG${q} * U(${W_TA + 3}u) + koy${q}), 0)`,
-          q,
-        ),
-    },
-    loadB: {
-      // Columns 4g..4g+3 are one quad of input channels at tap (ky, kx).
-      vec: "fixed",
-      setup: (g) =>
-        `let bN${g} = n0 / 4u + ${g}u; let bT${g} = fdiv(bN${g}, U(${W_C4}u), F(${W_R_C4}u)); ` +
-        `let bC${g} = bN${g} - bT${g} * U(${W_C4}u); let bKy${g} = divKW(bT${g}); let bKx${g} = bT${g} - bKy${g} * cKW(); ` +
-        `let bX${g} = quadX(${W_TB}u, bC${g}) + bKx${g}; ` +
-        `let bY${g} = quadY(${W_TB}u, bC${g}) + z * U(${W_TB + 3}u) + bKy${g};`,
-      perK: (q) =>
-        `let bKY${q} = kbG${q} * U(${W_TB + 3}u) + koy${q} * cSY(); let bKX${q} = kox${q} * cSX();`,
-      load: (g, _k, q) => masked(`textureLoad(TB, vec2<u32>(bX${g} + bKX${q}, bY${g} + bKY${q}), 0)`, q),
-    },
-    store: () =>
-      `let sN = n / 4u; let sT = fdiv(sN, U(${W_C4}u), F(${W_R_C4}u)); ` +
-      `let sC = (sN - sT * U(${W_C4}u)) * 4u + n % 4u; ` +
-      `if (sC < cCinG()) { DW[s * U(${W_TOTAL}u) + ((z * M + m) * cCinG() + sC) * cKHW() + sT] = v; }`,
-    m,
-    n,
-    k,
-    batch: p.groups,
-    splits,
-    fmaOrder: "q-inner",
+  intoSplits(dw, splits, total, (target) => {
+    gemm({
+      key: `conv_dw|tex|split${splits > 1 ? 1 : 0}|mask${mask ? 1 : 0}|row${row4 ? 4 : 1}`,
+      tile,
+      bindings: [
+        { texture: rt.view(tdy.texture), name: "TA" },
+        { texture: rt.view(tx.texture), name: "TB" },
+        { buffer: target, name: "DW", write: true },
+      ],
+      uniform: [
+        ...uniformWords(p),
+        ...NO_PHASE,
+        ...imageWords(ldy),
+        ...imageWords(lx),
+        p.groups,
+        0,
+        0,
+        lx.c4,
+        f32Bits(1 / lx.c4),
+        total,
+      ],
+      helpers: SHAPE_CORE_WGSL + TEX_WGSL,
+      loadA: {
+        // Rows 4g..4g+3 are one quad of output channels; row k = pixel (b, oy, ox), masked past K.
+        vec: "fixed",
+        setup: (g) =>
+          `let aO${g} = m0 / 4u + ${g}u; let aX${g} = quadX(${W_TA}u, aO${g}); ` +
+          `let aY${g} = quadY(${W_TA}u, aO${g}) + z * U(${W_TA + 3}u);`,
+        // With outW % 4 == 0 a chunk's 4 pixels share a row: one decomposition per chunk.
+        perK: (q, kk) =>
+          row4 && q > 0
+            ? `let koy${q} = koy0; let kox${q} = kox0 + ${q}u; let kbG${q} = kbG0;`
+            : `let kb${q} = divOHW(${kk}); let kr${q} = ${kk} - kb${q} * cOHW(); let koy${q} = divOW(kr${q}); ` +
+              `let kox${q} = kr${q} - koy${q} * cOW(); let kbG${q} = kb${q} * U(${W_G}u);`,
+        load: (g, _k, q) =>
+          masked(
+            `textureLoad(TA, vec2<u32>(aX${g} + kox${q}, aY${g} + kbG${q} * U(${W_TA + 3}u) + koy${q}), 0)`,
+            q,
+          ),
+      },
+      loadB: {
+        // Columns 4g..4g+3 are one quad of input channels at tap (ky, kx).
+        vec: "fixed",
+        setup: (g) =>
+          `let bN${g} = n0 / 4u + ${g}u; let bT${g} = fdiv(bN${g}, U(${W_C4}u), F(${W_R_C4}u)); ` +
+          `let bC${g} = bN${g} - bT${g} * U(${W_C4}u); let bKy${g} = divKW(bT${g}); let bKx${g} = bT${g} - bKy${g} * cKW(); ` +
+          `let bX${g} = quadX(${W_TB}u, bC${g}) + bKx${g}; ` +
+          `let bY${g} = quadY(${W_TB}u, bC${g}) + z * U(${W_TB + 3}u) + bKy${g};`,
+        perK: (q) =>
+          `let bKY${q} = kbG${q} * U(${W_TB + 3}u) + koy${q} * cSY(); let bKX${q} = kox${q} * cSX();`,
+        load: (g, _k, q) => masked(`textureLoad(TB, vec2<u32>(bX${g} + bKX${q}, bY${g} + bKY${q}), 0)`, q),
+      },
+      store: () =>
+        `let sN = n / 4u; let sT = fdiv(sN, U(${W_C4}u), F(${W_R_C4}u)); ` +
+        `let sC = (sN - sT * U(${W_C4}u)) * 4u + n % 4u; ` +
+        `if (sC < cCinG()) { DW[s * U(${W_TOTAL}u) + ((z * M + m) * cCinG() + sC) * cKHW() + sT] = v; }`,
+      m,
+      n,
+      k,
+      batch: p.groups,
+      splits,
+      fmaOrder: "q-inner",
+    });
+    release(tdy, tx);
   });
-  release(tdy, tx);
-  if (splits > 1) {
-    sumSplits(target, dw, splits, total);
-    rt.release(target);
-  }
   return true;
 }

@@ -532,6 +532,31 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
 }
 
 /**
+ * Runs a GEMM that may split K: with one split, `record` writes `out` directly; otherwise it writes
+ * `splits` partial results into a scratch buffer that sumSplits adds into `out` (running the epilogue).
+ */
+export function intoSplits(
+  out: GPUBuffer,
+  splits: number,
+  count: number,
+  record: (target: GPUBuffer) => void,
+  e?: SplitEpilogue,
+): void {
+  if (splits <= 1) {
+    record(out);
+    return;
+  }
+  const rt = gpu();
+  const parts = rt.alloc(splits * count * 4);
+  try {
+    record(parts);
+    sumSplits(parts, out, splits, count, e);
+  } finally {
+    rt.release(parts);
+  }
+}
+
+/**
  * K splits for a GEMM with `tiles` output tiles: enough workgroups to fill the adapter, at least 256 of
  * K per split, at most 64 splits.
  */
