@@ -13,31 +13,13 @@ import {
   numberToBf16Bits,
   numberToF16Bits,
   toFloat32,
-  toFloat64,
 } from "../nn/io/host.ts";
 import { encodeNpy, parseNpy } from "../nn/io/npy.ts";
 import { encodeNpz, parseNpz } from "../nn/io/npz.ts";
 import { encodeSafetensors, parseSafetensors } from "../nn/io/safetensors.ts";
 import { isTuple, PickleGlobal, PickleObject, toPlain, unpickle, unpickleAt } from "../nn/io/pickle.ts";
 import { torchHandlers } from "../nn/io/torch_handlers.ts";
-
-const GOLDEN = new URL("./golden/io/", import.meta.url);
-const golden = (name: string) => Deno.readFileSync(new URL(name, GOLDEN));
-const expected = JSON.parse(new TextDecoder().decode(golden("expected.json")));
-
-type Entry = { dtype: HostDType; shape: number[]; values: (number | string)[] };
-
-/** Exact comparison with a golden entry (NaN/inf are strings in JSON). */
-function assertMatches(a: HostArray, e: Entry, what: string): void {
-  assert.equal(a.dtype, e.dtype, `${what}: dtype`);
-  assert.deepEqual(a.shape, e.shape, `${what}: shape`);
-  const got = toFloat64(a);
-  assert.equal(got.length, e.values.length, `${what}: length`);
-  e.values.forEach((v, i) => {
-    const want = typeof v === "string" ? Number(v.replace("inf", "Infinity")) : v;
-    assert.ok(Object.is(got[i], want) || got[i] === want, `${what}[${i}]: got ${got[i]}, expected ${v}`);
-  });
-}
+import { assertMatches, type Entry, expected, golden } from "./io_golden.ts";
 
 function assertThrowsMatching(fn: () => unknown, re: RegExp): void {
   assert.throws(fn, (e: Error) => {

@@ -2,7 +2,7 @@
 // pickles, against golden files from tests/golden/make_io_golden.py, plus hostile and broken input.
 import assert from "node:assert/strict";
 import { zipSync } from "fflate";
-import { type HostArray, type HostDType, toFloat64 } from "../nn/io/host.ts";
+import type { HostArray } from "../nn/io/host.ts";
 import { encodeNpz } from "../nn/io/npz.ts";
 import { PickleObject } from "../nn/io/pickle.ts";
 import { encodeSafetensors } from "../nn/io/safetensors.ts";
@@ -15,23 +15,7 @@ import {
   type TorchNetwork,
   TorchStorage,
 } from "../nn/io/torch.ts";
-
-const GOLDEN = new URL("./golden/io/", import.meta.url);
-const golden = (name: string) => Deno.readFileSync(new URL(name, GOLDEN));
-const expected = JSON.parse(new TextDecoder().decode(golden("expected.json")));
-type Entry = { dtype: HostDType; shape: number[]; values: (number | string)[] };
-
-/** Exact comparison with a golden entry (NaN/inf are strings in JSON). */
-function assertMatches(a: HostArray, e: Entry, what: string): void {
-  assert.equal(a.dtype, e.dtype, `${what}: dtype`);
-  assert.deepEqual(a.shape, e.shape, `${what}: shape`);
-  const got = toFloat64(a);
-  assert.equal(got.length, e.values.length, `${what}: length`);
-  e.values.forEach((v, i) => {
-    const want = typeof v === "string" ? Number(v.replace("inf", "Infinity")) : v;
-    assert.ok(Object.is(got[i], want) || got[i] === want, `${what}[${i}]: got ${got[i]}, expected ${v}`);
-  });
-}
+import { assertMatches, type Entry, expected, golden } from "./io_golden.ts";
 
 /** Bytes from a string of latin1 characters (pickle opcodes). */
 const bytesOf = (s: string) => Uint8Array.from(s, (c) => c.charCodeAt(0));
