@@ -4,6 +4,7 @@
 // |a|^2 added and the result clamped at 0 by the consumer), and a per-row kernel folds that block into
 // running per-row state: the k smallest distances, or (inside-any-ball, max realism).
 
+import { elementwise } from "./elementwise.ts";
 import { matmul } from "./matmul.ts";
 import { gpu } from "./runtime.ts";
 
@@ -157,26 +158,10 @@ export async function manifoldMembership(
   return { inside, realism };
 }
 
+// buf[0..count) = value.
 function fill(buf: GPUBuffer, count: number, value: number): void {
-  const rt = gpu();
-  const u = new Uint32Array(4);
-  u[0] = count;
-  new Float32Array(u.buffer)[1] = value;
-  rt.dispatch(
-    "metric_knn_fill",
-    () => `
-@group(0) @binding(0) var<storage, read_write> out: array<f32>;
-struct P { n: u32, v: f32, pad0: u32, pad1: u32 }
-@group(0) @binding(1) var<uniform> p: P;
-@compute @workgroup_size(${WG})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {
-  let i = gid.x + gid.y * nw.x * ${WG}u;
-  if (i < p.n) { out[i] = p.v; }
-}`,
-    [{ buffer: buf, write: true }],
-    u,
-    rt.grid(Math.ceil(count / WG)),
-  );
+  const out = { buffer: buf, dtype: "f32" as const, strides: [1], offset: 0 };
+  elementwise({ name: "knn_fill", expr: "p0", inputs: [], out, shape: [count], scalars: [value] });
 }
 
 // One workgroup per row: each thread keeps a sorted k-list of its strided columns, thread 0 merges the
