@@ -13,24 +13,9 @@ import numpy as np
 import scipy.linalg
 from scipy.optimize import linear_sum_assignment
 
+from golden_rng import mulberry32  # this folder: Python puts the script's own folder on sys.path
+
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "metrics")
-M32 = 0xFFFFFFFF
-
-
-def mulberry32(seed):
-    state = [seed & M32]
-
-    def imul(a, b):
-        return (a * b) & M32
-
-    def nxt():
-        state[0] = (state[0] + 0x6D2B79F5) & M32
-        t = state[0]
-        t = imul(t ^ (t >> 15), t | 1)
-        t = (t ^ ((t + imul(t ^ (t >> 7), t | 61)) & M32)) & M32
-        return ((t ^ (t >> 14)) & M32) / 4294967296.0
-
-    return nxt
 
 
 def gen_features(seed, n, d, scale, shift, latent):
