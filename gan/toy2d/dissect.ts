@@ -16,7 +16,9 @@ import {
   r6,
   readJson,
   startMeasures,
+  studyConfig,
   studySets,
+  type StudySettings,
   writeJson,
 } from "./study_common.ts";
 import {
@@ -24,21 +26,16 @@ import {
   loadTrainerCheckpoint,
   makeTrainer,
   type Progress,
-  PROTOCOL,
-  type ProtocolConfig,
   restoreTrainer,
   saveTrainerCheckpoint,
   trainRun,
 } from "./train.ts";
 
-export interface DissectOptions {
+export interface DissectOptions extends StudySettings {
   out: string;
   checkpoints?: number;
   every?: number;
   finetuneSteps?: number;
-  evalEvery?: number;
-  dSteps?: number;
-  batch?: number;
   seed?: number;
   onProgress?: (p: Progress) => void;
 }
@@ -54,7 +51,21 @@ export interface CheckpointResult {
   finalW1: number;
   bestW1: number;
   bestStep: number;
+  /** Loading, start measures and fine-tune of this checkpoint. */
   wallMs: number;
+  /** Where the time went (absent in records written before it was kept). */
+  timing?: CheckpointTiming;
+}
+
+/** A checkpoint's time split, in ms: loading and start measures, then the fine-tune's Timing. */
+export interface CheckpointTiming {
+  startMs: number;
+  recordMs: number;
+  gpuWaitMs: number;
+  readbackMs: number;
+  w1Ms: number;
+  cpuMs: number;
+  dispatches: number;
 }
 
 export interface DissectResult {
@@ -63,13 +74,18 @@ export interface DissectResult {
   /** The same with the best W1 (the study's own scoring). */
   pearsonBest: { recall: number; gradSimilarity: number };
   checkpoints: CheckpointResult[];
+  /** Wall time of this invocation (a resumed run skips what is recorded). */
   wallMs: number;
+  /** Wall time of the whole study over all invocations: source I training and the fine-tunes. */
+  phases: { sourceMs: number; finetuneMs: number; split: CheckpointTiming };
   files: { json: string; png: string; jsonl: string; state: string };
 }
 
 interface DissectState {
   key: string;
   results: CheckpointResult[];
+  /** Wall time spent training source I, summed over invocations. */
+  sourceMs?: number;
 }
 
 const pad = (i: number) => String(i).padStart(3, "0");
@@ -90,12 +106,7 @@ async function lastCheckpoint(dir: string, n: number): Promise<number> {
 }
 
 export async function runDissectStudy(o: DissectOptions): Promise<DissectResult> {
-  const cfg: ProtocolConfig = {
-    ...PROTOCOL,
-    batch: o.batch ?? PROTOCOL.batch,
-    dSteps: o.dSteps ?? PROTOCOL.dSteps,
-    evalEvery: o.evalEvery ?? PROTOCOL.evalEvery,
-  };
+  const cfg = studyConfig(o);
   const n = o.checkpoints ?? 100, every = o.every ?? 50, ft = o.finetuneSteps ?? 1000, seed = o.seed ?? 0;
   for (const [name, v] of Object.entries({ checkpoints: n, every, finetuneSteps: ft })) {
     if (!Number.isInteger(v) || v < 1) {
@@ -118,6 +129,7 @@ export async function runDissectStudy(o: DissectOptions): Promise<DissectResult>
   // Phase 1: source I training with a checkpoint every `every` G steps.
   const have = await lastCheckpoint(ckDir, n);
   if (have < n) {
+    const phase0 = performance.now();
     let t: FastToyGan;
     if (have === 0) t = await freshTrainer(sourceI(), seed * 1000 + 1, cfg);
     else {
@@ -149,6 +161,8 @@ export async function runDissectStudy(o: DissectOptions): Promise<DissectResult>
       });
     } finally {
       t.dispose();
+      state.sourceMs = Math.round((state.sourceMs ?? 0) + performance.now() - phase0);
+      await writeJson(files.state, state);
     }
   }
 
@@ -169,6 +183,7 @@ export async function runDissectStudy(o: DissectOptions): Promise<DissectResult>
       } finally {
         c.dispose();
       }
+      const startMs = performance.now() - t0;
       const run = await trainRun(t, {
         gSteps: ft,
         evalTarget: sets.evalTarget,
@@ -188,6 +203,15 @@ export async function runDissectStudy(o: DissectOptions): Promise<DissectResult>
         bestW1: r6(run.best.w1),
         bestStep: run.best.step,
         wallMs: Math.round(performance.now() - t0),
+        timing: {
+          startMs: Math.round(startMs),
+          recordMs: Math.round(run.timing.recordMs),
+          gpuWaitMs: Math.round(run.timing.gpuWaitMs),
+          readbackMs: Math.round(run.timing.readbackMs),
+          w1Ms: Math.round(run.timing.w1Ms),
+          cpuMs: Math.round(run.timing.cpuMs),
+          dispatches: run.timing.dispatches,
+        },
       };
       state.results.push(res);
       await writeJson(files.state, state);
@@ -210,6 +234,11 @@ export async function runDissectStudy(o: DissectOptions): Promise<DissectResult>
     },
     checkpoints: rs,
     wallMs: Math.round(performance.now() - wall0),
+    phases: {
+      sourceMs: state.sourceMs ?? 0,
+      finetuneMs: rs.reduce((a, r) => a + r.wallMs, 0),
+      split: sumTimings(rs),
+    },
     files,
   };
   await writeJson(files.json, {
@@ -218,12 +247,32 @@ export async function runDissectStudy(o: DissectOptions): Promise<DissectResult>
     figure:
       "dissect.png: final W1 of each fine-tune against the starting recall and gradient similarity, and " +
       "both measures along source I's training",
-    note:
-      "wallMs covers this invocation only (resumed runs skip finished checkpoints); per-checkpoint wallMs " +
-      "includes loading, the start measures and the fine-tune",
+    note: "wallMs covers this invocation only (resumed runs skip finished checkpoints); phases covers all " +
+      "invocations; per-checkpoint wallMs includes loading, the start measures and the fine-tune; " +
+      "phases.split sums the checkpoints' timing (recordMs: recording and submitting steps, blocking while " +
+      "the queue is full; gpuWaitMs: waiting for queued steps; readbackMs: sampling and read-back for W1; " +
+      "w1Ms: exact W1 on the host; startMs: loading plus recall and gradient similarity)",
   });
   await drawDissect(files.png, rs, result);
   return result;
+}
+
+/** Sums of the checkpoints' timing, over the checkpoints that recorded one. */
+function sumTimings(rs: CheckpointResult[]): CheckpointTiming {
+  const sum: CheckpointTiming = {
+    startMs: 0,
+    recordMs: 0,
+    gpuWaitMs: 0,
+    readbackMs: 0,
+    w1Ms: 0,
+    cpuMs: 0,
+    dispatches: 0,
+  };
+  for (const r of rs) {
+    if (!r.timing) continue;
+    for (const k of Object.keys(sum) as (keyof CheckpointTiming)[]) sum[k] += r.timing[k];
+  }
+  return sum;
 }
 
 async function drawDissect(path: string, rs: CheckpointResult[], r: DissectResult): Promise<void> {

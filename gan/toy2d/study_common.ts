@@ -13,6 +13,32 @@ import { PROTOCOL, type ProtocolConfig } from "./train.ts";
 export const RECALL_SAMPLES = 1000;
 export const RECALL_K = 5;
 
+/** The settings a study run may change (smaller budgets for tests and quick looks); the rest is the protocol. */
+export interface StudySettings {
+  batch?: number;
+  dSteps?: number;
+  evalEvery?: number;
+  /** Points per W1 evaluation (protocol: 2048). */
+  evalSamples?: number;
+}
+
+/** The protocol (REFERENCE.md 7) with the settings `o` gives, checked. */
+export function studyConfig(o: StudySettings): ProtocolConfig {
+  const cfg: ProtocolConfig = {
+    ...PROTOCOL,
+    batch: o.batch ?? PROTOCOL.batch,
+    dSteps: o.dSteps ?? PROTOCOL.dSteps,
+    evalEvery: o.evalEvery ?? PROTOCOL.evalEvery,
+    evalSamples: o.evalSamples ?? PROTOCOL.evalSamples,
+  };
+  for (const k of ["batch", "dSteps", "evalEvery", "evalSamples"] as const) {
+    if (!Number.isInteger(cfg[k]) || cfg[k] < 1) {
+      throw new Error(`study: ${k} must be a positive integer, got ${cfg[k]}`);
+    }
+  }
+  return cfg;
+}
+
 export interface StudySets {
   /** 2048 target points for every W1 evaluation. */
   evalTarget: Float64Array;

@@ -14,7 +14,9 @@ import {
   readJson,
   type StartMeasures,
   startMeasures,
+  studyConfig,
   studySets,
+  type StudySettings,
   writeJson,
 } from "./study_common.ts";
 import {
@@ -22,21 +24,16 @@ import {
   loadTrainerCheckpoint,
   makeTrainer,
   type Progress,
-  PROTOCOL,
-  type ProtocolConfig,
   restoreTrainer,
   type RunResult,
   saveTrainerCheckpoint,
   trainRun,
 } from "./train.ts";
 
-export interface TransferOptions {
+export interface TransferOptions extends StudySettings {
   out: string;
   gSteps?: number;
-  dSteps?: number;
-  batch?: number;
   seed?: number;
-  evalEvery?: number;
   onProgress?: (p: Progress) => void;
 }
 
@@ -73,12 +70,7 @@ const SOURCES = [
 ] as const;
 
 export async function runTransferStudy(o: TransferOptions): Promise<TransferResult> {
-  const cfg: ProtocolConfig = {
-    ...PROTOCOL,
-    batch: o.batch ?? PROTOCOL.batch,
-    dSteps: o.dSteps ?? PROTOCOL.dSteps,
-    evalEvery: o.evalEvery ?? PROTOCOL.evalEvery,
-  };
+  const cfg = studyConfig(o);
   const gSteps = o.gSteps ?? 5000, seed = o.seed ?? 0;
   if (!Number.isInteger(gSteps) || gSteps < 1) {
     throw new Error(`transfer: gSteps must be a positive integer, got ${gSteps}`);
