@@ -65,6 +65,17 @@ const TINY_COMMON = {
   numFp16Res: 0,
 } as const;
 
+/** The recipe of the tiny presets (lr and R1 gamma of the small-resolution configs, no path length reg). */
+const TINY_RECIPE: StyleGAN2Recipe = {
+  batch: 16,
+  lr: 0.0025,
+  r1Gamma: 0.1,
+  emaKimg: 1,
+  emaRampup: 0.05,
+  plWeight: 0,
+  styleMixingProb: 0,
+};
+
 export const PRESETS: Record<string, { arch: StyleGAN2Config; recipe: StyleGAN2Recipe }> = {
   // SGA "cifar": note SGA switches D to the 'orig' architecture (no residual skips) for it.
   cifar: {
@@ -114,28 +125,12 @@ export const PRESETS: Record<string, { arch: StyleGAN2Config; recipe: StyleGAN2R
   // Small networks for the CPU adapter (channels 64/64/32/16 at 4/8/16/32).
   tiny32: {
     arch: { ...TINY_COMMON, resolution: 32, channelBase: 512, channelMax: 64 },
-    recipe: {
-      batch: 16,
-      lr: 0.0025,
-      r1Gamma: 0.1,
-      emaKimg: 1,
-      emaRampup: 0.05,
-      plWeight: 0,
-      styleMixingProb: 0,
-    },
+    recipe: { ...TINY_RECIPE },
   },
   // channels 64/64/32 at 4/8/16.
   tiny16: {
     arch: { ...TINY_COMMON, resolution: 16, channelBase: 512, channelMax: 64 },
-    recipe: {
-      batch: 16,
-      lr: 0.0025,
-      r1Gamma: 0.1,
-      emaKimg: 1,
-      emaRampup: 0.05,
-      plWeight: 0,
-      styleMixingProb: 0,
-    },
+    recipe: { ...TINY_RECIPE },
   },
 };
 
