@@ -39,6 +39,9 @@ export const PROTOCOL: ProtocolConfig = {
   evalSamples: 2048,
 };
 
+/** G steps between waits for the queue, so the host never queues thousands of command buffers ahead. */
+export const DRAIN_EVERY = 25;
+
 export interface EvalPoint {
   step: number;
   /** W1 of the EMA generator to the evaluation target set. */
@@ -171,10 +174,9 @@ export async function trainRun(
     }
     const t0 = performance.now();
     let waited = 0;
-    // Wait every 25 steps so the host never queues thousands of command buffers ahead.
     for (let k = done; k < next; k++) {
       t.iterate(1);
-      if ((k + 1) % 25 === 0) {
+      if ((k + 1) % DRAIN_EVERY === 0) {
         const tw = performance.now();
         await t.prog.check();
         waited += performance.now() - tw;
