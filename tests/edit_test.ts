@@ -2,8 +2,14 @@
 // solver (tests/golden/make_svm_golden.py) and its optimality conditions; interpolation, style mixing
 // and the semantic direction on a tiny generator, checked against the generator's own samples.
 
+import { interpolateClasses } from "../gan/edit/interpolate.ts";
+import { classWs, latentsFromSeeds, meanAbsDiff } from "../gan/edit/latents.ts";
+import { mixWs, styleMix, wsResolutions } from "../gan/edit/mix.ts";
 import { fitLinearSvm, kktViolation, svmDecision, unitNormal } from "../gan/edit/svm.ts";
-import { assertClose } from "./harness.ts";
+import { presetConfig } from "../gan/stylegan2/config.ts";
+import { Generator } from "../gan/stylegan2/generator.ts";
+import { Generator as Rng, manualSeed } from "../nn/creation.ts";
+import { assertClose, gpuTest } from "./harness.ts";
 
 function assert(cond: unknown, msg: string): asserts cond {
   if (!cond) throw new Error(msg);
@@ -66,3 +72,161 @@ Deno.test("edit svm: a perturbed solution violates KKT; bad input is named", () 
   threw(() => fitLinearSvm(x.slice(1), c.y, c.d), /expected/);
   threw(() => fitLinearSvm(x, c.y, c.d, { C: 0 }), /C must be > 0/);
 });
+
+// ---- the generator-side applications on a tiny conditional StyleGAN2 (random weights, 8x8, 3 classes) ----
+
+const tinyConditional = () =>
+  Generator.fromConfig(presetConfig("tiny16", {
+    resolution: 8,
+    imgChannels: 1,
+    channelBase: 64,
+    channelMax: 16,
+    zDim: 16,
+    wDim: 16,
+    cDim: 3,
+    mappingLayers: 2,
+    dMappingLayers: 2,
+    mbstdGroupSize: 2,
+  }));
+
+function tinyG(seed: number): Generator {
+  manualSeed(seed);
+  return tinyConditional();
+}
+
+/** The image `generate --seeds s --class k --noise-mode const` writes, as floats. */
+async function sampleOf(G: Generator, seed: number, k: number): Promise<Float32Array> {
+  const t = G.sample(1, k, { generator: new Rng(seed), noiseMode: "const" });
+  try {
+    return await t.data();
+  } finally {
+    t.dispose();
+  }
+}
+
+gpuTest(
+  "edit interpolate: both paths start at the class-A sample and end at the class-B sample",
+  async () => {
+    const G = tinyG(5);
+    const seeds = [3, 11], steps = 5;
+    const z = latentsFromSeeds(G, seeds);
+    const r = await interpolateClasses(G, z, 0, 2, steps);
+    try {
+      const px = await r.images.data();
+      const per = px.length / (2 * seeds.length * steps);
+      assert(per === 64, `8x8 gray images expected, got ${per} values each`);
+      const cell = (i: number, path: number, s: number) =>
+        px.subarray(((2 * i + path) * steps + s) * per, ((2 * i + path) * steps + s + 1) * per);
+      for (const [i, seed] of seeds.entries()) {
+        const a = await sampleOf(G, seed, 0), b = await sampleOf(G, seed, 2);
+        for (const path of [0, 1]) {
+          assertClose(cell(i, path, 0), a, { atol: 1e-5, what: `seed ${seed} path ${path} start` });
+          assertClose(cell(i, path, steps - 1), b, { atol: 1e-5, what: `seed ${seed} path ${path} end` });
+        }
+        // The paths differ inside (c is blended before the nonlinear mapping; w after it).
+        let d = 0;
+        for (let s = 1; s < steps - 1; s++) d += meanAbsDiff(cell(i, 0, s), cell(i, 1, s));
+        assert(d > 1e-4, `seed ${seed}: the c and w paths should differ between the ends (${d})`);
+      }
+      assertClose(r.ts, [0, 0.25, 0.5, 0.75, 1], { what: "steps" });
+      for (const m of [r.cSpace, r.wSpace]) {
+        assert(m.stepChange.length === steps - 1 && m.stepChange.every((v) => v > 0), "one change per gap");
+        assert(m.jumpRatio >= 1, `jump ratio ${m.jumpRatio}`);
+      }
+      // Triangle inequality: the walked steps are at least the endpoints' distance.
+      let ends = 0;
+      for (const seed of seeds) ends += meanAbsDiff(await sampleOf(G, seed, 0), await sampleOf(G, seed, 2));
+      ends = (ends / seeds.length) * 127.5;
+      const walked = r.wSpace.stepChange.reduce((x, y) => x + y, 0);
+      assert(walked >= ends - 1e-3, `w path walks ${walked} < endpoint distance ${ends}`);
+    } finally {
+      r.images.dispose();
+      z.dispose();
+      G.dispose();
+    }
+  },
+);
+
+gpuTest(
+  "edit mix: cutoff 0 gives the fine class, cutoff num_ws the coarse class; ws split at the cutoff",
+  async () => {
+    const G = tinyG(6);
+    assert(G.numWs === 4, `tiny 8x8 generator has 4 ws, got ${G.numWs}`);
+    assert(wsResolutions(G).join() === "4,8,8,8", `ws resolutions ${wsResolutions(G)}`);
+    const coarseSeeds = [1, 2], fineSeeds = [7, 8, 9];
+    const zc = latentsFromSeeds(G, coarseSeeds), zf = latentsFromSeeds(G, fineSeeds);
+    try {
+      const coarse = await Promise.all(coarseSeeds.map((s) => sampleOf(G, s, 1)));
+      const fine = await Promise.all(fineSeeds.map((s) => sampleOf(G, s, 2)));
+      for (const cutoff of [0, G.numWs, 2]) {
+        const r = await styleMix(G, zc, 1, zf, 2, cutoff);
+        try {
+          assert(r.rows === 3 && r.cols === 4, `grid ${r.rows}x${r.cols}`);
+          const px = await r.images.data();
+          const cell = (row: number, col: number) =>
+            px.subarray((row * 4 + col) * 64, (row * 4 + col + 1) * 64);
+          assert(cell(0, 0).every((v) => v === -1), "the corner is blank (black)");
+          for (const [j] of fineSeeds.entries()) {
+            assertClose(cell(0, j + 1), fine[j], {
+              atol: 1e-5,
+              what: "top row",
+            });
+          }
+          for (const [i] of coarseSeeds.entries()) {
+            assertClose(cell(i + 1, 0), coarse[i], { atol: 1e-5, what: "left column" });
+            for (const [j] of fineSeeds.entries()) {
+              if (cutoff === 0) {
+                assertClose(cell(i + 1, j + 1), fine[j], {
+                  atol: 1e-5,
+                  what: `cutoff 0 cell ${i},${j}`,
+                });
+              }
+              if (cutoff === G.numWs) {
+                assertClose(cell(i + 1, j + 1), coarse[i], {
+                  atol: 1e-5,
+                  what: `cutoff num_ws cell ${i},${j}`,
+                });
+              }
+            }
+          }
+          if (cutoff === 0) {
+            assert(
+              r.toFine < 1e-3 && r.toCoarse > 0.1,
+              `cutoff 0: ${r.toFine}, ${r.toCoarse}`,
+            );
+          }
+          if (cutoff === G.numWs) assert(r.toCoarse < 1e-3 && r.toFine > 0.1, `cutoff 4: ${r.toCoarse}`);
+          if (cutoff === 2) {
+            assert(r.toCoarse > 0.01 && r.toFine > 0.01, `cutoff 2 mixes both: ${r.toCoarse}, ${r.toFine}`);
+            assert(r.coarseResolutions.join() === "4,8" && r.fineResolutions.join() === "8", "resolutions");
+          }
+        } finally {
+          r.images.dispose();
+        }
+      }
+      // The ws themselves: row i*m+j holds coarse i's first `cutoff` ws and fine j's others.
+      const wc = classWs(G, zc, 1), wf = classWs(G, zf, 2), mixed = mixWs(wc, wf, 1);
+      const [hc, hf, hm] = [await wc.data(), await wf.data(), await mixed.data()];
+      const row = 4 * 16;
+      for (let i = 0; i < 2; i++) {
+        for (let j = 0; j < 3; j++) {
+          const got = hm.subarray((i * 3 + j) * row, (i * 3 + j + 1) * row);
+          const want = [...hc.subarray(i * row, i * row + 16), ...hf.subarray(j * row + 16, (j + 1) * row)];
+          assertClose(got, want, { rtol: 0, atol: 0, what: `mixed ws ${i},${j}` });
+        }
+      }
+      for (const t of [wc, wf, mixed]) t.dispose();
+      let threw = false;
+      try {
+        mixWs(zc, zc, 0);
+      } catch {
+        threw = true;
+      }
+      assert(threw, "mixWs must reject mismatched shapes");
+    } finally {
+      zc.dispose();
+      zf.dispose();
+      G.dispose();
+    }
+  },
+);
