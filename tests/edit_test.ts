@@ -2,6 +2,8 @@
 // solver (tests/golden/make_svm_golden.py) and its optimality conditions; interpolation, style mixing
 // and the semantic direction on a tiny generator, checked against the generator's own samples.
 
+import { meanBrightness } from "../gan/edit/attributes.ts";
+import { learnDirection, spearman, walkDirection, walkMeasures } from "../gan/edit/direction.ts";
 import { interpolateClasses } from "../gan/edit/interpolate.ts";
 import { classWs, latentsFromSeeds, meanAbsDiff } from "../gan/edit/latents.ts";
 import { mixWs, styleMix, wsResolutions } from "../gan/edit/mix.ts";
@@ -226,6 +228,66 @@ gpuTest(
     } finally {
       zc.dispose();
       zf.dispose();
+      G.dispose();
+    }
+  },
+);
+
+Deno.test("edit direction: walk measures on constructed scores (exact values)", () => {
+  const up = walkMeasures([[0, 1, 2, 3], [1, 1, 2, 5]]);
+  assertClose(up.meanByStep, [0.5, 1, 2, 4], { what: "mean by step" });
+  assertClose([up.change, up.risingSteps, up.spearmanOfMean, up.monotoneSamples], [3.5, 1, 1, 1], {
+    what: "rising walk",
+  });
+  // Sample 2's ranks with a tie: [0.5, 0.5, 2, 3] against [0, 1, 2, 3]: Pearson = 0.9487 (by hand).
+  assertClose([up.spearmanPerSample], [(1 + 3 / Math.sqrt(10)) / 2], { what: "Spearman with ties" });
+  const mixed = walkMeasures([[3, 1, 2, 0]]);
+  assertClose([mixed.change, mixed.risingSteps, mixed.monotoneSamples], [-3, 1 / 3, 0], {
+    what: "mixed walk",
+  });
+  assertClose([spearman([0, 1, 2, 3], [3, 1, 2, 0])], [-0.8], { what: "Spearman" });
+});
+
+gpuTest(
+  "edit direction: the learned normal raises brightness monotonically; scores are the images' own",
+  async () => {
+    const G = tinyG(7);
+    const dir = await learnDirection(G, meanBrightness, 0, { samples: 150, seed: 3 });
+    assert(dir.svm.converged && dir.svm.kktViolation < 1e-8, `SVM: ${JSON.stringify(dir.svm)}`);
+    assert(dir.labelled === 90 && dir.svm.trainCount === 72 && dir.svm.heldOutCount === 18, "label counts");
+    assert(dir.low < dir.high, `thresholds ${dir.low} ${dir.high}`);
+    assert(dir.svm.heldOutAccuracy >= 0.9, `held-out accuracy ${dir.svm.heldOutAccuracy}`);
+    assert(dir.correlation > 0.5, `w . normal should track brightness: correlation ${dir.correlation}`);
+    assertClose([Math.hypot(...dir.normal)], [1], { what: "unit normal" });
+    const seeds = [0, 1, 2], steps = [-2, -1, 0, 1, 2];
+    const z = latentsFromSeeds(G, seeds);
+    const walk = await walkDirection(G, dir, meanBrightness, z, [0, 1, 2], steps);
+    try {
+      const px = await walk.images.data();
+      const per = 64;
+      assert(px.length === 3 * seeds.length * steps.length * per, `walk images ${px.length}`);
+      for (const [c, w] of walk.walks.entries()) {
+        assert(w.classIndex === c, "classes in order");
+        for (const [i, seed] of seeds.entries()) {
+          // Step 0 is the class sample itself; every score is the brightness of its image, recomputed here.
+          const cell = (s: number) =>
+            px.subarray(((c * seeds.length + i) * steps.length + s) * per).subarray(0, per);
+          assertClose(cell(2), await sampleOf(G, seed, c), {
+            atol: 1e-5,
+            what: `class ${c} seed ${seed} step 0`,
+          });
+          const host = steps.map((_, s) =>
+            cell(s).reduce((a, v) => a + (Math.min(Math.max(v, -1), 1) + 1) / 2, 0) / per
+          );
+          assertClose(w.scores[i], host, { rtol: 1e-6, atol: 1e-9, what: `class ${c} seed ${seed} scores` });
+        }
+        assert(w.change > 0, `class ${c}: brightness should rise along the direction, change ${w.change}`);
+      }
+      const a = walk.walks[0];
+      assert(a.risingSteps === 1 && a.spearmanOfMean === 1, `class 0 walk not monotone: ${a.meanByStep}`);
+    } finally {
+      walk.images.dispose();
+      z.dispose();
       G.dispose();
     }
   },
