@@ -57,6 +57,10 @@ const commands: Record<string, Command> = {
     summary: "FID, KID, precision and recall of a generator snapshot against a dataset",
     run: async (a) => (await import("./cli/fid.ts")).metricsCommand(a),
   },
+  edit: {
+    summary: "a merged model's shared latent space: interpolate, mix (style mixing), direction (SVM edit)",
+    run: async (a) => (await import("./cli/edit.ts")).editCommand(a),
+  },
   select: {
     summary: "rank candidate pretrained checkpoints for a target dataset by FID, KID, precision and recall",
     run: async (a) => (await import("./cli/select.ts")).selectCommand(a),

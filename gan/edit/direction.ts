@@ -25,6 +25,8 @@ export interface DirectionOptions extends LatentOptions {
   seed?: number;
   /** Images generated per pass (default 100). */
   batchSize?: number;
+  /** Called after each pass with the latents scored so far. */
+  onProgress?: (done: number, total: number) => void;
 }
 
 export interface LearnedDirection {
@@ -97,6 +99,7 @@ async function scoredLatents(
       wFirst.dispose();
       images.dispose();
     }
+    o.onProgress?.(start + m, n);
   }
   for (let i = 0; i < scores.length; i++) {
     if (!Number.isFinite(scores[i])) {
