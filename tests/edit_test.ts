@@ -10,6 +10,10 @@ import { mixWs, styleMix, wsResolutions } from "../gan/edit/mix.ts";
 import { fitLinearSvm, kktViolation, svmDecision, unitNormal } from "../gan/edit/svm.ts";
 import { presetConfig } from "../gan/stylegan2/config.ts";
 import { Generator } from "../gan/stylegan2/generator.ts";
+import { Discriminator } from "../gan/stylegan2/discriminator.ts";
+import { saveSnapshot, untrainedState } from "../gan/train/snapshot.ts";
+import { decodeImage } from "../data/image_io.ts";
+import { editCommand } from "../cli/edit.ts";
 import { Generator as Rng, manualSeed } from "../nn/creation.ts";
 import { assertClose, gpuTest } from "./harness.ts";
 
@@ -77,8 +81,8 @@ Deno.test("edit svm: a perturbed solution violates KKT; bad input is named", () 
 
 // ---- the generator-side applications on a tiny conditional StyleGAN2 (random weights, 8x8, 3 classes) ----
 
-const tinyConditional = () =>
-  Generator.fromConfig(presetConfig("tiny16", {
+const tinyArch = () =>
+  presetConfig("tiny16", {
     resolution: 8,
     imgChannels: 1,
     channelBase: 64,
@@ -89,11 +93,11 @@ const tinyConditional = () =>
     mappingLayers: 2,
     dMappingLayers: 2,
     mbstdGroupSize: 2,
-  }));
+  });
 
 function tinyG(seed: number): Generator {
   manualSeed(seed);
-  return tinyConditional();
+  return Generator.fromConfig(tinyArch());
 }
 
 /** The image `generate --seeds s --class k --noise-mode const` writes, as floats. */
@@ -289,6 +293,128 @@ gpuTest(
       walk.images.dispose();
       z.dispose();
       G.dispose();
+    }
+  },
+);
+
+gpuTest(
+  "edit cli: each subcommand writes its PNG grid and a JSON of config and measures; bad input is named",
+  async () => {
+    const dir = await Deno.makeTempDir({ prefix: "edit_cli_" });
+    try {
+      manualSeed(8);
+      const arch = tinyArch();
+      const G = Generator.fromConfig(arch), D = Discriminator.fromConfig(arch);
+      const snap = `${dir}/tiny.safetensors`;
+      await saveSnapshot(snap, { G, D, Gema: G }, {
+        ...untrainedState(8),
+        classNames: ["zero", "one", "two"],
+      });
+      G.dispose();
+      D.dispose();
+      const png = async (path: string) => decodeImage(await Deno.readFile(path), path);
+      const json = async (path: string) => JSON.parse(await Deno.readTextFile(path));
+
+      await editCommand([
+        "interpolate",
+        "--snapshot",
+        snap,
+        "--from-class",
+        "zero",
+        "--to-class",
+        "2",
+        "--seeds",
+        "0-1",
+        "--steps",
+        "5",
+        "--out",
+        `${dir}/i.png`,
+      ]);
+      const ip = await png(`${dir}/i.png`), ij = await json(`${dir}/i.json`);
+      assert(ip.width === 5 * 8 + 6 && ip.height === 4 * 8 + 5, `interpolate grid ${ip.width}x${ip.height}`);
+      assert(
+        ij.fromClass === 0 && ij.toClass === 2 && ij.rows.length === 4 && ij.ts.length === 5,
+        "interpolate json",
+      );
+      assert(
+        ij.cSpace.stepChange.length === 4 && ij.generator.classNames[1] === "one",
+        "interpolate measures",
+      );
+      assert(ij.options.seeds === "0-1" && typeof ij.adapter === "string", "the config is recorded");
+
+      await editCommand([
+        "mix",
+        "--snapshot",
+        snap,
+        "--coarse-class",
+        "1",
+        "--fine-class",
+        "two",
+        "--cutoff",
+        "0",
+        "--coarse-seeds",
+        "0-1",
+        "--fine-seeds",
+        "5-7",
+        "--out",
+        `${dir}/m.png`,
+      ]);
+      const mp = await png(`${dir}/m.png`), mj = await json(`${dir}/m.json`);
+      assert(mp.width === 4 * 8 + 5 && mp.height === 3 * 8 + 4, `mix grid ${mp.width}x${mp.height}`);
+      assert(
+        mj.cutoff === 0 && mj.numWs === 4 && mj.toFine < 1e-3 && mj.toCoarse > 0,
+        `mix json ${mj.toFine}`,
+      );
+
+      await editCommand([
+        "direction",
+        "--snapshot",
+        snap,
+        "--train-class",
+        "0",
+        "--attribute",
+        "brightness",
+        "--apply-classes",
+        "two",
+        "--samples",
+        "40",
+        "--seeds",
+        "0-1",
+        "--step-count",
+        "3",
+        "--range",
+        "1",
+        "--out",
+        `${dir}/d.png`,
+      ]);
+      const dp = await png(`${dir}/d.png`), dj = await json(`${dir}/d.json`);
+      assert(dp.width === 3 * 8 + 4 && dp.height === 4 * 8 + 5, `direction grid ${dp.width}x${dp.height}`);
+      assert(dj.classes.join() === "0,2" && dj.steps.join() === "-1,0,1", `direction classes ${dj.classes}`);
+      assert(dj.direction.normal.length === 16 && dj.direction.svm.converged, "direction json");
+      assert(dj.walks[1].scores.length === 2 && dj.walks[1].meanByStep.length === 3, "walk scores");
+
+      const fails = async (args: string[], re: RegExp) => {
+        try {
+          await editCommand(args);
+        } catch (e) {
+          assert(re.test((e as Error).message), `'${(e as Error).message}' does not match ${re}`);
+          return;
+        }
+        throw new Error(`expected ${args.join(" ")} to fail with ${re}`);
+      };
+      const base = ["--snapshot", snap, "--out", `${dir}/x.png`];
+      await fails(
+        ["mix", ...base, "--coarse-class", "0", "--fine-class", "1", "--cutoff", "9"],
+        /\[0, 4\].*num_ws/,
+      );
+      await fails(["interpolate", ...base, "--from-class", "nine", "--to-class", "1"], /zero, one, two/);
+      await fails(
+        ["direction", ...base, "--train-class", "0", "--attribute", "shininess"],
+        /brightness, ink/,
+      );
+      await fails(["warp", ...base], /unknown subcommand 'warp'/);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
     }
   },
 );
