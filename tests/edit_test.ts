@@ -418,3 +418,16 @@ gpuTest(
     }
   },
 );
+
+Deno.test("edit: gan/edit uses no Deno API and imports nothing from kernels/ (the web page reuses it)", async () => {
+  const dir = new URL("../gan/edit/", import.meta.url);
+  for await (const e of Deno.readDir(dir)) {
+    if (!e.name.endsWith(".ts")) continue;
+    const code = (await Deno.readTextFile(new URL(e.name, dir))).split("\n").filter((l) =>
+      !/^\s*\/\//.test(l)
+    )
+      .join("\n");
+    assert(!/\bDeno\./.test(code), `gan/edit/${e.name} uses the Deno API`);
+    assert(!/from "\.\.\/\.\.\/kernels\//.test(code), `gan/edit/${e.name} imports from kernels/`);
+  }
+});

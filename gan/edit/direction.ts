@@ -9,6 +9,7 @@ import { add, mul } from "../../nn/ops.ts";
 import { concat, narrow, reshape } from "../../nn/shape.ts";
 import { scope, type Tensor } from "../../nn/tensor.ts";
 import type { Generator } from "../stylegan2/generator.ts";
+import { pearson } from "../toy2d/measures.ts";
 import type { Attribute } from "./attributes.ts";
 import { classWs, type LatentOptions, synthesize } from "./latents.ts";
 import { fitLinearSvm, kktViolation, svmDecision, unitNormal } from "./svm.ts";
@@ -63,17 +64,6 @@ const stdOf = (xs: ArrayLike<number>) => {
   const m = meanOf(xs);
   return Math.sqrt(Array.from(xs).reduce((a, b) => a + (b - m) ** 2, 0) / xs.length);
 };
-
-function pearson(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  const ma = meanOf(a), mb = meanOf(b);
-  let sab = 0, saa = 0, sbb = 0;
-  for (let i = 0; i < a.length; i++) {
-    sab += (a[i] - ma) * (b[i] - mb);
-    saa += (a[i] - ma) ** 2;
-    sbb += (b[i] - mb) ** 2;
-  }
-  return saa > 0 && sbb > 0 ? sab / Math.sqrt(saa * sbb) : 0;
-}
 
 /** w [n, wDim] (host, float64) and attribute scores of n class-k latents drawn from one seed. */
 async function scoredLatents(
@@ -185,7 +175,7 @@ export async function learnDirection(
     scoreMean: meanOf(scores),
     scoreStd: stdOf(scores),
     projectionStd: stdOf(proj),
-    correlation: pearson(proj, scores),
+    correlation: pearson(proj, scores) || 0,
     svm: {
       C: svm.C,
       sweeps: svm.sweeps,
@@ -228,8 +218,10 @@ function ranks(xs: readonly number[]): number[] {
   return r;
 }
 
+/** Spearman rank correlation; 0 when either series is constant (no trend to rank). */
 export function spearman(a: readonly number[], b: readonly number[]): number {
-  return pearson(ranks(a), ranks(b));
+  const r = pearson(ranks(a), ranks(b));
+  return Number.isNaN(r) ? 0 : r;
 }
 
 export function walkMeasures(scores: readonly (readonly number[])[]): WalkMeasures {
