@@ -2,7 +2,7 @@
 // solver (tests/golden/make_svm_golden.py) and its optimality conditions; interpolation, style mixing
 // and the semantic direction on a tiny generator, checked against the generator's own samples.
 
-import { meanBrightness } from "../gan/edit/attributes.ts";
+import { classifierLogit, inkMass, meanBrightness } from "../gan/edit/attributes.ts";
 import { learnDirection, spearman, walkDirection, walkMeasures } from "../gan/edit/direction.ts";
 import { interpolateClasses } from "../gan/edit/interpolate.ts";
 import { classWs, latentsFromSeeds, meanAbsDiff } from "../gan/edit/latents.ts";
@@ -14,7 +14,11 @@ import { Discriminator } from "../gan/stylegan2/discriminator.ts";
 import { saveSnapshot, untrainedState } from "../gan/train/snapshot.ts";
 import { decodeImage } from "../data/image_io.ts";
 import { editCommand } from "../cli/edit.ts";
-import { Generator as Rng, manualSeed } from "../nn/creation.ts";
+import { Generator as Rng, manualSeed, tensor } from "../nn/creation.ts";
+import { neg } from "../nn/ops.ts";
+import { sum } from "../nn/reduce.ts";
+import { concat, reshape } from "../nn/shape.ts";
+import type { Tensor } from "../nn/tensor.ts";
 import { assertClose, gpuTest } from "./harness.ts";
 
 function assert(cond: unknown, msg: string): asserts cond {
@@ -429,5 +433,30 @@ Deno.test("edit: gan/edit uses no Deno API and imports nothing from kernels/ (th
       .join("\n");
     assert(!/\bDeno\./.test(code), `gan/edit/${e.name} uses the Deno API`);
     assert(!/from "\.\.\/\.\.\/kernels\//.test(code), `gan/edit/${e.name} imports from kernels/`);
+  }
+});
+
+gpuTest("edit attributes: ink mass, brightness and a classifier's logit on constructed images", async () => {
+  // Two 1x2x2 images in [-1, 1]: intensities (x + 1) / 2 = [0, 0.25, 0.75, 1] and [0.5, 0.5, 0.5, 0.6].
+  const img = tensor(Float32Array.from([-1, -0.5, 0.5, 1, 0, 0, 0, 0.2]), [2, 1, 2, 2]);
+  try {
+    assertClose(await meanBrightness.score(img), [0.5, 0.525], { rtol: 1e-6, what: "brightness" });
+    assertClose(await inkMass.score(img), [0.5, 0.25], { what: "ink: share above mid-grey" });
+    // A stand-in classifier of 0..255 images: logits [sum of pixels, minus it]. Pixel sums in 0..255:
+    // image 0: 127.5 * (0 + 0.5 + 1.5 + 2) = 510; image 1: 127.5 * (1 + 1 + 1 + 1.2) = 535.5.
+    const total = (x: Tensor) => reshape(sum(x, [1, 2, 3]), [2, 1]);
+    const logit = (k: number) =>
+      classifierLogit("fake", "test", (x) => concat([total(x), neg(total(x))], 1), k);
+    assertClose(await logit(0).score(img), [510, 535.5], { rtol: 1e-6, what: "logit 0" });
+    assertClose(await logit(1).score(img), [-510, -535.5], { rtol: 1e-6, what: "logit 1" });
+    let threw = false;
+    try {
+      await logit(2).score(img);
+    } catch (e) {
+      threw = /no logit 2/.test((e as Error).message);
+    }
+    assert(threw, "a logit the classifier lacks is named");
+  } finally {
+    img.dispose();
   }
 });
