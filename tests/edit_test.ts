@@ -12,9 +12,10 @@ import { presetConfig } from "../gan/stylegan2/config.ts";
 import { Generator } from "../gan/stylegan2/generator.ts";
 import { Discriminator } from "../gan/stylegan2/discriminator.ts";
 import { saveSnapshot, untrainedState } from "../gan/train/snapshot.ts";
-import { decodeImage } from "../data/image_io.ts";
+import { decodeImage, floatToUint8 } from "../data/image_io.ts";
+import { interpolationStrip } from "../gan/cocktail/report.ts";
 import { editCommand } from "../cli/edit.ts";
-import { Generator as Rng, manualSeed, tensor } from "../nn/creation.ts";
+import { Generator as Rng, manualSeed, randn, tensor } from "../nn/creation.ts";
 import { neg } from "../nn/ops.ts";
 import { sum } from "../nn/reduce.ts";
 import { concat, reshape } from "../nn/shape.ts";
@@ -458,5 +459,36 @@ gpuTest("edit attributes: ink mass, brightness and a classifier's logit on const
     assert(threw, "a logit the classifier lacks is named");
   } finally {
     img.dispose();
+  }
+});
+
+gpuTest("edit interpolate: its c path is the comparison report's interpolation strip (same z)", async () => {
+  const G = tinyG(9);
+  const dir = await Deno.makeTempDir({ prefix: "edit_strip_" });
+  const seed = 2, rows = 4, steps = 6;
+  try {
+    await interpolationStrip(G, `${dir}/strip.png`, { rows, steps, seed });
+    const strip = decodeImage(await Deno.readFile(`${dir}/strip.png`), "strip.png");
+    const z = randn([rows, G.zDim], { generator: new Rng(seed * 31 + 23) }); // the strip's z
+    const r = await interpolateClasses(G, z, 0, 1, steps + 1);
+    const px = floatToUint8(await r.images.data());
+    r.images.dispose();
+    z.dispose();
+    let worst = 0;
+    for (let i = 0; i < rows; i++) {
+      for (let s = 0; s <= steps; s++) { // strip columns 0..6: class 0 -> 1 in 6 steps, then class 1
+        const cell = px.subarray(((2 * i) * (steps + 1) + s) * 64);
+        for (let y = 0; y < 8; y++) {
+          for (let x = 0; x < 8; x++) {
+            const v = strip.data[(1 + i * 9 + y) * strip.width + 1 + s * 9 + x];
+            worst = Math.max(worst, Math.abs(v - cell[y * 8 + x]));
+          }
+        }
+      }
+    }
+    assert(worst <= 1, `edit's c path and the report strip differ by ${worst} levels`);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+    G.dispose();
   }
 });
