@@ -38,6 +38,8 @@ export interface FidResult {
   iterations: number;
   /** "gpu-f32": Cholesky factors + polar iteration on the GPU; "host-f64": float64 eigendecompositions. */
   method: "gpu-f32" | "host-f64";
+  /** Set when the GPU iteration hit its limit unconverged and the value was recomputed on the host. */
+  fallback: string | null;
 }
 
 export interface FidOptions {
@@ -47,6 +49,11 @@ export interface FidOptions {
   maxIterations?: number;
   tol?: number;
   lowerBound?: number;
+  /**
+   * GPU path stopped at maxIterations unconverged: "host64" (default) recomputes in float64 on the host
+   * and says so in `fallback`; "fail" throws.
+   */
+  onUnconverged?: "host64" | "fail";
 }
 
 function checkStats(name: string, s: FidStats, d: number): void {
@@ -100,7 +107,7 @@ export async function fidFromStats(
   const ddof = a.ddof ?? b.ddof ?? "unknown";
   if (opts.method === "host64") {
     const r = fidRef(a.mu, a.sigma, b.mu, b.sigma, d);
-    return { ...r, ddof, d, rank1: null, rank2: null, iterations: 0, method: "host-f64" };
+    return { ...r, ddof, d, rank1: null, rank2: null, iterations: 0, method: "host-f64", fallback: null };
   }
   if (opts.method !== undefined && opts.method !== "gpu") {
     throw new Error(`fid: unknown method ${opts.method}`);
@@ -120,6 +127,21 @@ export async function fidFromStats(
     maxRank1: rankCap(a),
     maxRank2: rankCap(b),
   });
+  if (!t.converged) {
+    const why = `the GPU polar iteration stopped unconverged at its limit of ${t.iterations} iterations`;
+    if (opts.onUnconverged === "fail") throw new Error(`fid: ${why} (use the float64 host path)`);
+    const r = fidRef(a.mu, a.sigma, b.mu, b.sigma, d);
+    return {
+      ...r,
+      ddof,
+      d,
+      rank1: t.rank1,
+      rank2: t.rank2,
+      iterations: t.iterations,
+      method: "host-f64",
+      fallback: `${why}; recomputed in float64 on the host`,
+    };
+  }
   return {
     fid: meanTerm + trace1 + trace2 - 2 * t.traceSqrt,
     meanTerm,
@@ -132,6 +154,7 @@ export async function fidFromStats(
     rank2: t.rank2,
     iterations: t.iterations,
     method: "gpu-f32",
+    fallback: null,
   };
 }
 
