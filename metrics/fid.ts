@@ -8,6 +8,7 @@
 import { traceSqrtProduct } from "../kernels/sqrtm.ts";
 import { scatterMatrix } from "../kernels/metric_cov.ts";
 import { fidRef } from "./linalg64.ts";
+import type { FidMode } from "./features/resize.ts";
 
 export type Vec = Float32Array | Float64Array;
 
@@ -18,6 +19,8 @@ export interface FidStats {
   n?: number;
   /** Covariance normalisation N - ddof, when known (pytorch-fid .npz files use 1). */
   ddof?: 0 | 1;
+  /** The preprocessing convention of the features (metrics/features/resize.ts), when known. */
+  fidMode?: FidMode;
 }
 
 export interface FidResult {
@@ -104,6 +107,12 @@ export async function fidFromStats(
       `fid: the statistics use different covariance normalisations (ddof ${a.ddof} vs ${b.ddof})`,
     );
   }
+  if (a.fidMode !== undefined && b.fidMode !== undefined && a.fidMode !== b.fidMode) {
+    throw new Error(
+      `fid: the statistics were made in different FID modes (${a.fidMode} vs ${b.fidMode}): ` +
+        "their resize and normalisation differ, so the distance would mix conventions",
+    );
+  }
   const ddof = a.ddof ?? b.ddof ?? "unknown";
   if (opts.method === "host64") {
     const r = fidRef(a.mu, a.sigma, b.mu, b.sigma, d);
@@ -167,7 +176,7 @@ export async function statsFromFeatures(
   n: number,
   d: number,
   opts: { ddof?: 0 | 1 } = {},
-): Promise<Required<FidStats> & { mu: Float64Array; sigma: Float64Array }> {
+): Promise<Required<Omit<FidStats, "fidMode">> & { mu: Float64Array; sigma: Float64Array }> {
   const ddof = opts.ddof ?? 1;
   if (ddof !== 0 && ddof !== 1) throw new Error(`statsFromFeatures: ddof must be 0 or 1, got ${ddof}`);
   if (!Number.isInteger(n) || !Number.isInteger(d) || n < 1 || d < 1) {
