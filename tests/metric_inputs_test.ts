@@ -8,6 +8,9 @@ import { selectCommand } from "../cli/select.ts";
 import { writePng } from "../data/image_io.ts";
 import { openDataset } from "../data/open.ts";
 import { DcganGenerator } from "../gan/cocktail/dcgan.ts";
+import { pixelFeatureNetwork } from "../gan/cocktail/evaluate.ts";
+import { chooseRoot, ROOT_RECALL_K } from "../gan/cocktail/root.ts";
+import { openSource } from "../gan/cocktail/sources.ts";
 import { writeStatsNpz } from "../metrics/sources.ts";
 import { encodeNpy } from "../nn/io/npy.ts";
 import { gpuTest } from "./harness.ts";
@@ -238,3 +241,24 @@ gpuTest(
     await Deno.remove(dir, { recursive: true });
   },
 );
+
+gpuTest("--root auto: recall with the pretrained-GAN study's k = 5 unless --k says otherwise", async () => {
+  // Before: k was fixed at 3 (SGA's), not the study's 5.
+  const sources = [await openSource(`${PKL}#0`), await openSource(`${PKL}#1`)];
+  const net = pixelFeatureNetwork(4);
+  try {
+    const byDefault = await chooseRoot(sources, net, { samplesPerSource: 12 });
+    if (byDefault.k !== 5 || ROOT_RECALL_K !== 5) throw new Error(`default k ${byDefault.k}`);
+    const k3 = await chooseRoot(sources, net, { samplesPerSource: 12, k: 3 });
+    if (k3.k !== 3) throw new Error(`k ${k3.k}`);
+    // Smaller radii (k 3) can only shrink the manifolds: recall never grows.
+    for (const i of [0, 1]) {
+      if (k3.scores[i].recall! > byDefault.scores[i].recall!) {
+        throw new Error(`recall grew with smaller k (${i})`);
+      }
+    }
+  } finally {
+    net.dispose();
+    for (const s of sources) s.dispose();
+  }
+});
