@@ -239,9 +239,13 @@ export function commonResolution(inputs: MetricInput[]): { resolution: number | 
   }
   const r = Math.min(...images.map((i) => i.resolution));
   const moved = images.filter((i) => i.resolution !== r).map((i) => `${i.spec} ${i.resolution}px`);
+  const unknown = inputs.filter((i) => i.kind === "stats").map((i) => i.spec);
   return {
     resolution: r,
-    note: moved.length ? `${r}px (brought down to the smallest input: ${moved.join(", ")})` : `${r}px`,
+    note: (moved.length ? `${r}px (brought down to the smallest input: ${moved.join(", ")})` : `${r}px`) +
+      (unknown.length
+        ? `; ${unknown.join(", ")} records no resolution: make sure it was made at ${r}px`
+        : ""),
   };
 }
 
