@@ -12,7 +12,7 @@ import {
 } from "../kernels/upfirdn2d.ts";
 import { record } from "./autograd.ts";
 import { tensor } from "./creation.ts";
-import { Tensor } from "./tensor.ts";
+import { creationData, Tensor } from "./tensor.ts";
 
 export type Pair = number | [number, number];
 /** Symmetric, [x, y], or [x0, x1, y0, y1] (measured on the upsampled image; negative crops). */
@@ -56,10 +56,15 @@ export function isMarkedSeparable(f: Tensor): boolean {
   return separable.has(f);
 }
 
-/** copyInto(src, dst) wrote src's values into dst: dst's mark is now src's (none when src has none). */
+/**
+ * copyInto(src, dst) wrote src's values into dst: dst's mark is now src's, or decided from the host data
+ * src was created from (a state-dict load, an average), or none.
+ */
 export function carrySeparableMark(src: Tensor, dst: Tensor): void {
   const layout = separable.get(src);
+  const host = creationData(src);
   if (layout && src.shape.join() === dst.shape.join()) separable.set(dst, layout);
+  else if (!layout && host && dst.rank === 2) markIfSeparable(dst, host);
   else separable.delete(dst);
 }
 
