@@ -1,5 +1,6 @@
-// `generate`: images from a snapshot's G_ema (or an SGA .pkl) as one PNG grid, one image per seed; each
-// image depends on its seed alone (its latent and its noise come from a stream keyed by the seed).
+// `generate`: images from a generator as one PNG grid, one image per seed; each image depends on its seed
+// alone (its latent and its noise come from a stream keyed by the seed). The generator is named as every
+// command names one (cli/inputs.ts openGenerator): snapshot, run directory, SGA .pkl, DCGAN snapshot, PATH#CLASS.
 
 import { initGPU } from "../kernels/runtime.ts";
 import { saveImageGrid } from "../data/mod.ts";
@@ -7,14 +8,20 @@ import { Generator as Rng } from "../nn/creation.ts";
 import { concat } from "../nn/shape.ts";
 import { scopeAsync } from "../nn/tensor.ts";
 import { loadNetworks } from "../gan/train/networks.ts";
+import { parseSourceSpec } from "../gan/cocktail/sources.ts";
 import { num, parse, report } from "./args.ts";
+import { openGenerator } from "./inputs.ts";
 
 const USAGE = `usage: cli.ts generate --snapshot PATH --out grid.png [--seeds 0-15] [options]
 
-Generates images with a trained generator (a training snapshot .safetensors or an SGA network .pkl).`;
+Generates images with a trained generator: a training snapshot (.safetensors), a run directory (its latest
+snapshot), an SGA network .pkl, a DCGAN snapshot, or PATH#CLASS (that class of a conditional generator).`;
 
 const OPTIONS = {
-  snapshot: { type: "string", help: "snapshot (.safetensors) or SGA network pickle (.pkl)" },
+  snapshot: {
+    type: "string",
+    help: "generator: snapshot, run directory, SGA .pkl, DCGAN snapshot, PATH#CLASS",
+  },
   out: { type: "string", help: "output PNG" },
   seeds: { type: "string", help: "seeds: '0-15', '1,5,9' or a mix", default: "0-15" },
   class: { type: "string", help: "class index or name (conditional models; default: cycle through classes)" },
@@ -55,26 +62,62 @@ export async function generateCommand(args: string[]): Promise<void> {
   const which = String(v.network);
   if (which !== "G_ema" && which !== "G") throw new Error(`--network must be G_ema or G, got '${which}'`);
   await initGPU();
-  const nets = await loadNetworks(String(v.snapshot));
+  const spec = String(v.snapshot);
+  const src = await openGenerator(spec, { allClasses: true });
+  const out = String(v.out);
+  const cols = v.cols === undefined ? undefined : num(v.cols, "cols");
+  if (src.kind === "dcgan") {
+    try {
+      if (psi !== 1 || cutoff !== null) throw new Error("--trunc: a DCGAN generator has no truncation");
+      if (v.class !== undefined) throw new Error("--class: a DCGAN generator is unconditional");
+      if (which !== "G_ema") throw new Error("--network: a DCGAN snapshot holds one generator");
+      await scopeAsync(async () => {
+        const imgs = seeds.map((s) => src.sample(1, new Rng(s)));
+        await saveImageGrid(out, concat(imgs, 0), { cols });
+      });
+      report(
+        {
+          out,
+          seeds: seeds.length,
+          resolution: src.resolution,
+          classes: 0,
+          generator: src.path,
+          kind: "dcgan",
+        },
+        !!v.json,
+        `wrote ${seeds.length} images (${src.resolution}px, DCGAN ${src.path}) to ${out}`,
+      );
+    } finally {
+      src.dispose();
+    }
+    return;
+  }
+  src.dispose();
+  const nets = await loadNetworks(src.path);
   const G = which === "G" ? nets.G : nets.Gema;
   try {
     const classNames = nets.state?.classNames ?? [];
+    const specClass = parseSourceSpec(spec).classLabel;
     let classOf: (i: number) => number | null = () => null;
     if (G.cDim > 0) {
-      if (v.class === undefined) classOf = (i) => i % G.cDim;
+      const wanted = v.class !== undefined
+        ? String(v.class)
+        : specClass !== null
+        ? String(specClass)
+        : undefined;
+      if (wanted === undefined) classOf = (i) => i % G.cDim;
       else {
-        const byName = classNames.indexOf(String(v.class));
-        const k = byName >= 0 ? byName : Number(v.class);
+        const byName = classNames.indexOf(wanted);
+        const k = byName >= 0 ? byName : Number(wanted);
         if (!Number.isInteger(k) || k < 0 || k >= G.cDim) {
           throw new Error(
-            `--class '${v.class}' is not a class index in [0, ${G.cDim})` +
+            `--class '${wanted}' is not a class index in [0, ${G.cDim})` +
               (classNames.length ? ` or one of ${classNames.join(", ")}` : ""),
           );
         }
         classOf = () => k;
       }
     } else if (v.class !== undefined) throw new Error("--class: this generator is unconditional");
-    const out = String(v.out);
     await scopeAsync(async () => {
       const imgs = seeds.map((s, i) => {
         const k = classOf(i);
@@ -85,7 +128,6 @@ export async function generateCommand(args: string[]): Promise<void> {
           noiseMode,
         });
       });
-      const cols = v.cols === undefined ? undefined : num(v.cols, "cols");
       await saveImageGrid(out, concat(imgs, 0), { cols });
     });
     report(
@@ -96,9 +138,10 @@ export async function generateCommand(args: string[]): Promise<void> {
         classes: G.cDim,
         truncationPsi: psi,
         noiseMode,
+        generator: src.path,
       },
       !!v.json,
-      `wrote ${seeds.length} images (${G.imgResolution}px) to ${out}`,
+      `wrote ${seeds.length} images (${G.imgResolution}px, ${which} of ${src.path}) to ${out}`,
     );
   } finally {
     nets.G.dispose();

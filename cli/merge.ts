@@ -5,7 +5,8 @@
 import { initGPU } from "../kernels/runtime.ts";
 import { writeFileAtomic } from "../nn/checkpoint.ts";
 import type { EwcLambdas } from "../gan/cocktail/baselines.ts";
-import { openFeatures, resolveRoot } from "../gan/cocktail/compare.ts";
+import { openFeatures } from "../gan/cocktail/compare.ts";
+import { chooseRoot, ROOT_RECALL_K } from "../gan/cocktail/root.ts";
 import { type MergeMethod, mergeSources, METHODS } from "../gan/cocktail/merge.ts";
 import { openSources } from "../gan/cocktail/sources.ts";
 import { disposeNetworks, type StageObserver } from "../gan/cocktail/stage.ts";
@@ -110,7 +111,14 @@ export function progressObserver(prefix: string): StageObserver {
 
 export async function mergeCommand(args: string[]): Promise<void> {
   const { list: sourceSpecs, rest } = collectList(args, "sources");
-  const { values: v } = parse(rest, USAGE, MERGE_OPTIONS);
+  const { values: v } = parse(rest, USAGE, {
+    ...MERGE_OPTIONS,
+    k: {
+      type: "string",
+      help: "--root auto: k of the recall's k-NN radii (the pretrained-GAN study's)",
+      default: String(ROOT_RECALL_K),
+    },
+  });
   if (sourceSpecs.length < 2) throw new Error("--sources needs at least two generators (see --help)");
   if (!v.out) throw new Error("--out is required");
   const method = String(v.method) as MergeMethod;
@@ -119,6 +127,8 @@ export async function mergeCommand(args: string[]): Promise<void> {
   }
   const kimg = num(v.kimg, "kimg");
   const seed = num(v.seed, "seed");
+  const k = num(v.k, "k");
+  if (!Number.isInteger(k) || k < 1) throw new Error(`--k must be a positive integer, got ${v.k}`);
   await initGPU();
   const sources = await openSources(sourceSpecs);
   try {
@@ -127,10 +137,10 @@ export async function mergeCommand(args: string[]): Promise<void> {
     if (v.root === "auto") {
       const features = await openFeatures(v.features as string | undefined);
       try {
-        const r = await resolveRoot(sources, "auto", features, seed);
-        root = r.root;
-        rootInfo = r.choice;
-        console.error(`root chosen by recall: source ${root}`);
+        const choice = await chooseRoot(sources, features, { seed, k });
+        root = choice.root;
+        rootInfo = choice;
+        console.error(`root chosen by recall (k ${k}): source ${root}`);
       } finally {
         features.dispose();
       }

@@ -12,6 +12,8 @@ export class Progress {
 
   update(done: number, stats: Record<string, string | number> = {}): void {
     const now = performance.now();
+    // Work done in whole batches can pass the total; the display never goes above 100%.
+    done = Math.min(Math.max(done, 0), this.total);
     const frac = this.total > 0 ? Math.min(done / this.total, 1) : 0;
     const decile = Math.floor(frac * 10);
     if (this.tty ? now - this.lastDraw < 100 && done < this.total : decile === this.lastDecile) return;

@@ -6,8 +6,19 @@ import { initGPU } from "../kernels/runtime.ts";
 import { fidFromStats, statsFromFeatures } from "../metrics/fid.ts";
 import { kid } from "../metrics/kid.ts";
 import { precisionRecall } from "../metrics/precision_recall.ts";
+import { parseFidMode } from "../metrics/features/resize.ts";
 import { num, parse, report } from "./args.ts";
-import { featuresOf, lazyNet } from "./fid.ts";
+import {
+  COMMON,
+  DDOF_OPTION,
+  ddofOption,
+  ddofText,
+  disposePlan,
+  featuresOfInput,
+  fidModeText,
+  planMetrics,
+} from "./fid.ts";
+import { isGeneratorSpec, positiveCount } from "./inputs.ts";
 
 interface Scored {
   candidate: string;
@@ -34,63 +45,96 @@ function ranks(values: number[], better: "low" | "high"): number[] {
 export async function selectCommand(args: string[]): Promise<void> {
   const { values, positionals } = parse(
     args,
-    "usage: cli.ts select --target DATASET --candidates SNAP [SNAP ...] [options]\n\n" +
+    "usage: cli.ts select --target DATASET --candidates GEN [GEN ...] [options]\n\n" +
       "Ranks candidate pretrained checkpoints for fine-tuning on a target dataset by FID, KID, precision and\n" +
       "recall of their samples against the target. The recommendation is the best mean of the FID rank and the\n" +
-      "recall rank (the study found both useful guides, precision unreliable); ties go to the lower FID.",
+      "recall rank (the study found both useful guides, precision unreliable); ties go to the lower FID.\n" +
+      "A candidate is a snapshot, a run directory (its latest snapshot), an SGA .pkl, a DCGAN snapshot or\n" +
+      "PATH#CLASS. All are compared at one resolution: the smallest of the target's and the candidates'.",
     {
       target: { type: "string", help: "target dataset spec (mnist:0-4, folder:PATH, zip:PATH, ...)" },
-      candidates: { type: "string", help: "first candidate snapshot (more follow as positional arguments)" },
-      features: { type: "string", help: "feature network", default: "mnist" },
+      candidates: { type: "string", help: "first candidate generator (more follow as positional arguments)" },
+      features: COMMON.features,
+      "fid-mode": COMMON["fid-mode"],
       n: { type: "string", help: "images per candidate and from the target", default: "2000" },
       k: { type: "string", help: "k for precision/recall (the study used 5)", default: "5" },
+      ddof: DDOF_OPTION,
       seed: { type: "string", help: "seed for the candidates' samples", default: "0" },
       json: { type: "boolean", help: "print one JSON object as the last line" },
     },
   );
   if (!values.target) throw new Error("select needs --target DATASET");
   const candidates = [...(values.candidates ? [String(values.candidates)] : []), ...positionals];
-  if (candidates.length < 1) throw new Error("select needs at least one candidate (--candidates SNAP ...)");
-  await initGPU();
-  const net = lazyNet(String(values.features));
-  const n = num(values.n, "n"), k = num(values.k, "k"), seed = num(values.seed, "seed");
-  const target = await featuresOf(String(values.target), net.get, n, seed);
-  const targetStats = await statsFromFeatures(target.data, target.n, target.d, { ddof: 1 });
-  const scored: Scored[] = [];
+  if (candidates.length < 1) throw new Error("select needs at least one candidate (--candidates GEN ...)");
+  const ddof = ddofOption(values.ddof);
+  const k = positiveCount(num(values.k, "k"), "k");
+  const target = String(values.target);
+  if (isGeneratorSpec(target)) throw new Error(`--target ${target} is a generator; give a dataset spec`);
   for (const c of candidates) {
-    const f = await featuresOf(c, net.get, n, seed);
-    const s = await statsFromFeatures(f.data, f.n, f.d, { ddof: 1 });
-    const fid = (await fidFromStats(targetStats, s, f.d)).fid;
-    const kd = (await kid(target.data, target.n, f.data, f.n, f.d, { seed })).kid;
-    const pr = await precisionRecall(target.data, target.n, f.data, f.n, f.d, { k });
-    scored.push({ candidate: c, fid, kid: kd, precision: pr.precision, recall: pr.recall });
+    if (!isGeneratorSpec(c)) {
+      throw new Error(
+        `candidate ${c} is not a generator (a .safetensors or .pkl snapshot, a run directory with ` +
+          "snapshots, or PATH#CLASS)",
+      );
+    }
   }
-  const fr = ranks(scored.map((s) => s.fid), "low"), rr = ranks(scored.map((s) => s.recall), "high");
-  scored.forEach((s, i) =>
-    Object.assign(s, { fidRank: fr[i], recallRank: rr[i], score: (fr[i] + rr[i]) / 2 })
-  );
-  scored.sort((a, b) => a.score! - b.score! || a.fid - b.fid);
-  const rows = scored.map((s, i) =>
-    `${String(i + 1).padStart(2)}. ${s.candidate}\n      FID ${s.fid.toFixed(2)}  KID ${
-      s.kid.toExponential(2)
-    }  ` +
-    `precision ${s.precision.toFixed(3)}  recall ${
-      s.recall.toFixed(3)
-    }  (FID rank ${s.fidRank}, recall rank ${s.recallRank})`
-  );
-  report(
-    {
-      target: values.target,
-      ranking: scored,
-      recommendation: scored[0].candidate,
-      rule: "best mean of FID rank and recall rank; ties to lower FID",
-      featureNetwork: net.name(),
-      covariance: "N-1",
-      k,
-      n,
-    },
-    !!values.json,
-    `${rows.join("\n")}\n\nrecommended starting checkpoint: ${scored[0].candidate}\n` +
-      `(rule: best mean of FID rank and recall rank; feature network ${net.name()}; covariance N-1; k ${k})`,
-  );
+  const seed = num(values.seed, "seed");
+  await initGPU();
+  const p = await planMetrics([target, ...candidates], {
+    features: String(values.features),
+    fidMode: parseFidMode(values["fid-mode"]),
+    n: num(values.n, "n"),
+    seed,
+    need: "features",
+  });
+  try {
+    const t = await featuresOfInput(p, p.inputs[0], seed);
+    const targetStats = await statsFromFeatures(t.data, t.n, t.d, { ddof });
+    const scored: Scored[] = [];
+    let covariance = "";
+    for (const [i, c] of candidates.entries()) {
+      const f = await featuresOfInput(p, p.inputs[i + 1], seed);
+      const s = await statsFromFeatures(f.data, f.n, f.d, { ddof });
+      const fr = await fidFromStats(targetStats, s, f.d);
+      covariance = ddofText(fr);
+      const kd = (await kid(t.data, t.n, f.data, f.n, f.d, { seed })).kid;
+      const pr = await precisionRecall(t.data, t.n, f.data, f.n, f.d, { k });
+      scored.push({ candidate: c, fid: fr.fid, kid: kd, precision: pr.precision, recall: pr.recall });
+    }
+    const fr = ranks(scored.map((s) => s.fid), "low"), rr = ranks(scored.map((s) => s.recall), "high");
+    scored.forEach((s, i) =>
+      Object.assign(s, { fidRank: fr[i], recallRank: rr[i], score: (fr[i] + rr[i]) / 2 })
+    );
+    scored.sort((a, b) => a.score! - b.score! || a.fid - b.fid);
+    const rows = scored.map((s, i) =>
+      `${String(i + 1).padStart(2)}. ${s.candidate}\n      FID ${s.fid.toFixed(2)}  KID ${
+        s.kid.toExponential(2)
+      }  ` +
+      `precision ${s.precision.toFixed(3)}  recall ${
+        s.recall.toFixed(3)
+      }  (FID rank ${s.fidRank}, recall rank ${s.recallRank})`
+    );
+    const net = p.net!.name;
+    report(
+      {
+        target,
+        ranking: scored,
+        recommendation: scored[0].candidate,
+        rule: "best mean of FID rank and recall rank; ties to lower FID",
+        featureNetwork: net,
+        fidMode: p.net!.fidMode ?? null,
+        resolution: p.resolution,
+        covariance,
+        k,
+        n: p.n,
+      },
+      !!values.json,
+      `${rows.join("\n")}\n\nrecommended starting checkpoint: ${scored[0].candidate}\n` +
+        `(rule: best mean of FID rank and recall rank; target ${t.what}; feature network ${net}; FID mode ${
+          fidModeText(p)
+        }; resolution ${p.resolutionNote}; covariance ${covariance}; k ${k})`,
+    );
+  } finally {
+    disposePlan(p);
+  }
 }

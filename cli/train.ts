@@ -103,11 +103,19 @@ export async function trainCommand(args: string[]): Promise<void> {
     gridSize: num(v.grid, "grid"),
     description: { command: ["train", ...args].join(" ") },
     onStart: (p) => {
+      if (p.resumedFrom) {
+        console.error(
+          `resuming from ${p.resumedFrom} at kimg ${
+            (p.startNimg / 1000).toFixed(3)
+          } (iteration ${p.step}); ` +
+            `training to ${(p.totalNimg / 1000).toFixed(3)} kimg`,
+        );
+      } else if (v.resume) console.error(`--resume: no snapshot in ${v.out} yet, starting fresh`);
       progress = new Progress("train", Math.max(p.totalNimg - p.startNimg, 0), "img");
     },
     onStep: (p) => {
       if (!progress) return;
-      const s = p.last?.stats ?? {};
+      const s = p.losses ?? {};
       progress.update(p.curNimg - p.startNimg, {
         kimg: (p.curNimg / 1000).toFixed(2),
         ...(s["Loss/G/loss"] !== undefined ? { G: s["Loss/G/loss"] } : {}),

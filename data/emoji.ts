@@ -1,10 +1,9 @@
 // Emoji images from the npm packages emoji-datasource-{apple,google,twitter,facebook} (16.0.0). Each package
 // ships its own emoji.json (1,911 emoji; `category`, `sort_order`, `has_img_<style>`, `skin_variations`) and
 // 64x64 RGBA PNGs under img/<style>/64/ (about 3,800 files counting skin-tone variants). Each package is
-// ~80 MB, so it is fetched only when that style is asked for (a computed npm: specifier).
+// 70-110 MB, so it is fetched only when that style is asked for, outside deno.lock (see packageDir).
 // Alpha is composited on white; labels are the chosen categories (sorted) when there are two or more.
 
-import { createRequire } from "node:module";
 import { join } from "node:path";
 import type { ArrayDataset } from "./dataset.ts";
 import { subsetIndices } from "./dataset.ts";
@@ -41,23 +40,58 @@ export interface EmojiOptions {
   name?: string;
 }
 
-async function loadIndex(style: EmojiStyle): Promise<{ entries: EmojiEntry[]; dir: string }> {
+// Unpacked sizes of the packages (measured), said before a download starts.
+const PACKAGE_MB: Record<EmojiStyle, number> = { apple: 106, facebook: 109, google: 82, twitter: 70 };
+
+/** Deno's npm cache folder (`deno info --json`: npmCache). */
+async function npmCacheDir(): Promise<string> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["info", "--json"],
+    stdout: "piped",
+    stderr: "null",
+  })
+    .output();
+  const info = out.success ? JSON.parse(new TextDecoder().decode(out.stdout)) : {};
+  if (typeof info.npmCache !== "string") throw new Error("cannot locate Deno's npm cache (deno info --json)");
+  return info.npmCache;
+}
+
+/**
+ * The package folder, downloaded on first use only. The emoji packages are kept out of deno.lock on
+ * purpose: Deno installs every npm package a lockfile names on the first npm use of any command, and the
+ * four emoji packages are ~370 MB that the demo never needs. So the download runs in a child Deno without
+ * a lockfile, and the files are read from the npm cache.
+ */
+async function packageDir(style: EmojiStyle): Promise<string> {
   const pkg = `emoji-datasource-${style}`;
-  let entries: EmojiEntry[];
-  try {
-    const spec = `npm:${pkg}@${VERSION}/emoji.json`;
-    entries = (await import(spec, { with: { type: "json" } })).default;
-  } catch (e) {
+  const dir = join(await npmCacheDir(), "registry.npmjs.org", pkg, VERSION);
+  const ready = () => Deno.stat(join(dir, "emoji.json")).then(() => true, () => false);
+  if (await ready()) return dir;
+  console.error(
+    `downloading npm package ${pkg}@${VERSION} (about ${PACKAGE_MB[style]} MB unpacked; once) ...`,
+  );
+  const code = `import "npm:${pkg}@${VERSION}/emoji.json" with { type: "json" };`;
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["eval", "--no-lock", "--no-config", code],
+    stdout: "null",
+    stderr: "piped",
+  }).output();
+  if (!out.success || !await ready()) {
+    const why = new TextDecoder().decode(out.stderr).trim().split("\n").slice(-3).join(" ");
     throw new Error(
-      `cannot load npm package ${pkg}@${VERSION} (network or npm cache): ${(e as Error).message}`,
+      `cannot load npm package ${pkg}@${VERSION} (network or npm cache): ${why || "not in the cache"}`,
     );
   }
-  // Deno keeps npm packages on disk; resolving a file of the package gives its folder.
-  let dir: string;
+  return dir;
+}
+
+async function loadIndex(style: EmojiStyle): Promise<{ entries: EmojiEntry[]; dir: string }> {
+  const dir = await packageDir(style);
+  let entries: EmojiEntry[];
   try {
-    dir = join(createRequire(import.meta.url).resolve(`${pkg}/emoji.json`), "..");
+    entries = JSON.parse(await Deno.readTextFile(join(dir, "emoji.json")));
   } catch (e) {
-    throw new Error(`npm package ${pkg} loaded but its folder cannot be located: ${(e as Error).message}`);
+    throw new Error(`${join(dir, "emoji.json")}: ${(e as Error).message}`);
   }
   return { entries, dir };
 }

@@ -40,6 +40,50 @@ function isDirectory(path: string): boolean {
   }
 }
 
+/** Where a folder or zip spec reads its images; null for the packaged sources (mnist, emoji). */
+export function datasetPath(spec: string): { kind: "folder" | "zip"; path: string } | null {
+  const s = spec.trim();
+  const colon = s.indexOf(":");
+  const kind = colon < 0 ? s.toLowerCase() : s.slice(0, colon).toLowerCase();
+  const rest = colon < 0 ? "" : s.slice(colon + 1);
+  if (kind === "mnist" || kind === "emoji") return null;
+  if (kind === "folder" && rest !== "") return { kind: "folder", path: rest };
+  if (kind === "zip" && rest !== "") return { kind: "zip", path: rest };
+  if (s.toLowerCase().endsWith(".zip")) return { kind: "zip", path: s };
+  if (isDirectory(s)) return { kind: "folder", path: s };
+  return null;
+}
+
+/**
+ * What a dataset's content depends on, as a string: the spec, and for folders and zips every file's
+ * relative path, size and modification time (a replaced image changes it). Packaged sources are pinned
+ * npm versions, so their spec says it all.
+ */
+export async function datasetFingerprint(spec: string): Promise<string> {
+  const where = datasetPath(spec);
+  const parts = [`spec ${spec.trim()}`];
+  if (where?.kind === "zip") {
+    const st = await Deno.stat(where.path);
+    parts.push(`zip ${st.size} ${st.mtime?.getTime() ?? 0}`);
+  } else if (where?.kind === "folder") {
+    const walk = async (dir: string, rel: string) => {
+      const entries = [];
+      for await (const e of Deno.readDir(dir)) entries.push(e);
+      entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+      for (const e of entries) {
+        const full = `${dir}/${e.name}`, r = rel ? `${rel}/${e.name}` : e.name;
+        if (e.isDirectory) await walk(full, r);
+        else if (e.isFile) {
+          const st = await Deno.stat(full);
+          parts.push(`${r} ${st.size} ${st.mtime?.getTime() ?? 0}`);
+        }
+      }
+    };
+    await walk(where.path, "");
+  }
+  return parts.join("\n");
+}
+
 /** Opens a dataset from a spec such as "mnist:0-4", "emoji:google", "folder:imgs", "data.zip". */
 export async function openDataset(spec: string, opts: OpenOptions = {}): Promise<Dataset> {
   const s = spec.trim();

@@ -326,6 +326,8 @@ async function sumRowDots(
 export interface NuclearNormResult {
   value: number;
   iterations: number;
+  /** false when the iteration stopped at maxIterations without meeting tol. */
+  converged: boolean;
 }
 
 /**
@@ -339,14 +341,14 @@ export async function nuclearNorm(
   opts: { maxIterations?: number; tol?: number; checkEvery?: number; lowerBound?: number } = {},
 ): Promise<NuclearNormResult> {
   const maxIt = opts.maxIterations ?? 100, tol = opts.tol ?? 1e-7, every = opts.checkEvery ?? 2;
-  if (rows === 0 || cols === 0) return { value: 0, iterations: 0 };
+  if (rows === 0 || cols === 0) return { value: 0, iterations: 0, converged: true };
   const rt = gpu();
   const small = Math.min(rows, cols); // Gram on the smaller side
   let x = rt.alloc(rows * cols * 4), y = rt.alloc(rows * cols * 4);
   const g = rt.alloc(small * small * 4), h = rt.alloc(small * small * 4), tmp = rt.alloc(rows * 4);
   try {
     const fro2 = await sumRowDots(c, c, tmp, rows, cols);
-    if (!(fro2 > 0)) return { value: 0, iterations: 0 };
+    if (!(fro2 > 0)) return { value: 0, iterations: 0, converged: true };
     scaleAddIdentity(c, x, rows, cols, 1 / Math.sqrt(fro2), 0); // rectangular: the identity term is 0
     let prev = -Infinity, it = 0;
     // Scaled Newton-Schulz (Chen & Chow 2014): for singular values in [l, 1] the step
@@ -371,11 +373,11 @@ export async function nuclearNorm(
       it++;
       if (it % every === 0 || it === maxIt) {
         const t = await sumRowDots(c, x, tmp, rows, cols);
-        if (Math.abs(t - prev) <= tol * Math.abs(t)) return { value: t, iterations: it };
+        if (Math.abs(t - prev) <= tol * Math.abs(t)) return { value: t, iterations: it, converged: true };
         prev = t;
       }
     }
-    return { value: prev, iterations: it };
+    return { value: prev, iterations: it, converged: false };
   } finally {
     for (const b of [x, y, g, h, tmp]) rt.release(b);
   }
@@ -387,6 +389,7 @@ export interface TraceSqrtResult {
   rank1: number;
   rank2: number;
   iterations: number;
+  converged: boolean;
 }
 
 /**
@@ -406,12 +409,18 @@ export async function traceSqrtProduct(
     const f2 = await pivotedCholesky(s2, d, opts.maxRank2 ?? d);
     try {
       const r1 = f1.rank, r2 = f2.rank;
-      if (r1 === 0 || r2 === 0) return { traceSqrt: 0, rank1: r1, rank2: r2, iterations: 0 };
+      if (r1 === 0 || r2 === 0) return { traceSqrt: 0, rank1: r1, rank2: r2, iterations: 0, converged: true };
       const c = rt.alloc(r2 * r1 * 4);
       try {
         matmul(f2.lt, f1.lt, c, { batch: 1, m: r2, n: r1, k: d, transB: true }); // C = L2^T L1
         const nn = await nuclearNorm(c, r2, r1, opts);
-        return { traceSqrt: nn.value, rank1: r1, rank2: r2, iterations: nn.iterations };
+        return {
+          traceSqrt: nn.value,
+          rank1: r1,
+          rank2: r2,
+          iterations: nn.iterations,
+          converged: nn.converged,
+        };
       } finally {
         rt.release(c);
       }

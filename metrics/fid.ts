@@ -8,6 +8,7 @@
 import { traceSqrtProduct } from "../kernels/sqrtm.ts";
 import { scatterMatrix } from "../kernels/metric_cov.ts";
 import { fidRef } from "./linalg64.ts";
+import type { FidMode } from "./features/resize.ts";
 
 export type Vec = Float32Array | Float64Array;
 
@@ -18,6 +19,8 @@ export interface FidStats {
   n?: number;
   /** Covariance normalisation N - ddof, when known (pytorch-fid .npz files use 1). */
   ddof?: 0 | 1;
+  /** The preprocessing convention of the features (metrics/features/resize.ts), when known. */
+  fidMode?: FidMode;
 }
 
 export interface FidResult {
@@ -38,6 +41,8 @@ export interface FidResult {
   iterations: number;
   /** "gpu-f32": Cholesky factors + polar iteration on the GPU; "host-f64": float64 eigendecompositions. */
   method: "gpu-f32" | "host-f64";
+  /** Set when the GPU iteration hit its limit unconverged and the value was recomputed on the host. */
+  fallback: string | null;
 }
 
 export interface FidOptions {
@@ -47,6 +52,11 @@ export interface FidOptions {
   maxIterations?: number;
   tol?: number;
   lowerBound?: number;
+  /**
+   * GPU path stopped at maxIterations unconverged: "host64" (default) recomputes in float64 on the host
+   * and says so in `fallback`; "fail" throws.
+   */
+  onUnconverged?: "host64" | "fail";
 }
 
 function checkStats(name: string, s: FidStats, d: number): void {
@@ -97,10 +107,16 @@ export async function fidFromStats(
       `fid: the statistics use different covariance normalisations (ddof ${a.ddof} vs ${b.ddof})`,
     );
   }
+  if (a.fidMode !== undefined && b.fidMode !== undefined && a.fidMode !== b.fidMode) {
+    throw new Error(
+      `fid: the statistics were made in different FID modes (${a.fidMode} vs ${b.fidMode}): ` +
+        "their resize and normalisation differ, so the distance would mix conventions",
+    );
+  }
   const ddof = a.ddof ?? b.ddof ?? "unknown";
   if (opts.method === "host64") {
     const r = fidRef(a.mu, a.sigma, b.mu, b.sigma, d);
-    return { ...r, ddof, d, rank1: null, rank2: null, iterations: 0, method: "host-f64" };
+    return { ...r, ddof, d, rank1: null, rank2: null, iterations: 0, method: "host-f64", fallback: null };
   }
   if (opts.method !== undefined && opts.method !== "gpu") {
     throw new Error(`fid: unknown method ${opts.method}`);
@@ -120,6 +136,21 @@ export async function fidFromStats(
     maxRank1: rankCap(a),
     maxRank2: rankCap(b),
   });
+  if (!t.converged) {
+    const why = `the GPU polar iteration stopped unconverged at its limit of ${t.iterations} iterations`;
+    if (opts.onUnconverged === "fail") throw new Error(`fid: ${why} (use the float64 host path)`);
+    const r = fidRef(a.mu, a.sigma, b.mu, b.sigma, d);
+    return {
+      ...r,
+      ddof,
+      d,
+      rank1: t.rank1,
+      rank2: t.rank2,
+      iterations: t.iterations,
+      method: "host-f64",
+      fallback: `${why}; recomputed in float64 on the host`,
+    };
+  }
   return {
     fid: meanTerm + trace1 + trace2 - 2 * t.traceSqrt,
     meanTerm,
@@ -132,6 +163,7 @@ export async function fidFromStats(
     rank2: t.rank2,
     iterations: t.iterations,
     method: "gpu-f32",
+    fallback: null,
   };
 }
 
@@ -144,7 +176,7 @@ export async function statsFromFeatures(
   n: number,
   d: number,
   opts: { ddof?: 0 | 1 } = {},
-): Promise<Required<FidStats> & { mu: Float64Array; sigma: Float64Array }> {
+): Promise<Required<Omit<FidStats, "fidMode">> & { mu: Float64Array; sigma: Float64Array }> {
   const ddof = opts.ddof ?? 1;
   if (ddof !== 0 && ddof !== 1) throw new Error(`statsFromFeatures: ddof must be 0 or 1, got ${ddof}`);
   if (!Number.isInteger(n) || !Number.isInteger(d) || n < 1 || d < 1) {

@@ -26,6 +26,38 @@ export interface KidResult {
   subsetSize: number;
   seed: number;
   perSubset: Float64Array;
+  /** Every subset was both whole sets: one evaluation, and `std` (0) says nothing about the spread. */
+  wholeSets: boolean;
+}
+
+/** KID for reports: the spread only when the subsets differ, always with their size and count. */
+export function kidReport(r: KidResult): {
+  kid: number;
+  std: number | null;
+  subsets: number;
+  subsetSize: number;
+  text: string;
+} {
+  if (r.wholeSets || r.subsets === 1) {
+    return {
+      kid: r.kid,
+      std: null,
+      subsets: 1,
+      subsetSize: r.subsetSize,
+      text: `KID ${r.kid.toExponential(4)} (one evaluation on ${
+        r.wholeSets ? "the whole sets" : "one subset"
+      } of ${r.subsetSize}: no spread)`,
+    };
+  }
+  return {
+    kid: r.kid,
+    std: r.std,
+    subsets: r.subsets,
+    subsetSize: r.subsetSize,
+    text: `KID ${r.kid.toExponential(4)} +- ${
+      r.std.toExponential(2)
+    } (std over ${r.subsets} subsets of ${r.subsetSize})`,
+  };
 }
 
 /** m distinct indices from 0..n-1 (partial Fisher-Yates). */
@@ -61,7 +93,7 @@ function checkInputs(x: Vec, nx: number, y: Vec, ny: number, d: number, opts: Ki
   const m = Math.min(nx, ny, cap);
   // Full sets in every subset: all evaluations coincide.
   const distinct = m === nx && m === ny ? 1 : subsets;
-  return { subsets, m, seed, distinct };
+  return { subsets, m, seed, distinct, wholeSets: m === nx && m === ny };
 }
 
 /** The subset index pairs KID evaluates (exported so tests and the float64 reference share them). */
@@ -82,14 +114,22 @@ function mmdFromSums(xx: number, yy: number, xy: number, m: number): number {
   return (xx + yy) / (m * (m - 1)) - (2 * xy) / (m * m);
 }
 
-function finish(per: Float64Array, subsets: number, m: number, seed: number): KidResult {
+function finish(per: Float64Array, subsets: number, m: number, seed: number, wholeSets: boolean): KidResult {
   const all = per.length === subsets ? per : new Float64Array(subsets).fill(per[0]);
   let mean = 0;
   for (const v of all) mean += v;
   mean /= subsets;
   let v2 = 0;
   for (const v of all) v2 += (v - mean) * (v - mean);
-  return { kid: mean, std: Math.sqrt(v2 / subsets), subsets, subsetSize: m, seed, perSubset: all };
+  return {
+    kid: mean,
+    std: Math.sqrt(v2 / subsets),
+    subsets,
+    subsetSize: m,
+    seed,
+    perSubset: all,
+    wholeSets,
+  };
 }
 
 /** KID on the GPU (Gram blocks by matmul in float32, sums finished in float64 on the host). */
@@ -101,7 +141,7 @@ export async function kid(
   d: number,
   opts: KidOptions = {},
 ): Promise<KidResult> {
-  const { subsets, m, seed, distinct } = checkInputs(x, nx, y, ny, d, opts);
+  const { subsets, m, seed, distinct, wholeSets } = checkInputs(x, nx, y, ny, d, opts);
   const per = new Float64Array(distinct);
   const z = new Float32Array(2 * m * d);
   const pairs = kidSubsets(nx, ny, m, distinct, seed);
@@ -114,12 +154,12 @@ export async function kid(
     const { xx, yy, xy } = await polyKernelBlockSums(z, m, d);
     per[s] = mmdFromSums(xx, yy, xy, m);
   }
-  return finish(per, subsets, m, seed);
+  return finish(per, subsets, m, seed, wholeSets);
 }
 
 /** Float64 host reference with the same subsets (O(subsets m^2 d): for tests and small inputs). */
 export function kidRef(x: Vec, nx: number, y: Vec, ny: number, d: number, opts: KidOptions = {}): KidResult {
-  const { subsets, m, seed, distinct } = checkInputs(x, nx, y, ny, d, opts);
+  const { subsets, m, seed, distinct, wholeSets } = checkInputs(x, nx, y, ny, d, opts);
   const k = (a: Vec, i: number, b: Vec, j: number) => {
     let s = 0;
     for (let l = 0; l < d; l++) s += a[i * d + l] * b[j * d + l];
@@ -140,5 +180,5 @@ export function kidRef(x: Vec, nx: number, y: Vec, ny: number, d: number, opts: 
     }
     per[s] = mmdFromSums(xx, yy, xy, m);
   });
-  return finish(per, subsets, m, seed);
+  return finish(per, subsets, m, seed, wholeSets);
 }

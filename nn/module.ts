@@ -3,6 +3,7 @@
 
 import { gpu } from "../kernels/runtime.ts";
 import { keep, type Tensor } from "./tensor.ts";
+import { carrySeparableMark } from "./upfirdn2d.ts";
 
 export class Module {
   private readonly params = new Map<string, Tensor>();
@@ -113,4 +114,6 @@ export function copyInto(src: Tensor, dst: Tensor): void {
   if (src.size !== dst.size) throw new Error(`copyInto: sizes ${src.size} and ${dst.size} differ`);
   if (src.buffer === dst.buffer) return;
   gpu().copy(src.buffer, 0, dst.buffer, 0, src.size * 4);
+  // Facts derived from dst's old values no longer hold (a filter's separability).
+  carrySeparableMark(src, dst);
 }

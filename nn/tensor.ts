@@ -155,6 +155,17 @@ export class Tensor {
   }
 }
 
+// The host data small 2-D f32 tensors were made from, so facts about their values (a filter's
+// separability, nn/upfirdn2d.ts) can be derived without a read-back. Only copyInto's destination sees
+// these values again, and it takes them over from its source there.
+const SMALL_HOST = 64;
+const smallHostData = new WeakMap<Tensor, Float32Array>();
+
+/** The data a small 2-D f32 tensor was created from on the host, if it was (see smallHostData). */
+export function creationData(t: Tensor): Float32Array | undefined {
+  return smallHostData.get(t);
+}
+
 /** Copies host data into a new tensor. */
 export function fromHost(data: Float32Array | Int32Array, shape: Shape, dtype: DType): Tensor {
   if (data.length !== sizeOf(shape)) {
@@ -164,6 +175,9 @@ export function fromHost(data: Float32Array | Int32Array, shape: Shape, dtype: D
   }
   const t = Tensor.empty(shape, dtype);
   if (data.length > 0) gpu().upload(t.buffer, data);
+  if (dtype === "f32" && shape.length === 2 && data.length <= SMALL_HOST && data instanceof Float32Array) {
+    smallHostData.set(t, data.slice());
+  }
   return t;
 }
 

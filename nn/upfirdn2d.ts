@@ -12,7 +12,7 @@ import {
 } from "../kernels/upfirdn2d.ts";
 import { record } from "./autograd.ts";
 import { tensor } from "./creation.ts";
-import { Tensor } from "./tensor.ts";
+import { creationData, Tensor } from "./tensor.ts";
 
 export type Pair = number | [number, number];
 /** Symmetric, [x, y], or [x0, x1, y0, y1] (measured on the upsampled image; negative crops). */
@@ -27,8 +27,11 @@ export interface Upfirdn2dOptions {
   gain?: number;
 }
 
-// Filters known to be outer products, with where their 1-D factors sit in the buffer. Keyed by the
-// tensor object: a filter whose buffer is later overwritten (a state-dict load) must stay separable.
+// Filters known to be outer products, with where their 1-D factors sit in the buffer. The mark belongs to
+// the values, not the tensor: an in-place write (copyInto, e.g. a state-dict load or the EMA's buffer copy)
+// hands the source's mark over, or clears it when the source has none, so a filter overwritten with
+// non-separable values runs the direct path. Filters are never parameters (no gradient, no Adam), so
+// copyInto is the only in-place writer they see.
 const separable = new WeakMap<Tensor, SeparableLayout>();
 
 /** Marks a 2-D filter tensor as an outer product so upfirdn2d may run it as two 1-D passes. */
@@ -36,6 +39,33 @@ export function markSeparable(f: Tensor, values: number[][]): void {
   const layout = separableLayout(values);
   if (!layout) throw new Error("markSeparable: the filter is not an outer product of two 1-D filters");
   separable.set(f, layout);
+}
+
+/** Marks a 2-D tensor holding `values` (row-major) as separable when they are an outer product. */
+export function markIfSeparable(f: Tensor, values: ArrayLike<number>): void {
+  separable.delete(f);
+  if (f.rank !== 2 || values.length !== f.size) return;
+  const [fh, fw] = f.shape;
+  const rows = Array.from({ length: fh }, (_, i) => Array.from({ length: fw }, (_, j) => values[i * fw + j]));
+  const layout = separableLayout(rows);
+  if (layout) separable.set(f, layout);
+}
+
+/** Whether upfirdn2d may run this 2-D filter as two 1-D passes (for tests and reports). */
+export function isMarkedSeparable(f: Tensor): boolean {
+  return separable.has(f);
+}
+
+/**
+ * copyInto(src, dst) wrote src's values into dst: dst's mark is now src's, or decided from the host data
+ * src was created from (a state-dict load, an average), or none.
+ */
+export function carrySeparableMark(src: Tensor, dst: Tensor): void {
+  const layout = separable.get(src);
+  const host = creationData(src);
+  if (layout && src.shape.join() === dst.shape.join()) separable.set(dst, layout);
+  else if (!layout && host && dst.rank === 2) markIfSeparable(dst, host);
+  else separable.delete(dst);
 }
 
 // If f[i][j] * f[r][c] == f[i][c] * f[r][j] for the largest entry (r, c), f is an outer product.

@@ -453,3 +453,9 @@ gpuTest("saveImageGrid: PNG grid decodes back with the right size and values", a
   const g = imageGrid(new Uint8Array(2 * 1 * 2 * 2).fill(9), [2, 1, 2, 2]);
   assertEq([g.width, g.height, g.channels], [4, 2, 1], "default grid: ceil(sqrt(n)) columns, no padding");
 });
+
+Deno.test("emoji packages stay out of deno.lock (Deno installs every locked npm package on any first run)", () => {
+  // Before: `cli.ts info` on a fresh machine downloaded ~370 MB of emoji packages the demo never uses.
+  const lock = Deno.readTextFileSync(new URL("../deno.lock", import.meta.url));
+  if (/emoji-datasource/.test(lock)) throw new Error("deno.lock names an emoji package");
+});

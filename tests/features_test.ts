@@ -2,11 +2,16 @@
 // Inception-v3 / VGG16 against PyTorch goldens (tests/golden/make_features_golden.py), weight-file errors,
 // the registry, and the bundled MNIST feature network.
 import { assertClose, gpuTest, randArray, rng } from "./harness.ts";
-import { fromHost, type Tensor } from "../nn/tensor.ts";
+import { fromHost, scopeAsync, type Tensor } from "../nn/tensor.ts";
 import { avgPool2d, maxPool2d } from "../nn/pool.ts";
 import { loadStateDict } from "../nn/io/torch.ts";
 import type { HostArray } from "../nn/io/host.ts";
-import { resizeBilinearTF1, resizeBilinearTF1Ref, tf1BilinearMatrix } from "../metrics/features/resize.ts";
+import {
+  resizeBilinear,
+  resizeBilinearTF1,
+  resizeBilinearTF1Ref,
+  tf1BilinearMatrix,
+} from "../metrics/features/resize.ts";
 import { InceptionV3 } from "../metrics/features/inception.ts";
 import { Vgg16 } from "../metrics/features/vgg16.ts";
 import { detectFeatureKind, loadFeatureNetwork } from "../metrics/features/index.ts";
@@ -158,6 +163,45 @@ gpuTest(
     assertClose(Array.from(m.slice(0, 3)), [1, 0, 0], { what: "row 0" });
     assertClose(Array.from(m.slice(3, 6)), [0.5, 0.5, 0], { what: "row 1" });
     assertClose(Array.from(m.slice(15, 18)), [0, 0, 1], { what: "row 5 (clamped)" });
+  },
+);
+
+gpuTest(
+  "pytorch-fid resize (half-pixel bilinear) matches torch.nn.functional.interpolate goldens",
+  async () => {
+    const gold = JSON.parse(Deno.readTextFileSync(new URL("../resize/half_pixel.json", GOLDEN)));
+    for (const cs of gold.cases) {
+      const [h, w] = cs.in, [oh, ow] = cs.out;
+      const data = new Float32Array(h * w);
+      for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) data[y * w + x] = (y * 37 + x * 11 + 5) % 256;
+      const got = await scopeAsync(async () =>
+        await resizeBilinear(fromHost(data, [1, 1, h, w], "f32"), oh, ow, "pytorch-fid").data()
+      );
+      const what = `pytorch-fid resize ${h}x${w}->${oh}x${ow}`;
+      if (cs.values) assertClose(got, cs.values, { rtol: 1e-5, atol: 1e-3, what });
+      else {
+        for (const [i, v] of Object.entries(cs.probes)) {
+          assertClose([got[Number(i)]], [v as number], {
+            rtol: 1e-5,
+            atol: 1e-3,
+            what: `${what} probe ${i}`,
+          });
+        }
+      }
+      assertClose([got.reduce((a, b) => a + b, 0)], [cs.sum], { rtol: 1e-5, what: `${what} sum` });
+      // The tf mode is the TF1 resize (tested against its golden above), and the two differ.
+      if (oh !== h || ow !== w) {
+        const tf = await scopeAsync(async () =>
+          await resizeBilinear(fromHost(data, [1, 1, h, w], "f32"), oh, ow, "tf").data()
+        );
+        assertClose(tf, resizeBilinearTF1Ref(data, h, w, oh, ow), {
+          rtol: 1e-5,
+          atol: 1e-3,
+          what: `tf ${what}`,
+        });
+        if (!tf.some((v, i) => Math.abs(v - got[i]) > 1e-2)) throw new Error(`${what}: the modes coincide`);
+      }
+    }
   },
 );
 

@@ -4,7 +4,7 @@
 import { assertClose, gpuTest, rng } from "./harness.ts";
 import { linearSumAssignment, w1 } from "../metrics/w1.ts";
 import { fidRef, matmul64, meanCov, sqrtmPsd, symEig, symEigvals } from "../metrics/linalg64.ts";
-import { kid, kidRef, kidSubsets } from "../metrics/kid.ts";
+import { kid, kidRef, kidReport, kidSubsets } from "../metrics/kid.ts";
 import {
   kthNearestSqDistRef,
   manifoldMembershipRef,
@@ -294,6 +294,49 @@ gpuTest("kid with random subsets matches the float64 reference on awkward sizes"
   // Subset size capped by the smaller set: Y (53) is used whole, X is subsampled.
   const capped = kidRef(x, nx, y, ny, d, { subsets: 2, maxSubsetSize: 1000, seed: 1 });
   if (capped.subsetSize !== 53) throw new Error(`capped subset size ${capped.subsetSize}`);
+});
+
+gpuTest("kid report: a spread only when subsets differ, always with their size and count", async () => {
+  const d = 7, x = genFeatures(3, 30, d, 1, 0, 1), y = genFeatures(4, 25, d, 1.2, 0.3, 1);
+  // Subsets of min(30, 25, 1000) = 25 do not cover X (30): they differ, and the spread is reported.
+  const sub = kidReport(await kid(x, 30, y, 25, d, { subsets: 4, seed: 2 }));
+  if (sub.std === null || !(sub.std > 0) || sub.subsets !== 4 || sub.subsetSize !== 25) {
+    throw new Error(`differing subsets: ${JSON.stringify(sub)}`);
+  }
+  if (!/std over 4 subsets of 25/.test(sub.text)) throw new Error(sub.text);
+  // Every subset the whole sets: one evaluation; before, "+- 0.00e+0 (100 subsets of 25)" was printed.
+  const whole = await kid(x.subarray(0, 25 * d), 25, y, 25, d, { subsets: 100 });
+  const r = kidReport(whole);
+  if (!whole.wholeSets || r.std !== null || r.subsets !== 1 || r.subsetSize !== 25) {
+    throw new Error(`whole sets: ${JSON.stringify(r)}`);
+  }
+  if (/\+-/.test(r.text) || !/whole sets of 25: no spread/.test(r.text)) throw new Error(r.text);
+});
+
+gpuTest("fidFromStats at the iteration limit: falls back to float64 and says so, or fails", async () => {
+  const d = 40, n = 60;
+  const fa = genFeatures(5, n, d, 1, 0, 1), fb = genFeatures(6, n, d, 1.4, 0.2, 1);
+  const a = await statsFromFeatures(fa, n, d), b = await statsFromFeatures(fb, n, d);
+  const ref = fidRef(a.mu, a.sigma, b.mu, b.sigma, d).fid;
+  const capped = await fidFromStats(a, b, d, { maxIterations: 2 });
+  if (
+    capped.method !== "host-f64" || !/unconverged at its limit of 2 iterations/.test(capped.fallback ?? "")
+  ) {
+    throw new Error(`no fallback reported: ${capped.method} ${capped.fallback}`);
+  }
+  assertClose([capped.fid], [ref], { rtol: 1e-9, what: "fallback value" });
+  let threw = "";
+  try {
+    await fidFromStats(a, b, d, { maxIterations: 2, onUnconverged: "fail" });
+  } catch (e) {
+    threw = (e as Error).message;
+  }
+  if (!/unconverged/.test(threw)) throw new Error(`expected a failure, got '${threw}'`);
+  const ok = await fidFromStats(a, b, d);
+  if (ok.method !== "gpu-f32" || ok.fallback !== null) {
+    throw new Error("default run should converge on the GPU");
+  }
+  assertClose([ok.fid], [ref], { rtol: 1e-4, what: "converged value" });
 });
 
 Deno.test("kid subsets: seeded, distinct indices, inputs checked", () => {

@@ -13,7 +13,17 @@ import { minibatchStd } from "../nn/mbstd.ts";
 import { conv2dResample, modulatedConv2d, type ModulatedConv2dOptions } from "../nn/modulated_conv.ts";
 import { square } from "../nn/ops.ts";
 import { scopeAsync, type Tensor } from "../nn/tensor.ts";
-import { downsample2d, filter2d, setupFilter, upfirdn2d, upsample2d } from "../nn/upfirdn2d.ts";
+import {
+  downsample2d,
+  filter2d,
+  isMarkedSeparable,
+  setupFilter,
+  upfirdn2d,
+  upsample2d,
+} from "../nn/upfirdn2d.ts";
+import { Module } from "../nn/module.ts";
+import assert from "node:assert/strict";
+import { loadedTensor } from "../gan/train/snapshot.ts";
 import { gradcheck } from "./gradcheck.ts";
 import { assertClose, gpuTest, randArray } from "./harness.ts";
 
@@ -216,6 +226,44 @@ gpuTest(
     assertClose(await g.data(), [0.8, 0.6, 0.4, 0.2], { rtol: 1e-6 });
   },
 );
+
+gpuTest("upfirdn2d: a filter overwritten by a state-dict load runs on the values it holds", async () => {
+  // Before: setupFilter's "separable" mark survived the load, and the two-pass path used the old layout
+  // on non-separable values.
+  const x = randArray(2 * 3 * 9 * 8, 11);
+  const shape = [2, 3, 9, 8];
+  const fresh = [[0.1, 0.4, -0.2, 0.3], [0.5, -0.1, 0.2, 0.0], [0.3, 0.3, 0.1, -0.4], [0.0, 0.2, 0.6, 0.1]];
+  class Holder extends Module {
+    constructor() {
+      super();
+      this.buffer("resample_filter", setupFilter([1, 3, 3, 1]));
+    }
+  }
+  const m = new Holder();
+  const f = m.stateDict().get("resample_filter")!;
+  assert(isMarkedSeparable(f), "setupFilter marks [1,3,3,1] separable");
+  const c: Cfg = { up: [1, 1], down: [1, 1], pad: [3, 2, 3, 2], flip: false, gain: 1 };
+  m.loadStateDict(new Map([["resample_filter", tensor(Float32Array.from(fresh.flat()), [4, 4])]]));
+  assert(!isMarkedSeparable(f), "the load clears the mark");
+  const got = await scopeAsync(async () => await filter2d(tensor(x, shape), f, { padding: 1 }).data());
+  closeTo(got, upfirdnRef(x, shape, fresh, c).y, 1e-5, "non-separable values after a load");
+  // A snapshot's separable filter comes back marked, so the fast path stays for real models.
+  const sep = norm2(outer([1, 2, 1, 3], [2, 1, 1, 1]));
+  m.loadStateDict(
+    new Map([[
+      "resample_filter",
+      loadedTensor("b8.resample_filter", {
+        dtype: "f32",
+        shape: [4, 4],
+        data: Float32Array.from(sep.flat()),
+      }),
+    ]]),
+  );
+  assert(isMarkedSeparable(f), "a loaded outer product is marked again");
+  const got2 = await scopeAsync(async () => await filter2d(tensor(x, shape), f, { padding: 1 }).data());
+  closeTo(got2, upfirdnRef(x, shape, sep, c).y, 1e-5, "separable values after a load");
+  m.dispose();
+});
 
 gpuTest("upfirdn2d gradients of first and second order", async () => {
   const f = setupFilter([1, 3, 3, 1]);

@@ -254,9 +254,42 @@ gpuTest("train: a resumed run equals an uninterrupted one", async () => {
     if (!again || !/already holds/.test(again)) {
       throw new Error(`a fresh start over a run was allowed: ${again}`);
     }
-    const rb2 = await train(
-      tinyOptions(b, { totalKimg: 0.016, conditional: true, gridSize: 0, resume: true }),
+    // Before: a resume on other data continued and rewrote config.json; the recipe message named no field.
+    const refused = async (extra: Partial<TrainOptions>) =>
+      await train(
+        tinyOptions(b, { totalKimg: 0.016, conditional: true, gridSize: 0, resume: true, ...extra }),
+      )
+        .then((r) => (disposeAll(r), "resumed"), (e: Error) => e.message);
+    const d = tinyData();
+    const other = new ArrayDataset(
+      "tiny",
+      RES,
+      3,
+      d.pixels.slice(0, 12 * 3 * RES * RES),
+      d.labels!.slice(0, 12),
+      [
+        "a",
+        "b",
+      ],
     );
+    const byData = await refused({ data: other });
+    if (!/data\.size: 13 in config\.json, 12 now/.test(byData)) throw new Error(`other data: ${byData}`);
+    const base = tinyOptions(b).recipe!;
+    const byRecipe = await refused({ recipe: { ...base, r1Gamma: 2 } });
+    if (!/recipe\.r1Gamma: 1 in config\.json, 2 now/.test(byRecipe)) {
+      throw new Error(`other recipe: ${byRecipe}`);
+    }
+    let resumedAt = "";
+    const rb2 = await train(
+      tinyOptions(b, {
+        totalKimg: 0.016,
+        conditional: true,
+        gridSize: 0,
+        resume: true,
+        onStart: (p) => (resumedAt = `${p.resumedFrom} @ ${p.startNimg}`),
+      }),
+    );
+    if (resumedAt !== `${new RunDir(b).snapshotPath(8)} @ 8`) throw new Error(`onStart: ${resumedAt}`);
     disposeAll(rb2);
     if (rb2.resumedFrom !== new RunDir(b).snapshotPath(8)) throw new Error(`resumed from ${rb2.resumedFrom}`);
     const sa = await readSnapshot(ra.lastSnapshot!), sb = await readSnapshot(rb2.lastSnapshot!);
@@ -276,6 +309,28 @@ gpuTest("train: a resumed run equals an uninterrupted one", async () => {
   } finally {
     await Deno.remove(a, { recursive: true });
     await Deno.remove(b, { recursive: true });
+  }
+});
+
+gpuTest("train: losses from the first iteration; a failed start leaves no run directory", async () => {
+  const root = await tmpRun("start");
+  try {
+    const seen: (Record<string, number> | null)[] = [];
+    const r = await train(tinyOptions(`${root}/run`, { gridSize: 0, onStep: (p) => seen.push(p.losses) }));
+    disposeAll(r);
+    // Before: the progress line had no losses until the first tick ended.
+    const first = seen[0];
+    if (!first || !Number.isFinite(first["Loss/G/loss"]) || !Number.isFinite(first["Loss/D/loss"])) {
+      throw new Error(`first step's losses: ${JSON.stringify(first)}`);
+    }
+    const failed = await train(tinyOptions(`${root}/bad`, { freezeD: 999 })).then(
+      (x) => (disposeAll(x), ""),
+      (e: Error) => e.message,
+    );
+    if (!/freezeD/.test(failed)) throw new Error(`expected a freezeD error, got '${failed}'`);
+    if (await exists(`${root}/bad`)) throw new Error("a failed start left its run directory behind");
+  } finally {
+    await Deno.remove(root, { recursive: true });
   }
 });
 

@@ -11,6 +11,9 @@ import type { FeatureNetwork } from "../../metrics/features/index.ts";
 import { concatFeatures, type FeatureSet, featuresOf } from "./evaluate.ts";
 import { type ImageSource, sampleAt, StyleGAN2Source } from "./sources.ts";
 
+/** k of the recall's k-NN radii: 5, as the pretrained-GAN study whose finding `--root auto` follows. */
+export const ROOT_RECALL_K = 5;
+
 export interface RootCandidateScore {
   index: number;
   source: string;
@@ -35,7 +38,7 @@ export async function chooseRoot(
   o: { samplesPerSource?: number; k?: number; seed?: number; batchSize?: number } = {},
 ): Promise<RootChoice> {
   if (sources.length < 2) throw new Error(`root choice needs at least 2 sources, got ${sources.length}`);
-  const n = o.samplesPerSource ?? 500, k = o.k ?? 3, bs = o.batchSize ?? 128;
+  const n = o.samplesPerSource ?? 500, k = o.k ?? ROOT_RECALL_K, bs = o.batchSize ?? 128;
   if (!Number.isInteger(n) || n <= k) {
     throw new Error(`root choice: samplesPerSource must be > k=${k}, got ${n}`);
   }

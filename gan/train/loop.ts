@@ -76,7 +76,7 @@ export interface TrainOptions {
   /** Extra terms added to D's main loss. */
   extraDLoss?: (D: Discriminator, ctx: StepContext) => Tensor | null;
   /** Called once before the first iteration (after a resume: from the snapshot's position). */
-  onStart?: (p: { startNimg: number; totalNimg: number; step: number }) => void;
+  onStart?: (p: { startNimg: number; totalNimg: number; step: number; resumedFrom: string | null }) => void;
   /** Called after every iteration (host only: the statistics are those of the last tick). */
   onStep?: (p: StepProgress) => void;
   /** Called after every tick with its statistics. */
@@ -108,6 +108,8 @@ export interface StepProgress {
   totalNimg: number;
   tick: number;
   last: TickInfo | null;
+  /** The newest losses read back: the first iteration's, then every few seconds and every tick. */
+  losses: Record<string, number> | null;
 }
 
 export interface TrainResult {
@@ -128,6 +130,7 @@ export interface TrainResult {
 }
 
 const GRID_STEP = -1; // the stream key of the fixed grid latents and of the preview of reals
+const PEEK_MS = 3000; // how often onStep's losses are refreshed between ticks
 
 interface Networks {
   G: Generator;
@@ -194,216 +197,245 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   const tickNimg = Math.max(1, Math.round(recipe.tickKimg * 1000));
   const gridSize = opts.gridSize ?? 16;
   const syncEvery = opts.syncEvery ?? 2;
+  const existed = await Deno.stat(opts.outDir).then(() => true, () => false);
   const run = await RunDir.open(opts.outDir);
-
-  const resumePath = opts.resume === true ? run.latestSnapshot() : (opts.resume || null);
-  if (!resumePath) await run.startFresh();
-  let resumed = resumePath ? await readSnapshot(resumePath) : null;
-  manualSeed(seed);
-  let nets: Networks;
+  let started = false;
   try {
-    nets = await setupNetworks(opts, resumed, resumePath);
+    return await trainIn(run);
   } catch (e) {
-    if (resumed) disposeSnapshot(resumed);
+    // A start that failed (bad data, a refused resume, ...) leaves no empty run directory behind.
+    if (!started && !existed) await Deno.remove(opts.outDir, { recursive: true }).catch(() => {});
     throw e;
   }
-  const { G, D, Gema } = nets;
-  const allParams = [...G.parameters(), ...D.parameters()];
-  let optG: Adam | null = null, optD: Adam | null = null;
-  const stats = new StatsBuffer();
-  const plMean = tensor([0]);
-  try {
-    checkCompatible(G, D, opts);
-    // ---- what is trained: all of G, D without its first `freezeD` layers ----
-    const freeze = opts.freezeD ?? 0;
-    const order = D.freezeOrder();
-    if (!Number.isInteger(freeze) || freeze < 0 || freeze > order.length) {
-      throw new Error(`train: freezeD must be an integer in [0, ${order.length}], got ${freeze}`);
-    }
-    const frozen = order.slice(0, freeze).map((p) => p + ".");
-    const gNamed = G.namedParameters();
-    const dNamed = D.namedParameters().filter(([n]) => !frozen.some((p) => n.startsWith(p)));
-    const gNames = gNamed.map(([n]) => n), dNames = dNamed.map(([n]) => n);
-    const adamG = lazyRegAdam(recipe.gLr, recipe.betas, recipe.plInterval);
-    const adamD = lazyRegAdam(recipe.dLr, recipe.betas, recipe.r1Interval);
-    optG = new Adam(gNamed.map(([, t]) => t), { ...adamG, eps: recipe.eps });
-    optD = new Adam(dNamed.map(([, t]) => t), { ...adamD, eps: recipe.eps });
 
-    // ---- counters (and optimiser state) from the snapshot ----
-    let step = 0, curNimg = 0, tick = 0;
-    let lastSnapshot: string | null = null;
-    if (resumed) {
-      const s = resumed.state;
-      if (s.rng.seed !== seed) {
-        throw new Error(`train: resuming a run trained with seed ${s.rng.seed}, but seed ${seed} was given`);
+  async function trainIn(run: RunDir): Promise<TrainResult> {
+    const resumePath = opts.resume === true ? run.latestSnapshot() : (opts.resume || null);
+    if (!resumePath) await run.startFresh();
+    let resumed = resumePath ? await readSnapshot(resumePath) : null;
+    manualSeed(seed);
+    let nets: Networks;
+    try {
+      nets = await setupNetworks(opts, resumed, resumePath);
+    } catch (e) {
+      if (resumed) disposeSnapshot(resumed);
+      throw e;
+    }
+    const { G, D, Gema } = nets;
+    const allParams = [...G.parameters(), ...D.parameters()];
+    let optG: Adam | null = null, optD: Adam | null = null;
+    const stats = new StatsBuffer();
+    const plMean = tensor([0]);
+    try {
+      checkCompatible(G, D, opts);
+      // ---- what is trained: all of G, D without its first `freezeD` layers ----
+      const freeze = opts.freezeD ?? 0;
+      const order = D.freezeOrder();
+      if (!Number.isInteger(freeze) || freeze < 0 || freeze > order.length) {
+        throw new Error(`train: freezeD must be an integer in [0, ${order.length}], got ${freeze}`);
       }
-      ({ step, curNimg, tick } = s);
-      const part = (k: string) => resumed!.parts.get(k);
-      loadOptimizer(optG, gNames, part("optG.m"), part("optG.v"), s.optG?.step ?? 0, "G");
-      loadOptimizer(optD, dNames, part("optD.m"), part("optD.v"), s.optD?.step ?? 0, "D");
-      scope(() => copyInto(tensor([s.plMean]), plMean));
-      lastSnapshot = resumePath;
-      disposeSnapshot(resumed);
-      resumed = null;
-    }
-    const startNimg = curNimg;
+      const frozen = order.slice(0, freeze).map((p) => p + ".");
+      const gNamed = G.namedParameters();
+      const dNamed = D.namedParameters().filter(([n]) => !frozen.some((p) => n.startsWith(p)));
+      const gNames = gNamed.map(([n]) => n), dNames = dNamed.map(([n]) => n);
+      const adamG = lazyRegAdam(recipe.gLr, recipe.betas, recipe.plInterval);
+      const adamD = lazyRegAdam(recipe.dLr, recipe.betas, recipe.r1Interval);
+      optG = new Adam(gNamed.map(([, t]) => t), { ...adamG, eps: recipe.eps });
+      optD = new Adam(dNamed.map(([, t]) => t), { ...adamD, eps: recipe.eps });
 
-    await writeRunConfig(run, {
-      preset: opts.preset,
-      recipe,
-      totalKimg: opts.totalKimg,
-      seed,
-      conditional: G.cDim > 0,
-      freezeD: freeze,
-      frozenLayers: order.slice(0, freeze),
-      G_init_kwargs: G.initKwargs(),
-      D_init_kwargs: D.initKwargs(),
-      data: opts.data ? describeData(opts.data) : "custom realBatch function",
-      init: typeof opts.init === "string" ? opts.init : opts.init ? "networks given in-process" : null,
-      extraGLoss: !!opts.extraGLoss,
-      extraDLoss: !!opts.extraDLoss,
-      gridSize,
-      description: opts.description ?? null,
-    }, resumePath);
-
-    const batches = new BatchSource({
-      data: opts.data,
-      realBatch: opts.realBatch,
-      fakeClasses: opts.fakeClasses,
-      batch: B,
-      seed,
-      resolution: G.imgResolution,
-      channels: G.imgChannels,
-      cDim: G.cDim,
-    });
-    batches.skip(step); // a resumed run continues the same batch order
-    if (!resumePath && gridSize > 0) {
-      await scopeAsync(async () => {
-        const previewSeed = streamSeed(seed, GRID_STEP, STREAM.host);
-        const reals = batches.preview(gridSize, previewSeed, stepContext(seed, GRID_STEP, 0));
-        await saveImageGrid(run.file("reals.png"), reals);
-      });
-    }
-    const parts = {
-      G,
-      D,
-      Gema,
-      optG,
-      optD,
-      gParams: optG.params,
-      dParams: optD.params,
-      recipe,
-      plMean,
-      seed,
-      batches,
-      extraGLoss: opts.extraGLoss,
-      extraDLoss: opts.extraDLoss,
-    };
-
-    // ---- iterations and ticks ----
-    let last: TickInfo | null = null;
-    opts.onStart?.({ startNimg, totalNimg, step });
-    let tickStartNimg = curNimg, tickStart = performance.now();
-    while (curNimg < totalNimg) {
-      stats.push(step, scope(() => sgaIteration(parts, step, curNimg)));
-      gpu().flush();
-      step++;
-      curNimg += B;
-      if (step % syncEvery === 0) await gpu().sync();
-      opts.onStep?.({ step, curNimg, startNimg, totalNimg, tick, last });
-      const done = curNimg >= totalNimg;
-      if (!done && curNimg < tickStartNimg + tickNimg) continue;
-
-      // End of a tick: read the losses back and check them, then grid, snapshot and stats line.
-      tick++;
-      const rows = await stats.read([["pl_mean", plMean]], step - 1);
-      const seconds = (performance.now() - tickStart) / 1000;
-      const kimg = curNimg / 1000;
-      const bad = rows.find((r) => !Number.isFinite(r.value));
-      if (bad) {
-        const msg = `training diverged: ${bad.name} = ${bad.value} at iteration ${bad.step} (tick ${tick}, ` +
-          `kimg ${kimg.toFixed(3)}); stopped. Last good snapshot: ${lastSnapshot ?? "none"}`;
-        await run.appendStats({ tick, step, kimg, diverged: msg, time: new Date().toISOString() });
-        throw new TrainingDivergedError(msg, bad.step, lastSnapshot);
-      }
-      const means = meansByName(rows);
-      const info: TickInfo = {
-        tick,
-        step,
-        curNimg,
-        kimg,
-        seconds,
-        imagesPerSecond: (curNimg - tickStartNimg) / Math.max(seconds, 1e-9),
-        stats: means,
-        plMean: means["pl_mean"] ?? 0,
-        snapshot: null,
-      };
-      if (gridSize > 0) await saveGrid(run.gridPath(curNimg), Gema, gridSize, seed);
-      if (tick % recipe.snapshotTicks === 0 || done) {
-        const path = run.snapshotPath(curNimg);
-        const optState = { optG: { opt: optG, names: gNames }, optD: { opt: optD, names: dNames } };
-        const state = {
-          curNimg,
-          step,
-          tick,
-          optG: { step: optG.step },
-          optD: { step: optD.step },
-          plMean: info.plMean,
-          rng: { seed, step },
-          classNames: opts.data ? [...opts.data.classNames] : undefined,
-        };
-        try {
-          await saveSnapshot(path, { G, D, Gema, ...optState }, state, lastSnapshot);
-        } catch (e) {
-          if (e instanceof TrainingDivergedError) {
-            await run.appendStats({ tick, step, kimg, diverged: e.message, time: new Date().toISOString() });
-          }
-          throw e;
+      // ---- counters (and optimiser state) from the snapshot ----
+      let step = 0, curNimg = 0, tick = 0;
+      let lastSnapshot: string | null = null;
+      if (resumed) {
+        const s = resumed.state;
+        if (s.rng.seed !== seed) {
+          throw new Error(
+            `train: resuming a run trained with seed ${s.rng.seed}, but seed ${seed} was given`,
+          );
         }
-        lastSnapshot = info.snapshot = path;
-        await run.pruneSnapshots(opts.keepSnapshots ?? 0);
+        ({ step, curNimg, tick } = s);
+        const part = (k: string) => resumed!.parts.get(k);
+        loadOptimizer(optG, gNames, part("optG.m"), part("optG.v"), s.optG?.step ?? 0, "G");
+        loadOptimizer(optD, dNames, part("optD.m"), part("optD.v"), s.optD?.step ?? 0, "D");
+        scope(() => copyInto(tensor([s.plMean]), plMean));
+        lastSnapshot = resumePath;
+        disposeSnapshot(resumed);
+        resumed = null;
       }
-      await run.appendStats({
-        tick,
-        step,
-        kimg,
-        secPerTick: seconds,
-        secPerKimg: seconds / Math.max((curNimg - tickStartNimg) / 1000, 1e-9),
-        imagesPerSecond: info.imagesPerSecond,
-        ...means,
-        snapshot: info.snapshot,
-        liveMiB: gpu().liveBytes / 2 ** 20,
-        time: new Date().toISOString(),
+      const startNimg = curNimg;
+
+      await writeRunConfig(run, {
+        preset: opts.preset,
+        recipe,
+        totalKimg: opts.totalKimg,
+        seed,
+        conditional: G.cDim > 0,
+        freezeD: freeze,
+        frozenLayers: order.slice(0, freeze),
+        G_init_kwargs: G.initKwargs(),
+        D_init_kwargs: D.initKwargs(),
+        data: opts.data ? describeData(opts.data) : "custom realBatch function",
+        init: typeof opts.init === "string" ? opts.init : opts.init ? "networks given in-process" : null,
+        extraGLoss: !!opts.extraGLoss,
+        extraDLoss: !!opts.extraDLoss,
+        gridSize,
+        description: opts.description ?? null,
+      }, resumePath);
+
+      const batches = new BatchSource({
+        data: opts.data,
+        realBatch: opts.realBatch,
+        fakeClasses: opts.fakeClasses,
+        batch: B,
+        seed,
+        resolution: G.imgResolution,
+        channels: G.imgChannels,
+        cDim: G.cDim,
       });
-      last = info;
-      await opts.onTick?.(info);
-      tickStartNimg = curNimg;
-      tickStart = performance.now();
+      batches.skip(step); // a resumed run continues the same batch order
+      if (!resumePath && gridSize > 0) {
+        await scopeAsync(async () => {
+          const previewSeed = streamSeed(seed, GRID_STEP, STREAM.host);
+          const reals = batches.preview(gridSize, previewSeed, stepContext(seed, GRID_STEP, 0));
+          await saveImageGrid(run.file("reals.png"), reals);
+        });
+      }
+      const parts = {
+        G,
+        D,
+        Gema,
+        optG,
+        optD,
+        gParams: optG.params,
+        dParams: optD.params,
+        recipe,
+        plMean,
+        seed,
+        batches,
+        extraGLoss: opts.extraGLoss,
+        extraDLoss: opts.extraDLoss,
+      };
+
+      // ---- iterations and ticks ----
+      let last: TickInfo | null = null;
+      opts.onStart?.({ startNimg, totalNimg, step, resumedFrom: resumePath });
+      started = true;
+      let tickStartNimg = curNimg, tickStart = performance.now();
+      // Losses for a progress display: the first iteration's at once, then a peek every few seconds.
+      let losses: Record<string, number> | null = null, lastPeek = -Infinity;
+      const firstStep = step;
+      while (curNimg < totalNimg) {
+        stats.push(step, scope(() => sgaIteration(parts, step, curNimg)));
+        gpu().flush();
+        step++;
+        curNimg += B;
+        if (step % syncEvery === 0) await gpu().sync();
+        if (opts.onStep && (step === firstStep + 1 || performance.now() - lastPeek > PEEK_MS)) {
+          losses = (await stats.latest())?.values ?? losses;
+          lastPeek = performance.now();
+        }
+        opts.onStep?.({ step, curNimg, startNimg, totalNimg, tick, last, losses });
+        const done = curNimg >= totalNimg;
+        if (!done && curNimg < tickStartNimg + tickNimg) continue;
+
+        // End of a tick: read the losses back and check them, then grid, snapshot and stats line.
+        tick++;
+        const rows = await stats.read([["pl_mean", plMean]], step - 1);
+        const seconds = (performance.now() - tickStart) / 1000;
+        const kimg = curNimg / 1000;
+        const bad = rows.find((r) => !Number.isFinite(r.value));
+        if (bad) {
+          const msg =
+            `training diverged: ${bad.name} = ${bad.value} at iteration ${bad.step} (tick ${tick}, ` +
+            `kimg ${kimg.toFixed(3)}); stopped. Last good snapshot: ${lastSnapshot ?? "none"}`;
+          await run.appendStats({ tick, step, kimg, diverged: msg, time: new Date().toISOString() });
+          throw new TrainingDivergedError(msg, bad.step, lastSnapshot);
+        }
+        const means = meansByName(rows);
+        losses = means;
+        const info: TickInfo = {
+          tick,
+          step,
+          curNimg,
+          kimg,
+          seconds,
+          imagesPerSecond: (curNimg - tickStartNimg) / Math.max(seconds, 1e-9),
+          stats: means,
+          plMean: means["pl_mean"] ?? 0,
+          snapshot: null,
+        };
+        if (gridSize > 0) await saveGrid(run.gridPath(curNimg), Gema, gridSize, seed);
+        if (tick % recipe.snapshotTicks === 0 || done) {
+          const path = run.snapshotPath(curNimg);
+          const optState = { optG: { opt: optG, names: gNames }, optD: { opt: optD, names: dNames } };
+          const state = {
+            curNimg,
+            step,
+            tick,
+            optG: { step: optG.step },
+            optD: { step: optD.step },
+            plMean: info.plMean,
+            rng: { seed, step },
+            classNames: opts.data ? [...opts.data.classNames] : undefined,
+          };
+          try {
+            await saveSnapshot(path, { G, D, Gema, ...optState }, state, lastSnapshot);
+          } catch (e) {
+            if (e instanceof TrainingDivergedError) {
+              await run.appendStats({
+                tick,
+                step,
+                kimg,
+                diverged: e.message,
+                time: new Date().toISOString(),
+              });
+            }
+            throw e;
+          }
+          lastSnapshot = info.snapshot = path;
+          await run.pruneSnapshots(opts.keepSnapshots ?? 0);
+        }
+        await run.appendStats({
+          tick,
+          step,
+          kimg,
+          secPerTick: seconds,
+          secPerKimg: seconds / Math.max((curNimg - tickStartNimg) / 1000, 1e-9),
+          imagesPerSecond: info.imagesPerSecond,
+          ...means,
+          snapshot: info.snapshot,
+          liveMiB: gpu().liveBytes / 2 ** 20,
+          time: new Date().toISOString(),
+        });
+        last = info;
+        await opts.onTick?.(info);
+        tickStartNimg = curNimg;
+        tickStart = performance.now();
+      }
+      return {
+        outDir: run.path,
+        step,
+        tick,
+        curNimg,
+        lastSnapshot,
+        lastTick: last,
+        G,
+        D,
+        Gema,
+        recipe,
+        adam: { G: adamG, D: adamD },
+        resumedFrom: resumePath,
+      };
+    } catch (e) {
+      if (resumed) disposeSnapshot(resumed);
+      if (nets.owned) { for (const m of [G, D, Gema]) m.dispose(); }
+      throw e;
+    } finally {
+      for (const t of allParams) if (!t.disposed) t.requiresGrad = true;
+      optG?.dispose();
+      optD?.dispose();
+      stats.dispose();
+      plMean.dispose();
     }
-    return {
-      outDir: run.path,
-      step,
-      tick,
-      curNimg,
-      lastSnapshot,
-      lastTick: last,
-      G,
-      D,
-      Gema,
-      recipe,
-      adam: { G: adamG, D: adamD },
-      resumedFrom: resumePath,
-    };
-  } catch (e) {
-    if (resumed) disposeSnapshot(resumed);
-    if (nets.owned) { for (const m of [G, D, Gema]) m.dispose(); }
-    throw e;
-  } finally {
-    for (const t of allParams) if (!t.disposed) t.requiresGrad = true;
-    optG?.dispose();
-    optD?.dispose();
-    stats.dispose();
-    plMean.dispose();
   }
 }
 
@@ -465,16 +497,42 @@ function checkCompatible(G: Generator, D: Discriminator, opts: TrainOptions): vo
   }
 }
 
-// Settings that must not change when a run is resumed (they would change what the run computes).
-const FIXED_ON_RESUME = ["preset", "recipe", "seed", "freezeD", "G_init_kwargs", "D_init_kwargs"];
+// Settings that must not change when a run is resumed (they would change what the run computes); the
+// training length (totalKimg) may grow.
+const FIXED_ON_RESUME = [
+  "preset",
+  "recipe",
+  "seed",
+  "conditional",
+  "freezeD",
+  "G_init_kwargs",
+  "D_init_kwargs",
+  "data",
+  "extraGLoss",
+  "extraDLoss",
+];
+
+/** Dotted paths where two JSON values differ, with both values ("recipe.batch: 4 in config.json, 8 now"). */
+export function configDifferences(old: unknown, now: unknown, path: string): string[] {
+  const isObj = (v: unknown): v is Record<string, unknown> =>
+    !!v && typeof v === "object" && !Array.isArray(v);
+  if (isObj(old) && isObj(now)) {
+    const keys = [...new Set([...Object.keys(old), ...Object.keys(now)])].sort();
+    return keys.flatMap((k) => configDifferences(old[k], now[k], `${path}.${k}`));
+  }
+  if (JSON.stringify(old) === JSON.stringify(now)) return [];
+  const show = (v: unknown) => (v === undefined ? "absent" : JSON.stringify(v).slice(0, 80));
+  return [`${path}: ${show(old)} in config.json, ${show(now)} now`];
+}
 
 async function writeRunConfig(run: RunDir, config: Record<string, unknown>, resumePath: string | null) {
   const old = await run.readConfig();
   if (resumePath && old) {
-    const changed = FIXED_ON_RESUME.filter((k) => JSON.stringify(old[k]) !== JSON.stringify(config[k]));
+    const changed = FIXED_ON_RESUME.flatMap((k) => configDifferences(old[k], config[k], k));
     if (changed.length) {
       throw new Error(
-        `train: cannot resume ${run.path} with different ${changed.join(", ")} (see its config.json)`,
+        `train: cannot resume ${run.path} with a different data or recipe; it would not continue the same run:\n  ` +
+          changed.join("\n  "),
       );
     }
     const resumes = Array.isArray(old.resumes) ? old.resumes : [];

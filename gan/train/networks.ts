@@ -1,12 +1,17 @@
 // Networks from files: a training snapshot's G, D and G_ema, or an SGA network pickle's (read as data,
 // rebuilt from its init kwargs); and copies of a generator (G_ema starts as one).
 
-import { tensorFromHost } from "../../nn/checkpoint.ts";
 import { readNetworkPickle, type TorchNetwork } from "../../nn/io/mod.ts";
 import type { Module } from "../../nn/module.ts";
 import { Discriminator } from "../stylegan2/discriminator.ts";
 import { Generator } from "../stylegan2/generator.ts";
-import { disposeSnapshot, type LoadedSnapshot, readSnapshot, type SnapshotState } from "./snapshot.ts";
+import {
+  disposeSnapshot,
+  type LoadedSnapshot,
+  loadedTensor,
+  readSnapshot,
+  type SnapshotState,
+} from "./snapshot.ts";
 
 /** G, D and G_ema of a file: this project's snapshot (.safetensors) or an SGA network pickle (.pkl). */
 export interface LoadedNetworks {
@@ -23,7 +28,7 @@ function fromTorch(net: unknown, kind: "G" | "D", path: string): Generator | Dis
   const m = kind === "D"
     ? Discriminator.fromInitKwargs(t.initKwargs)
     : Generator.fromInitKwargs(t.initKwargs);
-  const state = new Map([...t.state].map(([k, a]) => [k, tensorFromHost(a)]));
+  const state = new Map([...t.state].map(([k, a]) => [k, loadedTensor(k, a)]));
   try {
     m.loadStateDict(state, { strict: true });
   } catch (e) {

@@ -9,6 +9,8 @@ import type { Module } from "../../nn/module.ts";
 import type { Adam } from "../../nn/optim.ts";
 import { concat } from "../../nn/shape.ts";
 import { scope, type Tensor } from "../../nn/tensor.ts";
+import { toFloat32 } from "../../nn/io/host.ts";
+import { markIfSeparable } from "../../nn/upfirdn2d.ts";
 import type { Discriminator } from "../stylegan2/discriminator.ts";
 import type { Generator } from "../stylegan2/generator.ts";
 
@@ -190,9 +192,19 @@ export async function readSnapshot(path: string, only?: string[]): Promise<Loade
     if (!m) throw new Error(`${path}: unexpected tensor name ${k}`);
     if (only && !only.includes(m[1])) continue;
     if (!parts.has(m[1])) parts.set(m[1], new Map());
-    parts.get(m[1])!.set(m[2], tensorFromHost(a));
+    parts.get(m[1])!.set(m[2], loadedTensor(m[2], a));
   }
   return { state, parts };
+}
+
+/**
+ * A state-dict tensor from host data. A resampling filter is marked separable from its values as read
+ * (copyInto hands the mark to the module's buffer), so the two-pass path never runs on values it did not see.
+ */
+export function loadedTensor(name: string, a: HostArray): Tensor {
+  const t = tensorFromHost(a);
+  if (/(^|\.)resample_filter$/.test(name) && t.dtype === "f32") markIfSeparable(t, toFloat32(a));
+  return t;
 }
 
 /** Disposes the tensors of a loaded snapshot. */

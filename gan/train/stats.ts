@@ -43,6 +43,23 @@ export class StatsBuffer {
     this.chunks.push({ meta: p.map(({ name, step }) => ({ name, step })), values });
   }
 
+  /**
+   * The newest iteration's values, read without emptying the buffer (a progress display's peek: one
+   * small transfer; the tick's read still gets every value).
+   */
+  async latest(): Promise<{ step: number; values: Record<string, number> } | null> {
+    this.fold();
+    const c = this.chunks[this.chunks.length - 1];
+    if (!c) return null;
+    const data = await c.values.data();
+    const step = c.meta[c.meta.length - 1].step;
+    const values: Record<string, number> = {};
+    c.meta.forEach((m, i) => {
+      if (m.step === step) values[m.name] = data[i];
+    });
+    return { step, values };
+  }
+
   /** All values since the last read, plus `extra` (not owned) recorded at `extraStep`; empties the buffer. */
   async read(extra: [string, Tensor][] = [], extraStep = -1): Promise<StatRow[]> {
     this.fold();

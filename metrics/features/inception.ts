@@ -20,7 +20,7 @@ import { concat } from "../../nn/shape.ts";
 import { fromHost, keep, type Tensor } from "../../nn/tensor.ts";
 import type { HostArray } from "../../nn/io/host.ts";
 import { checkImages, extractInChunks, grayToRgb } from "./images.ts";
-import { resizeBilinearTF1 } from "./resize.ts";
+import { type FidMode, resizeBilinear } from "./resize.ts";
 import { foldBatchNorm, WeightReader } from "./weights.ts";
 
 export type InceptionLayout = "pytorch-fid" | "sga-torchscript";
@@ -32,6 +32,8 @@ export interface InceptionOptions {
   inputSize?: number;
   /** Source description used in the network's name and errors (e.g. the file path). */
   source?: string;
+  /** Preprocessing convention (default "tf", as the TF graph and SGA). */
+  fidMode?: FidMode;
 }
 
 export interface ExtractOptions {
@@ -241,6 +243,7 @@ export class InceptionV3 {
   readonly dim: number;
   readonly layout: InceptionLayout;
   readonly inputSize: number;
+  readonly fidMode: FidMode;
   private readonly units: ConvUnit[];
   private readonly body: (x: Tensor) => Tensor;
 
@@ -250,6 +253,10 @@ export class InceptionV3 {
       throw new Error(`inception: widthDivisor must be a positive integer`);
     }
     this.inputSize = opts.inputSize ?? 299;
+    this.fidMode = opts.fidMode ?? "tf";
+    if (this.fidMode !== "tf" && this.fidMode !== "pytorch-fid") {
+      throw new Error(`inception: fidMode must be tf or pytorch-fid, got ${this.fidMode}`);
+    }
     if (!Number.isInteger(this.inputSize) || this.inputSize < 75) {
       throw new Error(`inception: inputSize must be an integer >= 75, got ${this.inputSize}`);
     }
@@ -322,8 +329,9 @@ export class InceptionV3 {
 
   /** Preprocessing and the network for one chunk (no chunking, no checks). */
   private forward(images: Tensor): Tensor {
-    const x = resizeBilinearTF1(images, this.inputSize, this.inputSize);
-    const normalized = add(mul(grayToRgb(x), 1 / 128), -1); // (x - 128) / 128
+    const x = grayToRgb(resizeBilinear(images, this.inputSize, this.inputSize, this.fidMode));
+    // tf: (x - 128) / 128; pytorch-fid: (x / 255) * 2 - 1 = x / 127.5 - 1.
+    const normalized = this.fidMode === "tf" ? add(mul(x, 1 / 128), -1) : add(mul(x, 1 / 127.5), -1);
     return this.body(normalized);
   }
 

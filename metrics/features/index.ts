@@ -12,6 +12,7 @@ import { InceptionV3 } from "./inception.ts";
 import { MNIST_ASSET, MnistNet } from "./mnist_net.ts";
 import { Vgg16 } from "./vgg16.ts";
 import { readWeightFile } from "./weights.ts";
+import type { FidMode } from "./resize.ts";
 
 export interface FeatureExtractOptions {
   /** Images per forward pass (memory vs. dispatch overhead). */
@@ -26,6 +27,8 @@ export interface FeatureNetwork {
   extract(imagesUint8NCHW: Tensor, opts?: FeatureExtractOptions): Tensor;
   /** Frees the network's GPU memory. */
   dispose(): void;
+  /** The FID preprocessing convention, for networks that follow one (Inception); reports quote it. */
+  readonly fidMode?: FidMode;
 }
 
 export type FeatureKind = "inception" | "vgg16" | "mnist";
@@ -54,10 +57,19 @@ function parseSpec(spec: string): { kind: FeatureKind | null; path: string | nul
 }
 
 /** Loads a feature network from a spec (see the header of this file). */
-export async function loadFeatureNetwork(spec: string): Promise<FeatureNetwork> {
+export async function loadFeatureNetwork(
+  spec: string,
+  opts: { fidMode?: FidMode } = {},
+): Promise<FeatureNetwork> {
   const { kind, path } = parseSpec(spec);
+  const fidMode = opts.fidMode ?? "tf";
   if (kind === "mnist" && path === null) {
-    return withSource(await readWeightFile(MNIST_ASSET, "mnist-cnn-128"), "mnist", "the bundled asset");
+    return withSource(
+      await readWeightFile(MNIST_ASSET, "mnist-cnn-128"),
+      "mnist",
+      "the bundled asset",
+      fidMode,
+    );
   }
   const arrays = await readWeightFile(path!, kind ?? "feature network");
   const detected = detectFeatureKind(arrays);
@@ -72,13 +84,23 @@ export async function loadFeatureNetwork(spec: string): Promise<FeatureNetwork> 
         `name the network explicitly, e.g. inception:${path}`,
     );
   }
-  return withSource(arrays, chosen, path!);
+  return withSource(arrays, chosen, path!, fidMode);
 }
 
-function withSource(arrays: Map<string, HostArray>, kind: FeatureKind, source: string): FeatureNetwork {
+function withSource(
+  arrays: Map<string, HostArray>,
+  kind: FeatureKind,
+  source: string,
+  fidMode: FidMode,
+): FeatureNetwork {
+  if (kind !== "inception" && fidMode !== "tf") {
+    throw new Error(
+      `--fid-mode ${fidMode} applies to the Inception network only; ${kind} has its own preprocessing`,
+    );
+  }
   switch (kind) {
     case "inception":
-      return new InceptionV3(arrays, { source });
+      return new InceptionV3(arrays, { source, fidMode });
     case "vgg16":
       return new Vgg16(arrays, { source });
     case "mnist":
@@ -88,4 +110,4 @@ function withSource(arrays: Map<string, HostArray>, kind: FeatureKind, source: s
 
 export { InceptionV3, MnistNet, Vgg16 };
 export { loadMnistFeatureNet, trainMnistFeatureNet } from "./mnist_net.ts";
-export { resizeBilinearTF1 } from "./resize.ts";
+export { FID_MODES, type FidMode, parseFidMode, resizeBilinear, resizeBilinearTF1 } from "./resize.ts";

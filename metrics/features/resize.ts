@@ -28,6 +28,58 @@ export function tf1BilinearMatrix(inLen: number, outLen: number): Float32Array {
   return m;
 }
 
+/**
+ * The [outLen, inLen] matrix of pytorch-fid's resize (torch.nn.functional.interpolate, bilinear,
+ * align_corners=False, no antialiasing): output pixel o samples the input at (o + 0.5) * in/out - 0.5,
+ * clamped below at 0, between floor() and the next pixel clamped to the edge.
+ */
+export function halfPixelBilinearMatrix(inLen: number, outLen: number): Float32Array {
+  if (!Number.isInteger(inLen) || !Number.isInteger(outLen) || inLen < 1 || outLen < 1) {
+    throw new Error(`resize: lengths must be positive integers, got in=${inLen} out=${outLen}`);
+  }
+  const m = new Float32Array(outLen * inLen);
+  const scale = Math.fround(inLen / outLen);
+  for (let o = 0; o < outLen; o++) {
+    const src = Math.max(Math.fround(Math.fround((o + 0.5) * scale) - 0.5), 0);
+    const i0 = Math.min(Math.floor(src), inLen - 1);
+    const i1 = Math.min(i0 + 1, inLen - 1);
+    const f = Math.fround(src - i0);
+    m[o * inLen + i0] += 1 - f;
+    m[o * inLen + i1] += f;
+  }
+  return m;
+}
+
+/**
+ * FID preprocessing conventions: "tf" (the TF graph and SGA: TF1 resize, (x - 128) / 128) or
+ * "pytorch-fid" (half-pixel bilinear resize, x / 127.5 - 1). The two give different FIDs on the same images.
+ */
+export type FidMode = "tf" | "pytorch-fid";
+export const FID_MODES: readonly FidMode[] = ["tf", "pytorch-fid"];
+
+export function parseFidMode(v: unknown): FidMode {
+  if (v === "tf" || v === "pytorch-fid") return v;
+  throw new Error(`--fid-mode must be one of ${FID_MODES.join(", ")}, got '${v}'`);
+}
+
+/** The resize matrix of one axis in a mode. */
+export function fidResizeMatrix(mode: FidMode, inLen: number, outLen: number): Float32Array {
+  return mode === "tf" ? tf1BilinearMatrix(inLen, outLen) : halfPixelBilinearMatrix(inLen, outLen);
+}
+
+/** Resizes NCHW images to [outH, outW] with a mode's bilinear interpolation (identity when the size matches). */
+export function resizeBilinear(x: Tensor, outH: number, outW: number, mode: FidMode): Tensor {
+  if (x.rank !== 4) throw new Error(`resize: images must be NCHW, got shape [${x.shape}]`);
+  if (x.dtype !== "f32") throw new Error(`resize: images must be f32, got ${x.dtype}`);
+  const [n, c, h, w] = x.shape;
+  if (h === outH && w === outW) return x;
+  const planes = reshape(x, [n * c, h, w]);
+  const rx = fromHost(fidResizeMatrix(mode, w, outW), [outW, w], "f32");
+  const ry = fromHost(fidResizeMatrix(mode, h, outH), [outH, h], "f32");
+  const rows = matmulT(planes, rx, false, true); // [nc, h, outW]
+  return reshape(matmulT(ry, rows), [n, c, outH, outW]);
+}
+
 /** Resizes NCHW images to [outH, outW] with TF1 bilinear interpolation (identity when the size matches). */
 export function resizeBilinearTF1(x: Tensor, outH: number, outW: number): Tensor {
   if (x.rank !== 4) throw new Error(`resize: images must be NCHW, got shape [${x.shape}]`);
