@@ -6,10 +6,11 @@ import { initGPU } from "../kernels/runtime.ts";
 import { fidFromStats, statsFromFeatures } from "../metrics/fid.ts";
 import { kid } from "../metrics/kid.ts";
 import { precisionRecall } from "../metrics/precision_recall.ts";
+import { writeFileAtomic } from "../nn/checkpoint.ts";
 import { num, parse, report } from "./args.ts";
 import { featuresOf, lazyNet } from "./fid.ts";
 
-interface Scored {
+export interface Scored {
   candidate: string;
   fid: number;
   kid: number;
@@ -46,6 +47,7 @@ export async function selectCommand(args: string[]): Promise<void> {
       k: { type: "string", help: "k for precision/recall (the study used 5)", default: "5" },
       seed: { type: "string", help: "seed for the candidates' samples", default: "0" },
       json: { type: "boolean", help: "print one JSON object as the last line" },
+      out: { type: "string", help: "also write the result JSON to this file (atomically)" },
     },
   );
   if (!values.target) throw new Error("select needs --target DATASET");
@@ -65,12 +67,32 @@ export async function selectCommand(args: string[]): Promise<void> {
     const pr = await precisionRecall(target.data, target.n, f.data, f.n, f.d, { k });
     scored.push({ candidate: c, fid, kid: kd, precision: pr.precision, recall: pr.recall });
   }
-  const fr = ranks(scored.map((s) => s.fid), "low"), rr = ranks(scored.map((s) => s.recall), "high");
-  scored.forEach((s, i) =>
-    Object.assign(s, { fidRank: fr[i], recallRank: rr[i], score: (fr[i] + rr[i]) / 2 })
-  );
-  scored.sort((a, b) => a.score! - b.score! || a.fid - b.fid);
-  const rows = scored.map((s, i) =>
+  const ranking = rankCandidates(scored);
+  const result = {
+    target: values.target,
+    ranking,
+    recommendation: ranking[0].candidate,
+    rule: "best mean of FID rank and recall rank; ties to lower FID",
+    featureNetwork: net.name(),
+    covariance: "N-1",
+    k,
+    n,
+  };
+  if (values.out) await writeFileAtomic(String(values.out), JSON.stringify(result, null, 2) + "\n");
+  report(result, !!values.json, selectionText(ranking, net.name(), k));
+}
+
+/** Ranks scored candidates by the mean of their FID rank and recall rank (ties to the lower FID). */
+export function rankCandidates(scored: Scored[]): Scored[] {
+  const out = scored.map((s) => ({ ...s }));
+  const fr = ranks(out.map((s) => s.fid), "low"), rr = ranks(out.map((s) => s.recall), "high");
+  out.forEach((s, i) => Object.assign(s, { fidRank: fr[i], recallRank: rr[i], score: (fr[i] + rr[i]) / 2 }));
+  return out.sort((a, b) => a.score! - b.score! || a.fid - b.fid);
+}
+
+/** The ranking as select prints it. */
+export function selectionText(ranking: Scored[], featureNetwork: string, k: number): string {
+  const rows = ranking.map((s, i) =>
     `${String(i + 1).padStart(2)}. ${s.candidate}\n      FID ${s.fid.toFixed(2)}  KID ${
       s.kid.toExponential(2)
     }  ` +
@@ -78,19 +100,6 @@ export async function selectCommand(args: string[]): Promise<void> {
       s.recall.toFixed(3)
     }  (FID rank ${s.fidRank}, recall rank ${s.recallRank})`
   );
-  report(
-    {
-      target: values.target,
-      ranking: scored,
-      recommendation: scored[0].candidate,
-      rule: "best mean of FID rank and recall rank; ties to lower FID",
-      featureNetwork: net.name(),
-      covariance: "N-1",
-      k,
-      n,
-    },
-    !!values.json,
-    `${rows.join("\n")}\n\nrecommended starting checkpoint: ${scored[0].candidate}\n` +
-      `(rule: best mean of FID rank and recall rank; feature network ${net.name()}; covariance N-1; k ${k})`,
-  );
+  return `${rows.join("\n")}\n\nrecommended starting checkpoint: ${ranking[0].candidate}\n` +
+    `(rule: best mean of FID rank and recall rank; feature network ${featureNetwork}; covariance N-1; k ${k})`;
 }
