@@ -63,10 +63,14 @@ function count(v: string | undefined, name: string, fallback: number): number {
 /** Builds the plan and writes the job directory; returns the plan. */
 export async function writePlan(args: string[]): Promise<Plan> {
   const [kind, ...rest] = args;
-  if (!kind || kind === "--help" || kind === "-h" || !(PLAN_KINDS as string[]).includes(kind)) {
+  if (kind === "--help" || kind === "-h") {
     console.log(USAGE);
-    if (kind === "--help" || kind === "-h") Deno.exit(0);
-    throw new Error(`plan needs one of ${PLAN_KINDS.join(", ")}, got '${kind ?? ""}'`);
+    Deno.exit(0);
+  }
+  if (!(PLAN_KINDS as string[]).includes(kind)) {
+    throw new Error(
+      `plan needs one of ${PLAN_KINDS.join(", ")} first, got '${kind ?? ""}' (see plan --help)`,
+    );
   }
   if (rest.includes("--help")) {
     console.log(USAGE);

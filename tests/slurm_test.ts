@@ -72,10 +72,10 @@ const compareArgs = (a: string, b: string) => [
   "--features",
   "pixels:4",
 ];
-const DISSECT = { checkpoints: 3, every: 2, finetuneSteps: 2, seed: 0, batch: 16, dSteps: 1, evalEvery: 2 };
+const DISSECT = { checkpoints: 2, every: 2, finetuneSteps: 2, seed: 0, batch: 16, dSteps: 1, evalEvery: 2 };
 const dissectArgs = [
   "--checkpoints",
-  "3",
+  "2",
   "--every",
   "2",
   "--finetune-steps",
@@ -89,6 +89,8 @@ const dissectArgs = [
   "--eval-samples",
   "64",
 ];
+/** Waits on a loaded machine (the test takes about 2-3 minutes on a busy 2-core one). */
+const WAIT_MS = 600_000;
 const RESOURCES = ["--scheduler", "slurm", "--gpus-per-task", "0", "--cpus-per-task", "1", "--time", "10:00"];
 
 /** Submits a plan; the job id of each stage, in order. */
@@ -125,6 +127,10 @@ Deno.test({
     const started = await sh("bash", [SCRIPT, "start", cluster]);
     assert.equal(started.code, 0, `the local cluster did not start: ${started.err}`);
     const env = { SLURM_CONF: `${cluster}/slurm.conf` };
+    const ids: string[] = [];
+    const t00 = Date.now();
+    const mark = (what: string) =>
+      console.log(`slurm_test: ${what} at ${((Date.now() - t00) / 1000).toFixed(1)} s`);
     try {
       const [a, b] = [`${dir}/a.safetensors`, `${dir}/b.safetensors`];
       await saveSource(a, 21);
@@ -150,11 +156,13 @@ Deno.test({
       assert.match(readFileSync(`${disDir}/submit.sh`, "utf8"), /--dependency=afterok:\$prev/);
 
       const cmpIds = await submit(cmpDir, env);
+      ids.push(...cmpIds.values());
       const disIds = await submit(disDir, env);
+      ids.push(...disIds.values());
       // The scheduler holds the fine-tunes until source I's job succeeded.
       const dep = await sh("scontrol", ["show", "job", disIds.get("finetune")!], env);
       assert.match(dep.out, new RegExp(`Dependency=afterok:${disIds.get("source")}`));
-      assert.match(dep.out, /ArrayTaskId=0-2/);
+      assert.match(dep.out, /ArrayTaskId=0-1/);
 
       // Kill seed 0's cocktail task (array index 0) once its rooting run has written a snapshot, and requeue
       // it: the second attempt resumes the run directory.
@@ -162,9 +170,9 @@ Deno.test({
         t.meta.seed === 0 && t.meta.method === "cocktail"
       );
       const rootingDir = `${cmpPlan.stages[0].tasks[victim].out}/cocktail/stage1-root0-to-1`;
-      const killed = (async () => {
+      const killed = (async (): Promise<Error | null> => {
         const t0 = Date.now();
-        while (Date.now() - t0 < 150_000) {
+        while (Date.now() - t0 < WAIT_MS) {
           const snap = existsSync(rootingDir) &&
             readdirSync(rootingDir).some((f) => f.endsWith(".safetensors"));
           if (snap) {
@@ -174,13 +182,15 @@ Deno.test({
             assert.equal(rq.code, 0, `scontrol requeue: ${rq.err}`);
             // A requeued job waits for a begin time; let it start when a CPU is free.
             await sh("scontrol", ["update", `JobId=${task}`, "StartTime=now"], env);
-            return;
+            mark(`requeued ${task}`);
+            return null;
           }
           await new Promise((r) => setTimeout(r, 100));
         }
         throw new Error("the cocktail task never wrote its rooting snapshot");
-      })();
+      })().catch((e: Error) => e); // awaited below: a rejection must not escape while the references run
 
+      mark("plans submitted");
       // Meanwhile, the single-process commands with the same options and seeds.
       for (const seed of [0, 1]) {
         await compareCommand([
@@ -194,15 +204,17 @@ Deno.test({
         ]);
       }
       const single = await runDissectStudy({ ...DISSECT, evalSamples: 64, out: `${dir}/single/dissect` });
-      await killed;
+      mark("single-process runs done");
+      const killError = await killed;
+      if (killError) throw killError;
 
-      const ids = [...cmpIds.values(), ...disIds.values()];
       const t0 = Date.now();
       while ((await sh("squeue", ["-h", "-j", ids.join(",")], env)).out.trim()) {
-        assert.ok(Date.now() - t0 < 170_000, "the Slurm jobs did not finish in time");
+        assert.ok(Date.now() - t0 < WAIT_MS, "the Slurm jobs did not finish in time");
         await new Promise((r) => setTimeout(r, 500));
       }
 
+      mark("Slurm jobs done");
       const c = await collect(cmpDir);
       assert.deepEqual(c.missing, [], "every compare task done");
       assert.equal(c.attempts[`train.${victim}`], 2, "the killed task ran twice");
@@ -241,7 +253,9 @@ Deno.test({
       assert.deepEqual(numbers(joined.checkpoints), numbers(single.checkpoints), "dissect: same checkpoints");
       assert.deepEqual(joined.pearson, single.pearson);
       assert.ok(existsSync(`${disDir}/collected/dissect/dissect.png`));
+      mark(`collected (load average ${Deno.loadavg().map((x) => x.toFixed(1)).join(" ")})`);
     } finally {
+      if (ids.length) await sh("scancel", ids, env); // nothing left running when the test failed midway
       await sh("bash", [SCRIPT, "stop", cluster]);
       await Deno.remove(dir, { recursive: true });
     }
