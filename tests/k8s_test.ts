@@ -203,3 +203,43 @@ Deno.test("k8s: the job directory must be on the shared volume; bad resources ar
   assert.equal(slurmTimeSeconds("2-12"), 2 * 86400 + 12 * 3600, "D-HH");
   assert.throws(() => slurmTimeSeconds("soon"), /--time/);
 });
+
+Deno.test("collect: names the failed, unfinished and unstarted tasks and writes nothing incomplete", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "gc-collect-" });
+  try {
+    const p = await writePlan([
+      "dissect",
+      "--checkpoints",
+      "3",
+      "--scheduler",
+      "slurm",
+      "--out",
+      `${dir}/job`,
+    ]);
+    const run = async (stage: string, index: number, exit: number) => {
+      const fake = `${dir}/deno-${exit}.sh`;
+      await Deno.writeTextFile(fake, `#!/usr/bin/env bash\nexit ${exit}\n`);
+      await Deno.chmod(fake, 0o755);
+      const r = await new Deno.Command("bash", {
+        args: [`${p.jobDir}/run_task.sh`, stage, String(index)],
+        env: { GC_DENO: fake },
+      }).output();
+      assert.equal(r.code, exit, "run_task.sh exits with the task's code");
+    };
+    await run("source", 0, 0);
+    await run("finetune", 0, 7);
+    await run("finetune", 1, 0);
+    await run("finetune", 1, 0); // retried: two attempts recorded
+    await Deno.writeTextFile(`${p.jobDir}/status/finetune.2.started`, "2026-01-01T00:00:00Z killed\n");
+    const { collect } = await import("../cli/collect.ts");
+    const r = await collect(p.jobDir);
+    assert.deepEqual(r.outputs, []);
+    assert.equal(r.attempts["finetune.1"], 2);
+    assert.equal(r.missing.length, 3);
+    assert.match(r.missing[0], /^finetune\[0\] \(checkpoint 1\): failed \(exit 7, 1 attempt\(s\)\)/);
+    assert.match(r.missing[1], /^finetune\[2\] \(checkpoint 3\): started 1 time\(s\), not finished/);
+    assert.match(r.missing[2], /not written: dissect/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -251,7 +251,10 @@ Deno.test({
       assert.deepEqual(d.missing, [], "every dissect task done");
       const joined = JSON.parse(readFileSync(`${disDir}/collected/dissect/dissect.json`, "utf8"));
       assert.deepEqual(numbers(joined.checkpoints), numbers(single.checkpoints), "dissect: same checkpoints");
-      assert.deepEqual(joined.pearson, single.pearson);
+      const whole = JSON.parse(readFileSync(single.files.json, "utf8")); // as written (NaN is null in JSON)
+      assert.deepEqual(joined.pearson, whole.pearson);
+      assert.deepEqual(joined.pearsonBest, whole.pearsonBest);
+      assert.deepEqual(joined.config, whole.config, "the same protocol settings recorded");
       assert.ok(existsSync(`${disDir}/collected/dissect/dissect.png`));
       mark(`collected (load average ${Deno.loadavg().map((x) => x.toFixed(1)).join(" ")})`);
     } finally {
