@@ -6,6 +6,7 @@ import { initGPU } from "../kernels/runtime.ts";
 import { fidFromStats, statsFromFeatures } from "../metrics/fid.ts";
 import { kid } from "../metrics/kid.ts";
 import { precisionRecall } from "../metrics/precision_recall.ts";
+import { dirname } from "node:path";
 import { writeFileAtomic } from "../nn/checkpoint.ts";
 import { num, parse, report } from "./args.ts";
 import { featuresOf, lazyNet } from "./fid.ts";
@@ -78,7 +79,10 @@ export async function selectCommand(args: string[]): Promise<void> {
     k,
     n,
   };
-  if (values.out) await writeFileAtomic(String(values.out), JSON.stringify(result, null, 2) + "\n");
+  if (values.out) {
+    await Deno.mkdir(dirname(String(values.out)), { recursive: true });
+    await writeFileAtomic(String(values.out), JSON.stringify(result, null, 2) + "\n");
+  }
   report(result, !!values.json, selectionText(ranking, net.name(), k));
 }
 
