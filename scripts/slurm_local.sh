@@ -65,8 +65,11 @@ PartitionName=local Nodes=$host Default=YES MaxTime=INFINITE State=UP
 EOF
   if ! pgrep -x munged >/dev/null; then
     mkdir -p /run/munge && chown munge:munge /run/munge
+    rm -f /run/munge/munged.pid
     runuser -u munge -- /usr/sbin/munged
-    pgrep -x munged >"$dir/munged.pid"
+    # munged forks: its own pid file names the daemon (pgrep right after the start can catch the parent).
+    for _ in $(seq 1 40); do [ -s /run/munge/munged.pid ] && break; sleep 0.25; done
+    cp /run/munge/munged.pid "$dir/munged.pid"
   fi
   export SLURM_CONF="$dir/slurm.conf"
   slurmctld -f "$SLURM_CONF" -i
