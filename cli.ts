@@ -69,6 +69,18 @@ const commands: Record<string, Command> = {
     summary: "train the project's own MNIST feature network (`features train-mnist`)",
     run: async (a) => (await import("./cli/features.ts")).featuresCommand(a),
   },
+  plan: {
+    summary: "write Slurm or Kubernetes jobs for a merge, compare, dissect, select or transfer run",
+    run: async (a) => (await import("./cli/plan.ts")).planCommand(a),
+  },
+  collect: {
+    summary: "join a plan's finished tasks into the single-process reports; list missing/failed tasks",
+    run: async (a) => (await import("./cli/collect.ts")).collectCommand(a),
+  },
+  task: {
+    summary: "one task of a plan: `task root` (one rooting run), `task dissect` (some checkpoints)",
+    run: async (a) => (await import("./cli/task.ts")).taskCommand(a),
+  },
   study: {
     summary: "the pretrained-GAN study's 2-D experiments: `study transfer` and `study dissect`",
     run: async (a) => (await import("./cli/study.ts")).study(a),

@@ -7,6 +7,8 @@ import { fidFromStats, statsFromFeatures } from "../metrics/fid.ts";
 import { kid } from "../metrics/kid.ts";
 import { precisionRecall } from "../metrics/precision_recall.ts";
 import { parseFidMode } from "../metrics/features/resize.ts";
+import { dirname } from "node:path";
+import { writeFileAtomic } from "../nn/checkpoint.ts";
 import { num, parse, report } from "./args.ts";
 import {
   COMMON,
@@ -20,7 +22,7 @@ import {
 } from "./fid.ts";
 import { isGeneratorSpec, positiveCount } from "./inputs.ts";
 
-interface Scored {
+export interface Scored {
   candidate: string;
   fid: number;
   kid: number;
@@ -61,6 +63,7 @@ export async function selectCommand(args: string[]): Promise<void> {
       ddof: DDOF_OPTION,
       seed: { type: "string", help: "seed for the candidates' samples", default: "0" },
       json: { type: "boolean", help: "print one JSON object as the last line" },
+      out: { type: "string", help: "also write the result JSON to this file (atomically)" },
     },
   );
   if (!values.target) throw new Error("select needs --target DATASET");
@@ -101,40 +104,56 @@ export async function selectCommand(args: string[]): Promise<void> {
       const pr = await precisionRecall(t.data, t.n, f.data, f.n, f.d, { k });
       scored.push({ candidate: c, fid: fr.fid, kid: kd, precision: pr.precision, recall: pr.recall });
     }
-    const fr = ranks(scored.map((s) => s.fid), "low"), rr = ranks(scored.map((s) => s.recall), "high");
-    scored.forEach((s, i) =>
-      Object.assign(s, { fidRank: fr[i], recallRank: rr[i], score: (fr[i] + rr[i]) / 2 })
-    );
-    scored.sort((a, b) => a.score! - b.score! || a.fid - b.fid);
-    const rows = scored.map((s, i) =>
-      `${String(i + 1).padStart(2)}. ${s.candidate}\n      FID ${s.fid.toFixed(2)}  KID ${
-        s.kid.toExponential(2)
-      }  ` +
-      `precision ${s.precision.toFixed(3)}  recall ${
-        s.recall.toFixed(3)
-      }  (FID rank ${s.fidRank}, recall rank ${s.recallRank})`
-    );
+    const ranking = rankCandidates(scored);
     const net = p.net!.name;
+    const result = {
+      target,
+      ranking,
+      recommendation: ranking[0].candidate,
+      rule: "best mean of FID rank and recall rank; ties to lower FID",
+      featureNetwork: net,
+      fidMode: p.net!.fidMode ?? null,
+      resolution: p.resolution,
+      covariance,
+      k,
+      n: p.n,
+    };
+    if (values.out) {
+      await Deno.mkdir(dirname(String(values.out)), { recursive: true });
+      await writeFileAtomic(String(values.out), JSON.stringify(result, null, 2) + "\n");
+    }
     report(
-      {
-        target,
-        ranking: scored,
-        recommendation: scored[0].candidate,
-        rule: "best mean of FID rank and recall rank; ties to lower FID",
-        featureNetwork: net,
-        fidMode: p.net!.fidMode ?? null,
-        resolution: p.resolution,
-        covariance,
-        k,
-        n: p.n,
-      },
+      result,
       !!values.json,
-      `${rows.join("\n")}\n\nrecommended starting checkpoint: ${scored[0].candidate}\n` +
-        `(rule: best mean of FID rank and recall rank; target ${t.what}; feature network ${net}; FID mode ${
-          fidModeText(p)
-        }; resolution ${p.resolutionNote}; covariance ${covariance}; k ${k})`,
+      selectionText(
+        ranking,
+        `target ${t.what}; feature network ${net}; FID mode ${fidModeText(p)}; ` +
+          `resolution ${p.resolutionNote}; covariance ${covariance}; k ${k}`,
+      ),
     );
   } finally {
     disposePlan(p);
   }
+}
+
+/** Ranks scored candidates by the mean of their FID rank and recall rank (ties to the lower FID). */
+export function rankCandidates(scored: Scored[]): Scored[] {
+  const out = scored.map((s) => ({ ...s }));
+  const fr = ranks(out.map((s) => s.fid), "low"), rr = ranks(out.map((s) => s.recall), "high");
+  out.forEach((s, i) => Object.assign(s, { fidRank: fr[i], recallRank: rr[i], score: (fr[i] + rr[i]) / 2 }));
+  return out.sort((a, b) => a.score! - b.score! || a.fid - b.fid);
+}
+
+/** The ranking as select prints it. */
+export function selectionText(ranking: Scored[], details: string): string {
+  const rows = ranking.map((s, i) =>
+    `${String(i + 1).padStart(2)}. ${s.candidate}\n      FID ${s.fid.toFixed(2)}  KID ${
+      s.kid.toExponential(2)
+    }  ` +
+    `precision ${s.precision.toFixed(3)}  recall ${
+      s.recall.toFixed(3)
+    }  (FID rank ${s.fidRank}, recall rank ${s.recallRank})`
+  );
+  return `${rows.join("\n")}\n\nrecommended starting checkpoint: ${ranking[0].candidate}\n` +
+    `(rule: best mean of FID rank and recall rank; ${details})`;
 }

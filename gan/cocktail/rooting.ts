@@ -43,6 +43,8 @@ export interface RootingOptions {
   outDir: string;
   kimg: number;
   settings: StageSettings;
+  /** Root only this source (one task of a scheduled merge); default every source but the root. */
+  only?: number;
 }
 
 /** Stage directory of GAN_{r->i}. */
@@ -61,7 +63,7 @@ export async function rootModels(o: RootingOptions): Promise<Map<number, StageRe
   const out = new Map<number, StageResult>();
   try {
     for (let i = 0; i < n; i++) {
-      if (i === root) continue;
+      if (i === root || (o.only !== undefined && i !== o.only)) continue;
       const r = await runStage({
         name: `root ${root}->${i}`,
         outDir: rootedDir(o.outDir, root, i),

@@ -38,6 +38,10 @@ export interface DissectOptions extends StudySettings {
   finetuneSteps?: number;
   seed?: number;
   onProgress?: (p: Progress) => void;
+  /** Fine-tune only these checkpoints (one task of a scheduled run); no dissect.json or figure then. */
+  only?: number[];
+  /** Read source I's checkpoints from here (another run's) instead of OUT/dissect_checkpoints. */
+  checkpointDir?: string;
 }
 
 export interface CheckpointResult {
@@ -114,7 +118,7 @@ export async function runDissectStudy(o: DissectOptions): Promise<DissectResult>
     }
   }
   const wall0 = performance.now();
-  const ckDir = `${o.out}/dissect_checkpoints`;
+  const ckDir = o.checkpointDir ?? `${o.out}/dissect_checkpoints`;
   await ensureDir(ckDir);
   const files = {
     json: `${o.out}/dissect.json`,
@@ -173,7 +177,7 @@ export async function runDissectStudy(o: DissectOptions): Promise<DissectResult>
   const t = makeTrainer(targetRing(), seed * 1000 + 99, cfg);
   try {
     for (let i = 1; i <= n; i++) {
-      if (done.has(i)) continue;
+      if (done.has(i) || (o.only && !o.only.includes(i))) continue;
       const t0 = performance.now();
       const c = await loadTrainerCheckpoint(`${ckDir}/source1_${pad(i)}.safetensors`);
       let start;
@@ -241,6 +245,7 @@ export async function runDissectStudy(o: DissectOptions): Promise<DissectResult>
     },
     files,
   };
+  if (o.only) return result;
   await writeJson(files.json, {
     ...result,
     config: describeConfig(cfg, { checkpoints: n, every, finetuneSteps: ft, seed, study: "dissect" }),
