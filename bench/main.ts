@@ -52,6 +52,26 @@ interface Row {
   samples: Record<string, number>;
   /** 1-minute load average when each engine's timing ended (other processes skew timings). */
   load: Record<string, number>;
+  /** Our dispatches, copies and bound bytes in one run (deterministic: counted, not timed). */
+  counts: RunCounts | null;
+}
+
+interface RunCounts {
+  dispatches: number;
+  copies: number;
+  boundBytes: number;
+}
+
+/** What one more run records: dispatches, copies and the bytes of the buffers they bind. */
+function countRun(run: () => void): RunCounts {
+  const rt = gpu();
+  const d = rt.totalDispatches, c = rt.totalCopies, b = rt.totalBoundBytes;
+  run();
+  return {
+    dispatches: rt.totalDispatches - d,
+    copies: rt.totalCopies - c,
+    boundBytes: rt.totalBoundBytes - b,
+  };
 }
 
 function parseCli() {
@@ -102,6 +122,8 @@ async function runOurs(c: Case, row: Row, opts: TimingOptions): Promise<Float32A
     runner.run();
     const result = new Float32Array(await rt.read(runner.output ?? out, 4 * numel(c.output)));
     const t = await timeEngine({ run: runner.run, sync: () => rt.sync() }, opts, performance.now() - t0);
+    row.counts = countRun(runner.run);
+    await rt.sync();
     row.ours = rate(c, t.seconds);
     row.runsPerSample.ours = t.runsPerSample;
     row.samples.ours = t.samples;
@@ -177,7 +199,11 @@ function formatRow(row: Row, peerNames: string[], nameWidth: number): string {
   const errs = Object.entries(row.maxRelErr).map(([p, e]) =>
     `${p} ${e === null ? "-" : e.toExponential(1)}${e !== null && !(e <= MISMATCH) ? " MISMATCH" : ""}`
   );
-  return `${cells.join(" ")}  ${row.unit.padEnd(7)} ${errs.join(", ")}`;
+  const n = row.counts;
+  const counts = n
+    ? `  [${n.dispatches} dispatches, ${n.copies} copies, ${fmt(n.boundBytes / 1e6)} MB bound]`
+    : "";
+  return `${cells.join(" ")}  ${row.unit.padEnd(7)} ${errs.join(", ")}${counts}`;
 }
 
 async function main() {
@@ -253,6 +279,7 @@ async function main() {
       runsPerSample: {},
       samples: {},
       load: {},
+      counts: null,
     };
     const ours = await runOurs(c, row, opts);
     for (const name of Object.keys(c.peers ?? {})) {
@@ -292,6 +319,7 @@ async function main() {
         runsPerSample: r.runsPerSample,
         samples: r.samples,
         load: r.load,
+        ...(r.counts ? { perRun: r.counts } : {}),
         ...(Object.keys(r.notes).length ? { notes: r.notes } : {}),
       })),
     };

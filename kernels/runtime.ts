@@ -66,6 +66,10 @@ class Runtime {
   createdBuffers = 0;
   totalDispatches = 0;
   totalSubmits = 0;
+  /** Bytes of the resources bound by every dispatch and copy so far (a proxy for memory traffic). */
+  totalBoundBytes = 0;
+  /** Buffer and texture copies recorded so far (they end the compute pass: dispatch-like cost). */
+  totalCopies = 0;
   /** Textures handed out by allocTexture and not yet released (GEMM operands are transient). */
   liveTextures = 0;
   liveTextureBytes = 0;
@@ -282,6 +286,8 @@ class Runtime {
       { texture: tex, origin: { x, y } },
       { width, height },
     );
+    this.totalBoundBytes += 2 * width * height * 16;
+    this.totalCopies++;
     this.dispatchesInBatch++;
   }
 
@@ -358,6 +364,7 @@ class Runtime {
       binding: i,
       resource: "buffer" in b ? { buffer: b.buffer } : "texture" in b ? b.texture : b.storageTexture,
     }));
+    for (const b of bindings) if ("buffer" in b) this.totalBoundBytes += b.buffer.size;
     if (uniform) {
       const size = Math.ceil(uniform.byteLength / 16) * 16;
       if (this.arenaUsed + size > UNIFORM_ARENA_BYTES) this.flush();
@@ -388,6 +395,8 @@ class Runtime {
       this.pass = null;
     }
     this.encoder.copyBufferToBuffer(src, srcOffset, dst, dstOffset, bytes);
+    this.totalBoundBytes += 2 * bytes;
+    this.totalCopies++;
     this.dispatchesInBatch++;
   }
 
