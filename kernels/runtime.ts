@@ -68,6 +68,8 @@ class Runtime {
   totalSubmits = 0;
   /** Bytes of the resources bound by every dispatch and copy so far (a proxy for memory traffic). */
   totalBoundBytes = 0;
+  /** When set, dispatches are counted here by kernel family (the key's first field): for profiles. */
+  dispatchCounts: Map<string, number> | null = null;
   /** Buffer and texture copies recorded so far (they end the compute pass: dispatch-like cost). */
   totalCopies = 0;
   /** Textures handed out by allocTexture and not yet released (GEMM operands are transient). */
@@ -381,7 +383,9 @@ class Runtime {
     this.pass.setPipeline(pipeline);
     this.pass.setBindGroup(0, bindGroup);
     this.pass.dispatchWorkgroups(workgroups[0], workgroups[1], workgroups[2]);
-    this.kernelsInBatch.add(key.split("|")[0]);
+    const family = key.split("|")[0];
+    this.kernelsInBatch.add(family);
+    if (this.dispatchCounts) this.dispatchCounts.set(family, (this.dispatchCounts.get(family) ?? 0) + 1);
     this.dispatchesInBatch++;
     this.totalDispatches++;
     if (this.dispatchesInBatch >= SUBMIT_EVERY) this.flush();
