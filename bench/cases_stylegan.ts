@@ -8,7 +8,10 @@
 import { presetConfig, type StyleGAN2Config } from "../gan/stylegan2/config.ts";
 import { Discriminator } from "../gan/stylegan2/discriminator.ts";
 import { Generator } from "../gan/stylegan2/generator.ts";
-import { discriminatorLoss, generatorLoss } from "../gan/train/loss.ts";
+import { BatchSource } from "../gan/train/batches.ts";
+import { discriminatorLoss, generatorLoss, lazyRegAdam } from "../gan/train/loss.ts";
+import { trainingRecipe } from "../gan/train/presets.ts";
+import { sgaIteration } from "../gan/train/step.ts";
 import { gpu } from "../kernels/runtime.ts";
 import { grad, noGrad } from "../nn/autograd.ts";
 import { biasAct } from "../nn/bias_act.ts";
@@ -17,6 +20,7 @@ import { minibatchStd } from "../nn/mbstd.ts";
 import { modulatedConv2d } from "../nn/modulated_conv.ts";
 import { Adam } from "../nn/optim.ts";
 import { fromHost, scope, type Tensor } from "../nn/tensor.ts";
+import { tensor } from "../nn/creation.ts";
 import { setupFilter, upfirdn2d } from "../nn/upfirdn2d.ts";
 import { type Case, caseInput, numel, type OursRun, torchPeer } from "./harness.ts";
 
@@ -189,6 +193,64 @@ function trainCase(label: string, cfg: StyleGAN2Config, batch: number): Case {
   return c;
 }
 
+/**
+ * One iteration of the training loop's SGA recipe (gan/train/step.ts: Gmain, Greg path length, Dmain,
+ * Dreg R1, G EMA) on preset `name` at batch `batch`, run as iteration 0 every time so that both lazy
+ * regularisers fire in each run: the heaviest iteration of training, the one whose dispatch count the
+ * fusion work is measured by. No peer (stylegan_ref.py has no regularisers).
+ */
+function sgaIterCase(name: string, batch: number): Case {
+  const cfg = presetConfig(name);
+  const res = cfg.resolution;
+  const c: Case = {
+    name: `stylegan2 SGA iter +R1+PL ${name} ${res}x${res} b${batch}`,
+    group: "stylegan-train",
+    unit: "us",
+    work: 1,
+    inputs: [[batch, 3, res, res]],
+    output: [1],
+    ours: (_inputs, out) => {
+      gpu().upload(out, new Float32Array(1));
+      manualSeed(0);
+      const recipe = trainingRecipe(name, { batch });
+      const G = Generator.fromConfig(cfg),
+        D = Discriminator.fromConfig(cfg),
+        Gema = Generator.fromConfig(cfg);
+      const gParams = G.parameters(), dParams = D.parameters();
+      const adamG = lazyRegAdam(recipe.gLr, recipe.betas, recipe.plInterval);
+      const adamD = lazyRegAdam(recipe.dLr, recipe.betas, recipe.r1Interval);
+      const optG = new Adam(gParams, { ...adamG, eps: recipe.eps });
+      const optD = new Adam(dParams, { ...adamD, eps: recipe.eps });
+      const real = fromHost(caseInput(c, 0), [batch, 3, res, res], "f32");
+      const plMean = tensor([0]);
+      const batches = new BatchSource({
+        realBatch: () => ({ images: real, labels: null }),
+        batch,
+        seed: 0,
+        resolution: res,
+        channels: 3,
+        cDim: cfg.cDim,
+      });
+      const parts = { G, D, Gema, optG, optD, gParams, dParams, recipe, plMean, seed: 0, batches };
+      return {
+        run: () => {
+          scope(() => void sgaIteration(parts, 0, 0));
+          gpu().flush();
+        },
+        dispose: () => {
+          real.dispose();
+          plMean.dispose();
+          for (const t of [...optG.m, ...optG.v, ...optD.m, ...optD.v]) t.dispose();
+          G.dispose();
+          D.dispose();
+          Gema.dispose();
+        },
+      };
+    },
+  };
+  return c;
+}
+
 export const STYLEGAN_CASES: Case[] = [
   ...upfirdnCases(),
   biasActCase(),
@@ -198,6 +260,8 @@ export const STYLEGAN_CASES: Case[] = [
   modConvCase(2, false),
   mbstdCase(),
   trainCase("tiny32", presetConfig("tiny32"), 8),
+  sgaIterCase("tiny16", 8),
+  sgaIterCase("tiny32", 8),
   // tiny32's channel counts one octave up: 64/64/64/32/16 at 4..64.
   trainCase("tiny64", presetConfig("tiny32", { resolution: 64, channelBase: 1024 }), 8),
   // REFERENCE's 256x256 StyleGAN2 (channels 512 up to 64x64, 256 at 128, 128 at 256): GPU-sized.

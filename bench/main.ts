@@ -1,4 +1,4 @@
-// `deno task bench [--filter REGEX] [--quick] [--heavy] [--json FILE] [--no-torch] [--no-jax]`
+// `deno task bench [--filter REGEX] [--quick] [--heavy] [--json FILE] [--no-torch] [--no-jax] [--counts]`
 // One row per case: our throughput and, in the same run, the peers' on the same inputs, as values and
 // as our-speed / peer-speed ratios, plus the largest error between our result and each peer's.
 // --heavy adds the GPU-sized cases (minutes each on a CPU adapter). On a GPU machine, GC_TORCH_DEVICE=cuda
@@ -52,6 +52,26 @@ interface Row {
   samples: Record<string, number>;
   /** 1-minute load average when each engine's timing ended (other processes skew timings). */
   load: Record<string, number>;
+  /** Our dispatches, copies and bound bytes in one run (deterministic: counted, not timed). */
+  counts: RunCounts | null;
+}
+
+interface RunCounts {
+  dispatches: number;
+  copies: number;
+  boundBytes: number;
+}
+
+/** What one more run records: dispatches, copies and the bytes of the buffers they bind. */
+function countRun(run: () => void): RunCounts {
+  const rt = gpu();
+  const d = rt.totalDispatches, c = rt.totalCopies, b = rt.totalBoundBytes;
+  run();
+  return {
+    dispatches: rt.totalDispatches - d,
+    copies: rt.totalCopies - c,
+    boundBytes: rt.totalBoundBytes - b,
+  };
 }
 
 function parseCli() {
@@ -64,11 +84,15 @@ function parseCli() {
       json: { type: "string" },
       "no-torch": { type: "boolean", default: false },
       "no-jax": { type: "boolean", default: false },
+      counts: { type: "boolean", default: false },
       help: { type: "boolean", default: false },
     },
   });
   if (values.help) {
-    console.log("deno task bench [--filter REGEX] [--quick] [--heavy] [--json FILE] [--no-torch] [--no-jax]");
+    console.log(
+      "deno task bench [--filter REGEX] [--quick] [--heavy] [--json FILE] [--no-torch] [--no-jax] [--counts]",
+    );
+    console.log("--counts: only count each case's dispatches, copies and bound bytes per run (no timing)");
     Deno.exit(0);
   }
   let filter: RegExp | null = null;
@@ -85,7 +109,12 @@ function parseCli() {
 const message = (e: unknown) => (e instanceof Error ? e.message : String(e)).split("\n")[0].slice(0, 200);
 
 /** Our engine on one case: upload, one checked run, then timing. Returns the first run's result. */
-async function runOurs(c: Case, row: Row, opts: TimingOptions): Promise<Float32Array | null> {
+async function runOurs(
+  c: Case,
+  row: Row,
+  opts: TimingOptions,
+  countsOnly = false,
+): Promise<Float32Array | null> {
   const rt = gpu();
   const inputs = c.inputs.map((shape, i) => {
     const buf = rt.alloc(4 * numel(shape));
@@ -101,7 +130,11 @@ async function runOurs(c: Case, row: Row, opts: TimingOptions): Promise<Float32A
     const t0 = performance.now();
     runner.run();
     const result = new Float32Array(await rt.read(runner.output ?? out, 4 * numel(c.output)));
-    const t = await timeEngine({ run: runner.run, sync: () => rt.sync() }, opts, performance.now() - t0);
+    const firstMs = performance.now() - t0;
+    row.counts = countRun(runner.run);
+    await rt.sync();
+    if (countsOnly) return result;
+    const t = await timeEngine({ run: runner.run, sync: () => rt.sync() }, opts, firstMs);
     row.ours = rate(c, t.seconds);
     row.runsPerSample.ours = t.runsPerSample;
     row.samples.ours = t.samples;
@@ -177,7 +210,11 @@ function formatRow(row: Row, peerNames: string[], nameWidth: number): string {
   const errs = Object.entries(row.maxRelErr).map(([p, e]) =>
     `${p} ${e === null ? "-" : e.toExponential(1)}${e !== null && !(e <= MISMATCH) ? " MISMATCH" : ""}`
   );
-  return `${cells.join(" ")}  ${row.unit.padEnd(7)} ${errs.join(", ")}`;
+  const n = row.counts;
+  const counts = n
+    ? `  [${n.dispatches} dispatches, ${n.copies} copies, ${fmt(n.boundBytes / 1e6)} MB bound]`
+    : "";
+  return `${cells.join(" ")}  ${row.unit.padEnd(7)} ${errs.join(", ")}${counts}`;
 }
 
 async function main() {
@@ -196,6 +233,7 @@ async function main() {
     );
   }
 
+  if (cli.counts) cli["no-torch"] = cli["no-jax"] = true;
   await initGPU();
   const rt = gpu();
   let jaxAdapter: string | null = null, jaxNote: string | null = null;
@@ -253,8 +291,9 @@ async function main() {
       runsPerSample: {},
       samples: {},
       load: {},
+      counts: null,
     };
-    const ours = await runOurs(c, row, opts);
+    const ours = await runOurs(c, row, opts, cli.counts);
     for (const name of Object.keys(c.peers ?? {})) {
       const peer = c.peers![name];
       if (peer.kind === "jax-js" && jaxAdapter) await runJaxPeer(c, name, row, ours, opts);
@@ -292,6 +331,7 @@ async function main() {
         runsPerSample: r.runsPerSample,
         samples: r.samples,
         load: r.load,
+        ...(r.counts ? { perRun: r.counts } : {}),
         ...(Object.keys(r.notes).length ? { notes: r.notes } : {}),
       })),
     };

@@ -1,6 +1,7 @@
 // Fused Adam update: one dispatch per parameter updates the parameter and both moments in place.
 // Bias corrections are computed on the host from the step count, so no value is read back.
 
+import { type ElementwiseProgram, renderPrologue } from "./prologue.ts";
 import { gpu } from "./runtime.ts";
 
 export interface AdamScalars {
@@ -14,47 +15,55 @@ export interface AdamScalars {
   bc2: number;
 }
 
-/** param -= lr * mhat / (sqrt(vhat) + eps), with m, v updated from grad; all buffers have n floats. */
+/**
+ * param -= lr * mhat / (sqrt(vhat) + eps), with m, v updated from grad; all buffers have n floats. The
+ * gradient may be an elementwise tree (a fused prologue), computed as it is read.
+ */
 export function adamStep(
   param: GPUBuffer,
-  grad: GPUBuffer,
+  grad: GPUBuffer | ElementwiseProgram,
   m: GPUBuffer,
   v: GPUBuffer,
   n: number,
   s: AdamScalars,
 ): void {
   const rt = gpu();
-  const u = new ArrayBuffer(32);
-  new Uint32Array(u, 0, 1)[0] = n;
-  new Float32Array(u, 4, 7).set([s.lr, s.beta1, s.beta2, s.eps, s.weightDecay, s.bc1, s.bc2]);
+  const pro = grad instanceof GPUBuffer ? null : renderPrologue(grad, "load_g", 3, 8);
+  const u = new Uint32Array(Math.ceil((8 + (pro?.words.length ?? 0)) / 4) * 4);
+  u[0] = n;
+  new Float32Array(u.buffer, 4, 7).set([s.lr, s.beta1, s.beta2, s.eps, s.weightDecay, s.bc1, s.bc2]);
+  if (pro) u.set(pro.words, 8);
+  const ub = pro ? 3 + pro.bindings.length : 4;
   const code = () => `
 @group(0) @binding(0) var<storage, read_write> p: array<f32>;
-@group(0) @binding(1) var<storage, read> g: array<f32>;
-@group(0) @binding(2) var<storage, read_write> m: array<f32>;
-@group(0) @binding(3) var<storage, read_write> v: array<f32>;
-struct S { n: u32, lr: f32, b1: f32, b2: f32, eps: f32, wd: f32, bc1: f32, bc2: f32 }
-@group(0) @binding(4) var<uniform> s: S;
+@group(0) @binding(1) var<storage, read_write> m: array<f32>;
+@group(0) @binding(2) var<storage, read_write> v: array<f32>;
+${pro ? "" : "@group(0) @binding(3) var<storage, read> g: array<f32>;"}
+struct Params { d: array<vec4<u32>, ${u.length / 4}> }
+@group(0) @binding(${ub}) var<uniform> params: Params;
+fn U(j: u32) -> u32 { return params.d[j / 4u][j % 4u]; }
+fn F(j: u32) -> f32 { return bitcast<f32>(U(j)); }
+${pro?.code ?? ""}
 @compute @workgroup_size(256)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {
   let i = gid.x + gid.y * nw.x * 256u;
-  if (i >= s.n) { return; }
-  let gi = g[i] + s.wd * p[i];
-  let mi = s.b1 * m[i] + (1.0 - s.b1) * gi;
-  let vi = s.b2 * v[i] + (1.0 - s.b2) * gi * gi;
+  if (i >= U(0u)) { return; }
+  let lr = F(1u); let b1 = F(2u); let b2 = F(3u); let eps = F(4u); let wd = F(5u);
+  let bc1 = F(6u); let bc2 = F(7u);
+  let gi = ${pro ? "load_g(i)" : "g[i]"} + wd * p[i];
+  let mi = b1 * m[i] + (1.0 - b1) * gi;
+  let vi = b2 * v[i] + (1.0 - b2) * gi * gi;
   m[i] = mi;
   v[i] = vi;
-  p[i] = p[i] - s.lr * (mi / s.bc1) / (sqrt(vi / s.bc2) + s.eps);
+  p[i] = p[i] - lr * (mi / bc1) / (sqrt(vi / bc2) + eps);
 }`;
-  rt.dispatch(
-    "adam",
-    code,
-    [{ buffer: param, write: true }, { buffer: grad }, { buffer: m, write: true }, {
-      buffer: v,
-      write: true,
-    }],
-    new Uint8Array(u),
-    rt.grid(Math.ceil(n / 256)),
-  );
+  const bindings = [
+    { buffer: param, write: true },
+    { buffer: m, write: true },
+    { buffer: v, write: true },
+    ...(pro ? pro.bindings : [{ buffer: grad as GPUBuffer }]),
+  ];
+  rt.dispatch(`adam|${pro?.key ?? "buf"}`, code, bindings, u, rt.grid(Math.ceil(n / 256)));
 }
 
 /** Bytes moved per Adam step of n parameters (benchmarks). */

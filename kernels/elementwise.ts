@@ -19,8 +19,10 @@ export interface StridedOperand {
 export interface ElementwiseSpec {
   /** Short name shown in errors and profiles. */
   name: string;
-  /** WGSL expression over `in0..inK` (typed as their dtype) and `p0..p3` (f32 scalars). */
+  /** WGSL expression over `in0..inK` (typed as their dtype) and `p0..p3` (f32 scalars; P(ju) reads any). */
   expr: string;
+  /** Optional WGSL statements before the expression (the `let`s of a fused tree). */
+  body?: string;
   inputs: StridedOperand[];
   out: StridedOperand;
   shape: number[];
@@ -57,12 +59,15 @@ export function elementwise(spec: ElementwiseSpec): void {
     spec.name,
     spec.expr,
     spec.helpers ?? "",
+    spec.body ?? "",
     rank,
     operands.map((o, i) => o.dtype + (flat[i] ? "c" : "s")).join(","),
   ].join("|");
   // Uniform: n, then shape (MAX_RANK), then per operand offset + strides (MAX_RANK), then scalars.
   const k = operands.length;
-  const words = 4 + MAX_RANK + k * (4 + MAX_RANK) + 8;
+  // Scalars take at least four words (p0..p3), then the u32 words.
+  const nScalars = Math.max(4, Math.ceil((spec.scalars?.length ?? 0) / 4) * 4);
+  const words = 4 + MAX_RANK + k * (4 + MAX_RANK) + nScalars + 4;
   const u = new Uint32Array(Math.ceil(words / 4) * 4);
   const f = new Float32Array(u.buffer);
   u[0] = n;
@@ -74,7 +79,7 @@ export function elementwise(spec: ElementwiseSpec): void {
   });
   const sBase = 4 + MAX_RANK + k * (4 + MAX_RANK);
   (spec.scalars ?? []).forEach((s, i) => f[sBase + i] = s);
-  (spec.words ?? []).forEach((w, i) => u[sBase + 4 + i] = w >>> 0);
+  (spec.words ?? []).forEach((w, i) => u[sBase + nScalars + i] = w >>> 0);
   const uvec = u.length / 4;
   const code = () => {
     const decl = operands.map((o, i) => {
@@ -102,7 +107,7 @@ struct Params { d: array<vec4<u32>, ${uvec}> }
 @group(0) @binding(${k}) var<uniform> params: Params;
 fn U(j: u32) -> u32 { return params.d[j / 4u][j % 4u]; }
 fn P(j: u32) -> f32 { return bitcast<f32>(U(${sBase}u + j)); }
-fn W(j: u32) -> u32 { return U(${sBase + 4}u + j); }
+fn W(j: u32) -> u32 { return U(${sBase + nScalars}u + j); }
 ${spec.helpers ?? ""}
 @compute @workgroup_size(${WG})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {
@@ -111,6 +116,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   let p0 = P(0u); let p1 = P(1u); let p2 = P(2u); let p3 = P(3u);
   ${coords.join("\n  ")}
   ${loads}
+  ${spec.body ?? ""}
   out_buf[${idx(k - 1)}] = ${spec.out.dtype}(${spec.expr});
 }`;
   };

@@ -2,7 +2,39 @@
 // Rows (inner = 1) reduce with a workgroup each; long rows go through chunked partials in two passes.
 
 import type { DType } from "./elementwise.ts";
-import { gpu } from "./runtime.ts";
+import { type ElementwiseProgram, renderPrologue } from "./prologue.ts";
+import { type Binding, gpu } from "./runtime.ts";
+
+/** The reduced operand: a buffer, or an elementwise tree computed as it is read (a fused prologue). */
+export type ReduceInput = GPUBuffer | ElementwiseProgram;
+
+/**
+ * The WGSL that reads element `j` of the input, the bindings before `out`, the uniform words after the
+ * kernel's own four, and the key part, for a buffer or a prologue.
+ */
+function inputOf(
+  x: ReduceInput,
+): { load: (j: string) => string; code: string; bindings: Binding[]; words: Uint32Array; key: string } {
+  if (x instanceof GPUBuffer) {
+    return {
+      load: (j) => `x[${j}]`,
+      code: "@group(0) @binding(0) var<storage, read> x: array<f32>;",
+      bindings: [{ buffer: x }],
+      words: new Uint32Array(0),
+      key: "buf",
+    };
+  }
+  const p = renderPrologue(x, "load_x", 0, 4);
+  return { load: (j) => `load_x(${j})`, code: p.code, bindings: p.bindings, words: p.words, key: p.key };
+}
+
+/** The kernel's four words then the input's words, padded to whole vec4s. */
+function uniformOf(own: number[], extra: Uint32Array): Uint32Array {
+  const u = new Uint32Array(Math.ceil((4 + extra.length) / 4) * 4);
+  u.set(own);
+  u.set(extra, 4);
+  return u;
+}
 
 export type ReduceOp = "sum" | "max" | "min";
 
@@ -18,7 +50,7 @@ const combine: Record<ReduceOp, (a: string, b: string) => string> = {
 
 /** Records out[outer, inner] = op over r of x[outer, r, inner]; `tmp` gives scratch buffers for long rows. */
 export function reduce(
-  x: GPUBuffer,
+  x: ReduceInput,
   out: GPUBuffer,
   outer: number,
   r: number,
@@ -45,7 +77,7 @@ export function reduce(
 
 // Workgroup per output row; row `g` covers elements [(g / chunks) * rowLen + (g % chunks) * chunk, +chunk).
 function rowReduce(
-  x: GPUBuffer,
+  x: ReduceInput,
   out: GPUBuffer,
   rows: number,
   rowLen: number,
@@ -54,26 +86,29 @@ function rowReduce(
   op: ReduceOp,
 ): void {
   const rt = gpu();
-  const u = new Uint32Array([rows, rowLen, chunk, chunks]);
+  const inp = inputOf(x);
+  const u = uniformOf([rows, rowLen, chunk, chunks], inp.words);
+  const ob = inp.bindings.length;
   const code = () => `
-@group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read_write> out: array<f32>;
-struct P { rows: u32, rowLen: u32, chunk: u32, chunks: u32 }
-@group(0) @binding(2) var<uniform> p: P;
+${inp.code}
+@group(0) @binding(${ob}) var<storage, read_write> out: array<f32>;
+struct Params { d: array<vec4<u32>, ${u.length / 4}> }
+@group(0) @binding(${ob + 1}) var<uniform> params: Params;
+fn U(j: u32) -> u32 { return params.d[j / 4u][j % 4u]; }
 var<workgroup> part: array<f32, ${WG}>;
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
   let g = wid.x + wid.y * nw.x;
-  if (g >= p.rows) { return; }
-  let row = g / p.chunks;
-  let c = g % p.chunks;
-  let start = c * p.chunk;
-  let end = min(start + p.chunk, p.rowLen);
-  let base = row * p.rowLen;
+  if (g >= U(0u)) { return; }
+  let row = g / U(3u);
+  let c = g % U(3u);
+  let start = c * U(2u);
+  let end = min(start + U(2u), U(1u));
+  let base = row * U(1u);
   var acc: f32 = ${identity[op]};
   for (var j = start + lid; j < end; j = j + ${WG}u) {
-    acc = ${combine[op]("acc", "x[base + j]")};
+    acc = ${combine[op]("acc", inp.load("base + j"))};
   }
   part[lid] = acc;
   workgroupBarrier();
@@ -83,37 +118,46 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw: vec3
   }
   if (lid == 0u) { out[g] = part[0]; }
 }`;
-  rt.dispatch(`reduce_rows|${op}`, code, [{ buffer: x }, { buffer: out, write: true }], u, rt.grid(rows));
+  rt.dispatch(
+    `reduce_rows|${op}|${inp.key}`,
+    code,
+    [...inp.bindings, { buffer: out, write: true }],
+    u,
+    rt.grid(rows),
+  );
 }
 
 // Thread per output element, looping over the reduced axis (coalesced across inner).
-function columnReduce(x: GPUBuffer, out: GPUBuffer, outer: number, r: number, inner: number, op: ReduceOp) {
+function columnReduce(x: ReduceInput, out: GPUBuffer, outer: number, r: number, inner: number, op: ReduceOp) {
   const rt = gpu();
   const n = outer * inner;
-  const u = new Uint32Array([n, r, inner, 0]);
+  const inp = inputOf(x);
+  const u = uniformOf([n, r, inner, 0], inp.words);
+  const ob = inp.bindings.length;
   const code = () => `
-@group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read_write> out: array<f32>;
-struct P { n: u32, r: u32, inner: u32, pad: u32 }
-@group(0) @binding(2) var<uniform> p: P;
+${inp.code}
+@group(0) @binding(${ob}) var<storage, read_write> out: array<f32>;
+struct Params { d: array<vec4<u32>, ${u.length / 4}> }
+@group(0) @binding(${ob + 1}) var<uniform> params: Params;
+fn U(j: u32) -> u32 { return params.d[j / 4u][j % 4u]; }
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {
   let i = gid.x + gid.y * nw.x * 64u;
-  if (i >= p.n) { return; }
-  let o = i / p.inner;
-  let j = i % p.inner;
-  var idx = o * p.r * p.inner + j;
+  if (i >= U(0u)) { return; }
+  let o = i / U(2u);
+  let j = i % U(2u);
+  var idx = o * U(1u) * U(2u) + j;
   var acc: f32 = ${identity[op]};
-  for (var k = 0u; k < p.r; k = k + 1u) {
-    acc = ${combine[op]("acc", "x[idx]")};
-    idx = idx + p.inner;
+  for (var k = 0u; k < U(1u); k = k + 1u) {
+    acc = ${combine[op]("acc", inp.load("idx"))};
+    idx = idx + U(2u);
   }
   out[i] = acc;
 }`;
   rt.dispatch(
-    `reduce_cols|${op}`,
+    `reduce_cols|${op}|${inp.key}`,
     code,
-    [{ buffer: x }, { buffer: out, write: true }],
+    [...inp.bindings, { buffer: out, write: true }],
     u,
     rt.grid(Math.ceil(n / 64)),
   );

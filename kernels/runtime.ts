@@ -32,6 +32,15 @@ function bindingKind(b: Binding): BindingKind {
 /** The format of pooled textures: four f32 per texel (textureLoad of one texel = one vec4 load). */
 export const TEXTURE_FORMAT: GPUTextureFormat = "rgba32float";
 
+/** A compiled pipeline, its layout, its profile family and its bind groups by bound resources. */
+interface PipelineEntry {
+  pipeline: GPUComputePipeline;
+  layout: GPUBindGroupLayout;
+  family: string;
+  groups: Map<string, GPUBindGroup>;
+}
+
+const BIND_GROUP_CACHE = 16384;
 const SUBMIT_EVERY = 48; // dispatches per submitted command buffer
 const UNIFORM_ARENA_BYTES = 1 << 20;
 const TEXTURE_FLUSH_BYTES = 64 << 20; // released texture bytes that trigger an early submit
@@ -39,7 +48,11 @@ const TEXTURE_FLUSH_BYTES = 64 << 20; // released texture bytes that trigger an 
 class Runtime {
   device!: GPUDevice;
   info!: DeviceInfo;
-  private pipelines = new Map<string, { pipeline: GPUComputePipeline; layout: GPUBindGroupLayout }>();
+  private pipelines = new Map<string, PipelineEntry>();
+  /** Cached bind groups over all pipelines (cleared past BIND_GROUP_CACHE or when buffers are destroyed). */
+  private bindGroupCount = 0;
+  private resourceIds = new WeakMap<object, number>();
+  private nextResourceId = 0;
   // Pool of free storage buffers keyed by byte size class.
   private free = new Map<number, GPUBuffer[]>();
   // Buffers released while commands that use them are still being recorded: pooled after submit.
@@ -66,6 +79,12 @@ class Runtime {
   createdBuffers = 0;
   totalDispatches = 0;
   totalSubmits = 0;
+  /** Bytes of the resources bound by every dispatch and copy so far (a proxy for memory traffic). */
+  totalBoundBytes = 0;
+  /** When set, dispatches are counted here by kernel family (the key's first field): for profiles. */
+  dispatchCounts: Map<string, number> | null = null;
+  /** Buffer and texture copies recorded so far (they end the compute pass: dispatch-like cost). */
+  totalCopies = 0;
   /** Textures handed out by allocTexture and not yet released (GEMM operands are transient). */
   liveTextures = 0;
   liveTextureBytes = 0;
@@ -178,6 +197,7 @@ class Runtime {
   /** Frees every pooled buffer (GPU memory goes back to the driver). */
   trimPool(): void {
     this.flush();
+    this.clearBindGroups();
     for (const list of this.free.values()) for (const b of list) b.destroy();
     this.free.clear();
     this.pooledBuffers = 0;
@@ -282,18 +302,15 @@ class Runtime {
       { texture: tex, origin: { x, y } },
       { width, height },
     );
+    this.totalBoundBytes += 2 * width * height * 16;
+    this.totalCopies++;
     this.dispatchesInBatch++;
   }
 
   // ---- pipelines and dispatch ----
 
   /** Compiles (once per key) a compute pipeline with the given bindings and optional uniform. */
-  pipeline(
-    key: string,
-    code: () => string,
-    access: BindingKind[],
-    hasUniform: boolean,
-  ): { pipeline: GPUComputePipeline; layout: GPUBindGroupLayout } {
+  pipeline(key: string, code: () => string, access: BindingKind[], hasUniform: boolean): PipelineEntry {
     let p = this.pipelines.get(key);
     if (p) return p;
     const entries: GPUBindGroupLayoutEntry[] = access.map((a, i) => {
@@ -308,7 +325,8 @@ class Runtime {
       entries.push({
         binding: access.length,
         visibility: GPUShaderStage.COMPUTE,
-        buffer: { type: "uniform" },
+        // A dynamic offset: one bind group serves every dispatch over the same buffers.
+        buffer: { type: "uniform", hasDynamicOffset: true },
       });
     }
     const src = code();
@@ -323,7 +341,7 @@ class Runtime {
     this.device.popErrorScope().then((err) => {
       if (err) this.pendingError ??= new Error(`kernel ${key} failed to compile: ${err.message}\n${src}`);
     });
-    p = { pipeline, layout };
+    p = { pipeline, layout, family: key.split("|")[0], groups: new Map() };
     this.pipelines.set(key, p);
     return p;
   }
@@ -348,36 +366,58 @@ class Runtime {
     uniform: ArrayBufferView | null,
     workgroups: [number, number, number],
   ): void {
-    const { pipeline, layout } = this.pipeline(
-      key,
-      code,
-      bindings.map(bindingKind),
-      uniform !== null,
-    );
-    const entries: GPUBindGroupEntry[] = bindings.map((b, i) => ({
-      binding: i,
-      resource: "buffer" in b ? { buffer: b.buffer } : "texture" in b ? b.texture : b.storageTexture,
-    }));
+    const p = this.pipelines.get(key) ??
+      this.pipeline(key, code, bindings.map(bindingKind), uniform !== null);
+    const usize = uniform ? Math.ceil(uniform.byteLength / 16) * 16 : 0;
+    // Bind groups are cached by the resources they bind (the uniform's slice is a dynamic offset).
+    let gkey = `${usize}`;
+    for (const b of bindings) {
+      const r = "buffer" in b ? b.buffer : "texture" in b ? b.texture : b.storageTexture;
+      if ("buffer" in b) this.totalBoundBytes += b.buffer.size;
+      let id = this.resourceIds.get(r);
+      if (id === undefined) this.resourceIds.set(r, id = this.nextResourceId++);
+      gkey += `,${id}`;
+    }
+    let bindGroup = p.groups.get(gkey);
+    if (!bindGroup) {
+      const entries: GPUBindGroupEntry[] = bindings.map((b, i) => ({
+        binding: i,
+        resource: "buffer" in b ? { buffer: b.buffer } : "texture" in b ? b.texture : b.storageTexture,
+      }));
+      if (uniform) {
+        entries.push({ binding: bindings.length, resource: { buffer: this.arena!, offset: 0, size: usize } });
+      }
+      bindGroup = this.device.createBindGroup({ layout: p.layout, entries });
+      if (this.bindGroupCount >= BIND_GROUP_CACHE) this.clearBindGroups();
+      p.groups.set(gkey, bindGroup);
+      this.bindGroupCount++;
+    }
+    let off = 0;
     if (uniform) {
-      const size = Math.ceil(uniform.byteLength / 16) * 16;
-      if (this.arenaUsed + size > UNIFORM_ARENA_BYTES) this.flush();
-      const off = this.arenaUsed;
+      if (this.arenaUsed + usize > UNIFORM_ARENA_BYTES) this.flush();
+      off = this.arenaUsed;
       new Uint8Array(this.arenaData, off, uniform.byteLength).set(
         new Uint8Array(uniform.buffer, uniform.byteOffset, uniform.byteLength),
       );
-      this.arenaUsed = Math.ceil((off + size) / this.uniformAlign) * this.uniformAlign;
-      entries.push({ binding: bindings.length, resource: { buffer: this.arena!, offset: off, size } });
+      this.arenaUsed = Math.ceil((off + usize) / this.uniformAlign) * this.uniformAlign;
     }
-    const bindGroup = this.device.createBindGroup({ layout, entries });
     if (!this.encoder) this.encoder = this.device.createCommandEncoder();
     if (!this.pass) this.pass = this.encoder.beginComputePass();
-    this.pass.setPipeline(pipeline);
-    this.pass.setBindGroup(0, bindGroup);
+    this.pass.setPipeline(p.pipeline);
+    if (uniform) this.pass.setBindGroup(0, bindGroup, [off]);
+    else this.pass.setBindGroup(0, bindGroup);
     this.pass.dispatchWorkgroups(workgroups[0], workgroups[1], workgroups[2]);
-    this.kernelsInBatch.add(key.split("|")[0]);
+    this.kernelsInBatch.add(p.family);
+    if (this.dispatchCounts) this.dispatchCounts.set(p.family, (this.dispatchCounts.get(p.family) ?? 0) + 1);
     this.dispatchesInBatch++;
     this.totalDispatches++;
     if (this.dispatchesInBatch >= SUBMIT_EVERY) this.flush();
+  }
+
+  /** Forgets every cached bind group (they may name buffers that are about to be destroyed). */
+  private clearBindGroups(): void {
+    for (const p of this.pipelines.values()) p.groups.clear();
+    this.bindGroupCount = 0;
   }
 
   /** Records a buffer-to-buffer copy. */
@@ -388,6 +428,8 @@ class Runtime {
       this.pass = null;
     }
     this.encoder.copyBufferToBuffer(src, srcOffset, dst, dstOffset, bytes);
+    this.totalBoundBytes += 2 * bytes;
+    this.totalCopies++;
     this.dispatchesInBatch++;
   }
 

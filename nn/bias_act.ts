@@ -83,18 +83,16 @@ fn ${name}(z: f32, a: f32, gain: f32, cl: f32${extra}) -> f32 {
   let y = gain * (${spec.f});
   ${ret}
 }`;
-  // Kernels see x as [outer, C, inner] and b as [C, 1]: short index arithmetic whatever the rank.
+  // b broadcasts along `dim` as [C, 1, ..., 1]: a view, so the op stays lazy and fuses with its neighbours.
   const c = x.shape[dim] ?? 1;
   const outer = x.shape.slice(0, dim).reduce((p, q) => p * q, 1);
   const as3 = [outer, c, x.size / Math.max(outer * c, 1)];
   const fused = (name: string, expr: string, xs: Tensor[], fn: string): Tensor => {
-    const views = xs.map((t) => t.view(as3));
-    if (b) views.push(b.view([c, 1]));
+    const views = [...xs];
+    if (b) views.push(b.view([c, ...new Array(Math.max(x.rank - dim - 1, 0)).fill(1)]));
     const r = mapElementwise(name, expr, views, { scalars, helpers: fn });
-    for (const v of views) v.dispose();
-    const shaped = r.view(x.shape);
-    r.dispose();
-    return shaped;
+    if (b) views[views.length - 1].dispose();
+    return r;
   };
 
   // Forward: one kernel.

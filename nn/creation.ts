@@ -2,6 +2,7 @@
 // counter-based hash (the same seed and call sequence give the same numbers on any adapter).
 
 import { elementwise } from "../kernels/elementwise.ts";
+import { op } from "./lazy.ts";
 import { contiguousStrides, type DType, fromHost, type Shape, sizeOf, Tensor } from "./tensor.ts";
 
 type Nested = number | boolean | Nested[];
@@ -58,8 +59,12 @@ function fill(shape: Shape, expr: string, dtype: DType, scalars: number[] = [], 
   return out;
 }
 
+/** A constant: lazy (nothing is written until a kernel needs the buffer), so it fuses into its consumers. */
 export function full(shape: Shape, value: number, dtype: DType = "f32"): Tensor {
-  return fill(shape, "p0", dtype, [value]);
+  for (const d of shape) {
+    if (!Number.isInteger(d) || d < 0) throw new Error(`invalid tensor shape [${shape}]`);
+  }
+  return Tensor.fromNode(op("p0", [], [...shape], dtype, [value]));
 }
 export function zeros(shape: Shape, dtype: DType = "f32"): Tensor {
   return full(shape, 0, dtype);

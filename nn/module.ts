@@ -113,7 +113,7 @@ export class Module {
 export function copyInto(src: Tensor, dst: Tensor): void {
   if (src.size !== dst.size) throw new Error(`copyInto: sizes ${src.size} and ${dst.size} differ`);
   if (src.buffer === dst.buffer) return;
-  gpu().copy(src.buffer, 0, dst.buffer, 0, src.size * 4);
+  gpu().copy(src.buffer, 0, dst.writableBuffer, 0, src.size * 4);
   // Facts derived from dst's old values no longer hold (a filter's separability).
   carrySeparableMark(src, dst);
 }

@@ -1,10 +1,10 @@
 // Differentiable elementwise math with broadcasting. Each op is a WGSL expression for the forward pass
 // and a backward rule made of these same ops, so higher-order gradients need no extra code.
 
-import { elementwise } from "../kernels/elementwise.ts";
 import { record, registerAutogradOps } from "./autograd.ts";
 import { full, onesLike, zerosLike } from "./creation.ts";
 import { broadcastTo, sumTo } from "./shape.ts";
+import { op } from "./lazy.ts";
 import { contiguousStrides, type DType, type Shape, Tensor } from "./tensor.ts";
 
 export type TensorLike = Tensor | number;
@@ -34,9 +34,12 @@ export function broadcastStrides(t: Tensor, shape: Shape): number[] {
   });
 }
 
-/** Runs an elementwise expression over broadcast inputs into a new tensor (no graph recorded). */
+/**
+ * An elementwise expression over broadcast inputs as a new tensor (no graph recorded). The value is lazy
+ * (nn/lazy.ts): chains of these fuse into one kernel, run when something needs the buffer.
+ */
 export function mapElementwise(
-  name: string,
+  _name: string,
   expr: string,
   inputs: Tensor[],
   opts: { scalars?: number[]; dtype?: DType; helpers?: string } = {},
@@ -44,22 +47,8 @@ export function mapElementwise(
   let shape: number[] = [];
   for (const t of inputs) shape = broadcastShapes(shape, t.shape);
   const dtype = opts.dtype ?? inputs[0]?.dtype ?? "f32";
-  const out = Tensor.empty(shape, dtype);
-  elementwise({
-    name,
-    expr,
-    inputs: inputs.map((t) => ({
-      buffer: t.buffer,
-      dtype: t.dtype,
-      strides: broadcastStrides(t, shape),
-      offset: 0,
-    })),
-    out: { buffer: out.buffer, dtype, strides: contiguousStrides(shape), offset: 0 },
-    shape,
-    scalars: opts.scalars,
-    helpers: opts.helpers,
-  });
-  return out;
+  const node = op(expr, inputs.map((t) => t.valueNode), shape, dtype, opts.scalars ?? [], opts.helpers ?? "");
+  return Tensor.fromNode(node);
 }
 
 function requireFloat(name: string, ...ts: Tensor[]) {

@@ -2,6 +2,7 @@
 
 import { adamStep } from "../kernels/adam.ts";
 import { zerosLike } from "./creation.ts";
+import { maxReadBuffers, prologueOf } from "./lazy.ts";
 import { axpby } from "./ops.ts";
 import { copyInto } from "./module.ts";
 import { keep, type Tensor } from "./tensor.ts";
@@ -52,7 +53,11 @@ export class Adam {
     this.params.forEach((p, i) => {
       const g = gs[i];
       if (!g) return;
-      adamStep(p.buffer, g.buffer, this.m[i].buffer, this.v[i].buffer, p.size, {
+      // In-place targets first: lazy values reading them (the gradient too) are computed before.
+      const pb = p.writableBuffer, mb = this.m[i].writableBuffer, vb = this.v[i].writableBuffer;
+      // The gradient's last elementwise ops run inside the update (a fused prologue).
+      const gIn = prologueOf(g.valueNode, maxReadBuffers() - 3) ?? g.buffer;
+      adamStep(pb, gIn, mb, vb, p.size, {
         lr: this.lr,
         beta1: b1,
         beta2: b2,

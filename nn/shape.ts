@@ -5,6 +5,7 @@ import { elementwise } from "../kernels/elementwise.ts";
 import { reduce } from "../kernels/reduce.ts";
 import { record } from "./autograd.ts";
 import { zeros } from "./creation.ts";
+import { maxReadBuffers, prologueOf } from "./lazy.ts";
 import { contiguousStrides, type Shape, sizeOf, stridedCopy, Tensor } from "./tensor.ts";
 
 function normAxis(axis: number, rank: number): number {
@@ -107,7 +108,7 @@ function writeRegion(src: Tensor, dst: Tensor, begin: number[]): void {
     expr: "in0",
     inputs: [{ buffer: src.buffer, dtype: src.dtype, strides: contiguousStrides(src.shape), offset: 0 }],
     out: {
-      buffer: dst.buffer,
+      buffer: dst.writableBuffer,
       dtype: dst.dtype,
       strides: ds,
       offset: begin.reduce((a, b, i) => a + b * ds[i], 0),
@@ -217,7 +218,8 @@ export function reduceAxes(x: Tensor, axes: number[], op: "sum" | "max" | "min",
     inner = 1;
   }
   const out = Tensor.empty(outShape, "f32");
-  reduce(src.buffer, out.buffer, outer, r, inner, op);
+  // A lazy input is computed inside the reduction as it is read (sum(square(x)) is one kernel).
+  reduce(prologueOf(src.valueNode, maxReadBuffers() - 1) ?? src.buffer, out.buffer, outer, r, inner, op);
   if (src !== x) src.dispose();
   if (op === "sum") {
     return record(out, "sum", [x], (g) => [broadcastTo(reshape(g, keptShape), x.shape)]);

@@ -1,9 +1,12 @@
-// Tensor: a GPU buffer, a shape and a dtype, always contiguous (views copy through a kernel; reshape shares
-// storage). Memory is released deterministically: every tensor made inside `scope()` is disposed at its end
+// Tensor: a shape, a dtype and a value node (nn/lazy.ts): a contiguous GPU buffer, or a lazy elementwise
+// tree that becomes one when something needs the buffer. To users a tensor is always contiguous: views
+// (permute, slice, broadcast) read their source lazily and are copied only when a kernel needs them;
+// reshape shares storage. Memory is released deterministically: every tensor made inside `scope()` is disposed at its end
 // unless returned from it or `keep()`-ed.
 
-import { type DType, elementwise } from "../kernels/elementwise.ts";
+import type { DType } from "../kernels/elementwise.ts";
 import { gpu } from "../kernels/runtime.ts";
+import { beforeOverwrite, contiguous, drop, hold, leaf, materialise, Node, op, Storage } from "./lazy.ts";
 
 export type { DType };
 export type Shape = readonly number[];
@@ -16,14 +19,6 @@ export interface GradNode {
   backward: (g: Tensor) => (Tensor | null)[];
 }
 
-class Storage {
-  refs = 1;
-  constructor(readonly buffer: GPUBuffer, readonly bytes: number) {}
-  release(): void {
-    if (--this.refs === 0) gpu().release(this.buffer);
-  }
-}
-
 const scopes: Set<Tensor>[] = [];
 let nextId = 0;
 
@@ -34,13 +29,7 @@ export function sizeOf(shape: Shape): number {
 }
 
 export function contiguousStrides(shape: Shape): number[] {
-  const s = new Array(shape.length);
-  let acc = 1;
-  for (let d = shape.length - 1; d >= 0; d--) {
-    s[d] = acc;
-    acc *= shape[d];
-  }
-  return s;
+  return contiguous(shape);
 }
 
 export class Tensor {
@@ -52,33 +41,49 @@ export class Tensor {
   gradFn: GradNode | null = null;
   /** Accumulated gradient of a leaf after `backward()`; owned by the leaf. */
   grad: Tensor | null = null;
-  private storage: Storage | null;
+  private node: Node | null;
 
-  /** Internal: wraps storage; use the creators in nn/creation.ts. */
-  constructor(storage: Storage, shape: Shape, dtype: DType) {
-    for (const d of shape) {
-      if (!Number.isInteger(d) || d < 0) throw new Error(`invalid tensor shape [${shape}]`);
-    }
-    this.storage = storage;
-    this.shape = [...shape];
+  /** Internal: wraps a value node (taking a hold on it); use the creators in nn/creation.ts. */
+  constructor(node: Node, dtype: DType) {
+    this.node = hold(node);
+    this.shape = [...node.shape];
     this.dtype = dtype;
     scopes[scopes.length - 1]?.add(this);
   }
 
   /** An uninitialised tensor of the given shape. */
   static empty(shape: Shape, dtype: DType = "f32"): Tensor {
+    for (const d of shape) {
+      if (!Number.isInteger(d) || d < 0) throw new Error(`invalid tensor shape [${shape}]`);
+    }
     const bytes = Math.max(4, sizeOf(shape) * 4);
-    return new Tensor(new Storage(gpu().alloc(bytes), bytes), shape, dtype);
+    const storage = new Storage(gpu().alloc(bytes), bytes);
+    const n = leaf(storage, [...shape], dtype);
+    storage.release(); // the leaf holds it
+    return new Tensor(n, dtype);
+  }
+
+  /** Internal: a tensor whose value is `node` (a lazy elementwise tree or a leaf). */
+  static fromNode(node: Node): Tensor {
+    return new Tensor(node, node.dtype);
+  }
+
+  /** Internal: the value node (for building lazy ops). */
+  get valueNode(): Node {
+    return this.live();
   }
 
   /** A tensor sharing this one's storage with another shape of the same size (no copy). */
   view(shape: Shape): Tensor {
-    const s = this.live();
+    const n = this.live();
     if (sizeOf(shape) !== this.size) {
       throw new Error(`cannot view a tensor of shape [${this.shape}] as [${shape}]`);
     }
-    s.refs++;
-    return new Tensor(s, shape, this.dtype);
+    const same = shape.length === this.rank && shape.every((d, i) => d === this.shape[i]);
+    if (same) return new Tensor(n, this.dtype);
+    if (!n.isLeaf && n.dense) return Tensor.fromNode(op("in0", [n], [...shape], this.dtype, [], "", true));
+    const s = materialise(n);
+    return new Tensor(leaf(s, [...shape], this.dtype), this.dtype);
   }
 
   get size(): number {
@@ -88,22 +93,36 @@ export class Tensor {
     return this.shape.length;
   }
   get disposed(): boolean {
-    return this.storage === null;
+    return this.node === null;
   }
+  /** Whether the value is still a lazy tree (not yet computed into a buffer of its own). */
+  get lazy(): boolean {
+    return !this.live().contiguous;
+  }
+  /** The contiguous buffer holding the values (computing a lazy value first). */
   get buffer(): GPUBuffer {
-    return this.live().buffer;
+    return materialise(this.live()).buffer;
+  }
+  /**
+   * The buffer, for a kernel that writes into it in place (optimisers, copies): lazy values that read
+   * it are computed first, so they keep the values they had.
+   */
+  get writableBuffer(): GPUBuffer {
+    const s = materialise(this.live());
+    beforeOverwrite(s);
+    return s.buffer;
   }
 
-  private live(): Storage {
-    if (!this.storage) throw new Error(`tensor #${this.id} [${this.shape}] was used after dispose()`);
-    return this.storage;
+  private live(): Node {
+    if (!this.node) throw new Error(`tensor #${this.id} [${this.shape}] was used after dispose()`);
+    return this.node;
   }
 
   /** Frees the GPU memory now (idempotent). */
   dispose(): void {
-    if (!this.storage) return;
-    this.storage.release();
-    this.storage = null;
+    if (!this.node) return;
+    drop(this.node);
+    this.node = null;
     this.gradFn = null;
     if (this.grad) {
       this.grad.dispose();
@@ -181,23 +200,19 @@ export function fromHost(data: Float32Array | Int32Array, shape: Shape, dtype: D
   return t;
 }
 
-/** Copies a strided view of `src` into a new contiguous tensor (permute, slice, broadcast all use it). */
+/**
+ * A strided view of `src` (element `strides` and `offset` into its contiguous layout) as a tensor: read
+ * lazily by the kernel that consumes it, copied once if a non-elementwise kernel needs its buffer.
+ */
 export function stridedCopy(
   src: Tensor,
   shape: Shape,
   strides: number[],
   offset: number,
-  name = "copy",
+  _name = "copy",
 ): Tensor {
-  const out = Tensor.empty(shape, src.dtype);
-  elementwise({
-    name,
-    expr: "in0",
-    inputs: [{ buffer: src.buffer, dtype: src.dtype, strides, offset }],
-    out: { buffer: out.buffer, dtype: src.dtype, strides: contiguousStrides(shape), offset: 0 },
-    shape: [...shape],
-  });
-  return out;
+  const s = materialise(src.valueNode);
+  return new Tensor(leaf(s, [...shape], src.dtype, [...strides], offset), src.dtype);
 }
 
 // ---- scopes ----
@@ -255,10 +270,17 @@ function endScope(result: unknown): void {
   }
 }
 
-/** Removes tensors from scope tracking: they live until dispose(). Returns its argument. */
+/**
+ * Removes tensors from scope tracking: they live until dispose(). Returns its argument. A kept value is
+ * computed into its own buffer now: a lazy tree kept across steps would otherwise hold every buffer it
+ * reads (and grow, like running statistics updated from themselves).
+ */
 export function keep<T>(value: T): T {
   const ts = new Set<Tensor>();
   collect(value, ts);
-  for (const t of ts) for (const s of scopes) s.delete(t);
+  for (const t of ts) {
+    for (const s of scopes) s.delete(t);
+    if (!t.disposed) void t.buffer;
+  }
   return value;
 }

@@ -9,6 +9,13 @@ import { mean } from "../nn/reduce.ts";
 import { square, sub } from "../nn/ops.ts";
 import { scope } from "../nn/tensor.ts";
 import { gpu } from "../kernels/runtime.ts";
+import { presetConfig } from "../gan/stylegan2/config.ts";
+import { Discriminator } from "../gan/stylegan2/discriminator.ts";
+import { Generator } from "../gan/stylegan2/generator.ts";
+import { BatchSource } from "../gan/train/batches.ts";
+import { lazyRegAdam } from "../gan/train/loss.ts";
+import { trainingRecipe } from "../gan/train/presets.ts";
+import { sgaIteration } from "../gan/train/step.ts";
 import { gradcheck } from "./gradcheck.ts";
 import { assertClose, gpuTest, randArray } from "./harness.ts";
 
@@ -157,3 +164,65 @@ gpuTest("leak test: 300 MLP training steps keep live buffers, bytes and the pool
     throw new Error(`training did not progress: ${firstLoss} -> ${lastLoss}`);
   }
 });
+
+gpuTest(
+  "leak test: 300 StyleGAN2 SGA iterations (fused kernels, R1, path length) keep memory and the kernel cache flat",
+  async () => {
+    // A small tiny16 (channels 16) at batch 4: the loop's own iteration with its lazy regularisers
+    // (path length every 4 steps, R1 every 16), so the fused graphs of both run, repeated 300 times.
+    const cfg = presetConfig("tiny16", { channelBase: 128, channelMax: 16 });
+    const batch = 4;
+    manualSeed(0);
+    const recipe = trainingRecipe("tiny16", { batch });
+    const G = Generator.fromConfig(cfg), D = Discriminator.fromConfig(cfg), Gema = Generator.fromConfig(cfg);
+    const gParams = G.parameters(), dParams = D.parameters();
+    const optG = new Adam(gParams, {
+      ...lazyRegAdam(recipe.gLr, recipe.betas, recipe.plInterval),
+      eps: recipe.eps,
+    });
+    const optD = new Adam(dParams, {
+      ...lazyRegAdam(recipe.dLr, recipe.betas, recipe.r1Interval),
+      eps: recipe.eps,
+    });
+    const real = randn([batch, cfg.imgChannels, 16, 16]);
+    const plMean = tensor([0]);
+    const batches = new BatchSource({
+      realBatch: () => ({ images: real, labels: null }),
+      batch,
+      seed: 0,
+      resolution: 16,
+      channels: cfg.imgChannels,
+      cDim: cfg.cDim,
+    });
+    const parts = { G, D, Gema, optG, optD, gParams, dParams, recipe, plMean, seed: 0, batches };
+    const rt = gpu();
+    const pipelines = () => (rt as unknown as { pipelines: Map<string, unknown> }).pipelines.size;
+    let first: number[] = [];
+    let loss = 0;
+    for (let step = 0; step < 300; step++) {
+      const out = scope(() => sgaIteration(parts, step, step * batch));
+      if (step === 15 || step === 299) loss = await out[0][1].item(); // reads compile their kernels early
+      for (const [, t] of out) t.dispose();
+      rt.flush();
+      // Both lazy regularisers repeat every 16 steps: compare the same point of that cycle.
+      if (step === 47) {
+        await rt.sync();
+        first = [rt.liveBuffers, rt.liveBytes, rt.createdBuffers, pipelines()];
+      }
+    }
+    await rt.sync();
+    const last = [rt.liveBuffers, rt.liveBytes, rt.createdBuffers, pipelines()];
+    real.dispose();
+    plMean.dispose();
+    for (const t of [...optG.m, ...optG.v, ...optD.m, ...optD.v]) t.dispose();
+    G.dispose();
+    D.dispose();
+    Gema.dispose();
+    if (!Number.isFinite(loss)) throw new Error(`training diverged: ${loss}`);
+    if (last.join() !== first.join()) {
+      throw new Error(
+        `memory or kernel cache grew: [buffers, bytes, created, pipelines] ${first} -> ${last}`,
+      );
+    }
+  },
+);

@@ -1,0 +1,101 @@
+// Fused prologues: a kernel that reads an operand at flat indices (a reduction, the Adam update) can take
+// an elementwise tree in place of the operand's buffer, and computes the values as it loads them, so
+// the tree needs no kernel and no buffer of its own. The tree arrives as a program (strided operands,
+// `let` statements over in0..inK and P(ju), a result); it renders as `fn NAME(i: u32) -> f32` over extra
+// bindings, with its shape, strides and scalars appended to the consumer's uniform.
+
+import type { Binding } from "./runtime.ts";
+import type { StridedOperand } from "./elementwise.ts";
+
+/** An elementwise tree as data: what kernels/elementwise.ts runs, or a consumer inlines. */
+export interface ElementwiseProgram {
+  /** The tree's shape; the consumer reads it at flat (row-major) indices. */
+  shape: number[];
+  operands: StridedOperand[];
+  /** `let` statements over in0..inK (the operands' values) and P(ju) (the scalars). */
+  body: string;
+  result: string;
+  scalars: number[];
+  helpers: string;
+}
+
+export interface RenderedPrologue {
+  /** WGSL declarations: bindings, helpers and the load function. */
+  code: string;
+  /** Part of the consumer's pipeline key: the structure (not the values). */
+  key: string;
+  bindings: Binding[];
+  /** Words to append to the consumer's uniform at `uBase`. */
+  words: Uint32Array;
+}
+
+function isContiguous(strides: number[], shape: number[]): boolean {
+  let expect = 1;
+  for (let d = shape.length - 1; d >= 0; d--) {
+    if (shape[d] !== 1 && strides[d] !== expect) return false;
+    expect *= shape[d];
+  }
+  return true;
+}
+
+/**
+ * Renders `p` as `fn ${name}(i: u32) -> f32`. Its bindings start at `firstBinding`; its words live in the
+ * consumer's uniform from word `uBase`, which the consumer reads through `fn U(j: u32) -> u32`.
+ */
+export function renderPrologue(
+  p: ElementwiseProgram,
+  name: string,
+  firstBinding: number,
+  uBase: number,
+): RenderedPrologue {
+  const rank = p.shape.length;
+  const k = p.operands.length;
+  const flat = p.operands.map((o) => isContiguous(o.strides, p.shape));
+  const stride = 1 + rank; // per operand: offset, strides
+  const sBase = rank + k * stride;
+  const words = new Uint32Array(sBase + p.scalars.length);
+  const f = new Float32Array(words.buffer);
+  p.shape.forEach((d, i) => words[i] = d);
+  p.operands.forEach((o, j) => {
+    words[rank + j * stride] = o.offset;
+    o.strides.forEach((s, d) => words[rank + j * stride + 1 + d] = s);
+  });
+  p.scalars.forEach((s, i) => f[sBase + i] = s);
+  const U = (j: number) => `U(${uBase + j}u)`;
+  const decl = p.operands.map((o, j) =>
+    `@group(0) @binding(${firstBinding + j}) var<storage, read> ${name}_in${j}: array<${o.dtype}>;`
+  ).join("\n");
+  const coords: string[] = [];
+  if (flat.some((c) => !c)) {
+    coords.push("var rem = i;");
+    for (let d = rank - 1; d >= 0; d--) coords.push(`let c${d} = rem % ${U(d)}; rem = rem / ${U(d)};`);
+  }
+  const loads = p.operands.map((_, j) => {
+    const base = rank + j * stride;
+    const idx = flat[j]
+      ? `${U(base)} + i`
+      : [U(base), ...p.shape.map((_, d) => `c${d} * ${U(base + 1 + d)}`)].join(" + ");
+    return `let in${j} = ${name}_in${j}[${idx}];`;
+  });
+  // The body reads scalar j as P(ju): here that is word sBase + j of the prologue's uniform part.
+  const body = p.body.replace(/\bP\((\d+)u\)/g, (_, j: string) => `bitcast<f32>(${U(sBase + Number(j))})`);
+  const code = `${decl}
+${p.helpers}
+fn ${name}(i: u32) -> f32 {
+  ${coords.join("\n  ")}
+  ${loads.join("\n  ")}
+  ${body}
+  return f32(${p.result});
+}`;
+  const key = [
+    "pro",
+    rank,
+    p.operands.map((o, j) => o.dtype + (flat[j] ? "c" : "s")).join(","),
+    p.body,
+    p.result,
+    p.helpers,
+    firstBinding,
+    uBase,
+  ].join("|");
+  return { code, key, bindings: p.operands.map((o) => ({ buffer: o.buffer })), words };
+}

@@ -1,0 +1,379 @@
+// Lazy elementwise fusion. A tensor's value is a node: a leaf (a GPU buffer read with strides) or an
+// elementwise op over other nodes. Ops build nodes instead of dispatching; a node is materialised (one
+// generated kernel for its whole tree, cached by structure) when something needs its buffer: a GEMM, a
+// convolution, a reduction, a read-back, an in-place write to a buffer it reads. A materialised node turns
+// into a leaf in place, so every tree that shares it reads the buffer from then on instead of recomputing.
+//
+// Memory stays deterministic: a node counts its holders (tensors and parent nodes); a leaf holds one
+// reference on its storage, and a tree releases its leaves when its last holder lets go.
+
+import { type DType, elementwise, MAX_RANK, type StridedOperand } from "../kernels/elementwise.ts";
+import type { ElementwiseProgram } from "../kernels/prologue.ts";
+import { gpu } from "../kernels/runtime.ts";
+
+export type { DType };
+
+/** A GPU buffer shared by leaf nodes (views); freed when the last one lets go. */
+export class Storage {
+  refs = 1;
+  /** Leaf nodes reading this buffer (to find the lazy readers before an in-place write). */
+  readonly leaves = new Set<Node>();
+  constructor(readonly buffer: GPUBuffer, readonly bytes: number) {}
+  release(): void {
+    if (--this.refs === 0) gpu().release(this.buffer);
+  }
+}
+
+let nextNodeId = 0;
+
+/** Trees above this many op nodes, or reading more distinct buffers than fit, are cut by materialising. */
+export const MAX_TREE_OPS = 40;
+/** A shared subtree at least this big is materialised on its second use instead of being recomputed. */
+const SHARED_MATERIALISE_OPS = 6;
+
+export class Node {
+  readonly id = nextNodeId++;
+  refs = 0;
+  /** Op nodes that read this one. */
+  readonly parents = new Set<Node>();
+  // Leaf state.
+  storage: Storage | null = null;
+  strides: number[] = [];
+  offset = 0;
+  // Op state: a WGSL expression over in0..inK (the args) and p0..p3 (scalars), with optional helpers.
+  expr = "";
+  helpers = "";
+  scalars: number[] = [];
+  args: Node[] = [];
+  /** A reshape: the arg has another shape of the same size and is read at the same flat index. */
+  reshape = false;
+  /** Op nodes in the tree (an upper bound: shared subtrees count once per use). */
+  ops = 0;
+  /** Distinct buffers the tree reads. */
+  buffers = new Set<Storage>();
+  readonly size: number;
+
+  constructor(readonly shape: number[], readonly dtype: DType) {
+    let n = 1;
+    for (const d of shape) n *= d;
+    this.size = n;
+  }
+
+  get isLeaf(): boolean {
+    return this.storage !== null;
+  }
+
+  /** A leaf whose strides are the contiguous ones: its buffer can be handed to any kernel. */
+  get contiguous(): boolean {
+    return this.storage !== null && this.offset === 0 && sameStrides(this.strides, contiguous(this.shape));
+  }
+
+  /**
+   * Every value of the tree sits at the same flat index as the node's (no broadcasting or strided reads
+   * below it): only such a tree can be reshaped without materialising.
+   */
+  get dense(): boolean {
+    if (this.storage) return this.contiguous;
+    return this.args.every((a) => a.size === this.size && a.dense);
+  }
+}
+
+function sameStrides(a: number[], b: number[]): boolean {
+  return a.length === b.length && a.every((v, i) => v === b[i]);
+}
+
+export function contiguous(shape: readonly number[]): number[] {
+  const s = new Array(shape.length);
+  let acc = 1;
+  for (let d = shape.length - 1; d >= 0; d--) {
+    s[d] = acc;
+    acc *= shape[d];
+  }
+  return s;
+}
+
+export function hold(n: Node): Node {
+  n.refs++;
+  return n;
+}
+
+/** Drops one holder; frees the tree below when none is left. */
+export function drop(n: Node): void {
+  if (--n.refs > 0) return;
+  if (n.storage) {
+    n.storage.leaves.delete(n);
+    n.storage.release();
+    n.storage = null;
+    return;
+  }
+  detachArgs(n);
+}
+
+function detachArgs(n: Node): void {
+  const args = n.args;
+  n.args = [];
+  for (const a of args) {
+    a.parents.delete(n);
+    drop(a);
+  }
+}
+
+/** A leaf over `storage` (taking one reference on it), read with `strides` from `offset`. */
+export function leaf(
+  storage: Storage,
+  shape: number[],
+  dtype: DType,
+  strides = contiguous(shape),
+  offset = 0,
+): Node {
+  const n = new Node(shape, dtype);
+  storage.refs++;
+  n.storage = storage;
+  n.strides = strides;
+  n.offset = offset;
+  n.buffers = new Set([storage]);
+  storage.leaves.add(n);
+  return n;
+}
+
+/** Storage buffers one kernel may bind (the adapter's limit, capped to keep kernels small). */
+export function maxReadBuffers(): number {
+  return Math.min(gpu().device.limits.maxStorageBuffersPerShaderStage, 16);
+}
+
+function maxBuffers(): number {
+  return maxReadBuffers() - 1; // one binding is the output
+}
+
+/** An elementwise op node over `args` broadcast to `shape` (cut by materialising args where needed). */
+export function op(
+  expr: string,
+  args: Node[],
+  shape: number[],
+  dtype: DType,
+  scalars: number[] = [],
+  helpers = "",
+  reshape = false,
+): Node {
+  if (shape.length > MAX_RANK) throw new Error(`elementwise ops support rank <= ${MAX_RANK}, got [${shape}]`);
+  // A shared, non-trivial subtree is computed once: its second consumer materialises it for both.
+  for (const a of args) {
+    if (!a.isLeaf && a.parents.size > 0 && a.ops >= SHARED_MATERIALISE_OPS) materialise(a);
+  }
+  const limit = maxBuffers();
+  for (;;) {
+    const buffers = new Set<Storage>();
+    let ops = 1;
+    for (const a of args) {
+      for (const s of a.buffers) buffers.add(s);
+      ops += a.ops;
+    }
+    if (buffers.size <= limit && ops <= MAX_TREE_OPS) {
+      const n = new Node(shape, dtype);
+      n.expr = expr;
+      n.helpers = helpers;
+      n.scalars = scalars;
+      n.reshape = reshape;
+      n.args = args.map(hold);
+      for (const a of args) a.parents.add(n);
+      n.ops = ops;
+      n.buffers = buffers;
+      return n;
+    }
+    // Cut: materialise the biggest lazy arg and try again.
+    let big: Node | null = null;
+    for (const a of args) if (!a.isLeaf && (!big || a.ops > big.ops)) big = a;
+    if (!big) {
+      // Only leaves, and still too many buffers: strided leaves become contiguous copies first.
+      const strided = args.find((a) => !a.contiguous);
+      if (!strided) throw new Error(`an elementwise op reads ${buffers.size} buffers (at most ${limit})`);
+      materialise(strided);
+      continue;
+    }
+    materialise(big);
+  }
+}
+
+/** Makes `n` a contiguous leaf (recording one fused kernel for its tree); returns its storage. */
+export function materialise(n: Node): Storage {
+  if (n.contiguous) return n.storage!;
+  const bytes = Math.max(4, n.size * 4);
+  const storage = new Storage(gpu().alloc(bytes), bytes);
+  render(n, storage.buffer);
+  if (n.storage) {
+    n.storage.leaves.delete(n);
+    n.storage.release();
+  }
+  detachArgs(n);
+  n.storage = storage;
+  n.strides = contiguous(n.shape);
+  n.offset = 0;
+  n.buffers = new Set([storage]);
+  n.ops = 0;
+  n.expr = n.helpers = "";
+  n.scalars = [];
+  n.reshape = false;
+  storage.leaves.add(n);
+  return storage;
+}
+
+/**
+ * Before a kernel writes into `storage` in place: lazy values that read it must keep the old contents, as
+ * they would have eagerly. Rather than computing them now (most are temporaries that are never used),
+ * they are pointed at a snapshot copy of the buffer: one copy, however many readers.
+ */
+export function beforeOverwrite(storage: Storage): void {
+  let snap: Storage | null = null;
+  const snapshot = (): Storage => {
+    if (!snap) {
+      snap = new Storage(gpu().alloc(storage.bytes), storage.bytes);
+      gpu().copy(storage.buffer, 0, snap.buffer, 0, storage.bytes);
+    }
+    return snap;
+  };
+  for (const l of [...storage.leaves]) {
+    if (!l.contiguous) {
+      // A lazy view (permute, slice, broadcast) of the buffer: it reads the snapshot instead.
+      const s = snapshot();
+      storage.leaves.delete(l);
+      storage.release();
+      s.refs++;
+      s.leaves.add(l);
+      l.storage = s;
+      l.buffers = new Set([s]);
+      continue;
+    }
+    if (l.parents.size === 0) continue;
+    // Op nodes reading this leaf read a leaf over the snapshot instead; the leaf itself (the tensor
+    // being written, or a view of it) keeps the buffer.
+    const copy = leaf(snapshot(), l.shape, l.dtype, l.strides, l.offset);
+    for (const p of [...l.parents]) {
+      p.args = p.args.map((a) => {
+        if (a !== l) return a;
+        hold(copy);
+        l.refs--; // the parent's hold moves to the copy; the tensor still holds `l`
+        return copy;
+      });
+      p.buffers.add(copy.storage!);
+      l.parents.delete(p);
+      copy.parents.add(p);
+    }
+    if (l.refs === 0) drop(hold(l)); // only parents held it
+  }
+  if (snap) (snap as Storage).release(); // the leaves over it hold it now
+}
+
+// ---- rendering one tree into one kernel ----
+
+/** Function names a helper string defines, renamed per kernel so two helpers never clash. */
+const helperNames = new Map<string, string[]>();
+function namesIn(helpers: string): string[] {
+  let names = helperNames.get(helpers);
+  if (!names) {
+    names = [...helpers.matchAll(/fn\s+(\w+)\s*\(/g)].map((m) => m[1]);
+    helperNames.set(helpers, names);
+  }
+  return names;
+}
+
+function renameAll(text: string, names: string[], suffix: string): string {
+  if (names.length === 0) return text;
+  return text.replace(new RegExp(`\\b(${names.join("|")})\\b`, "g"), `$1${suffix}`);
+}
+
+/** Strides over the root's coordinates that read a node of `shape` broadcast to the root's shape. */
+function broadcastInto(shape: number[], strides: number[], root: number[]): number[] {
+  const off = root.length - shape.length;
+  return root.map((_, i) => {
+    const j = i - off;
+    return j < 0 || shape[j] === 1 ? 0 : strides[j];
+  });
+}
+
+function render(root: Node, out: GPUBuffer): void {
+  const p = program(root);
+  elementwise({
+    name: "fused",
+    expr: p.result,
+    body: p.body,
+    inputs: p.operands,
+    out: { buffer: out, dtype: root.dtype, strides: contiguous(root.shape), offset: 0 },
+    shape: root.shape,
+    scalars: p.scalars,
+    helpers: p.helpers,
+  });
+}
+
+/**
+ * The tree of a lazy tensor's node as a program a consumer kernel can inline (kernels/prologue.ts), or
+ * null when the node is a contiguous buffer already or reads more than `maxOperands` buffers.
+ */
+export function prologueOf(n: Node, maxOperands: number): ElementwiseProgram | null {
+  if (n.contiguous) return null;
+  if (n.buffers.size > maxOperands) return null;
+  const p = program(n);
+  return p.operands.length <= maxOperands ? p : null;
+}
+
+/** The tree under `root` as straight-line code over strided operands (shared subtrees computed once). */
+function program(root: Node): ElementwiseProgram {
+  const rootShape = root.shape;
+  const operands: StridedOperand[] = [];
+  const operandIndex = new Map<string, number>();
+  const lets: string[] = [];
+  const scalars: number[] = [];
+  const helperIds = new Map<string, number>();
+  const memo = new Map<string, string>();
+
+  // `flat`: null reads nodes broadcast from the root's coordinates; otherwise the strides over the root's
+  // coordinates of the flat index this (dense) node is read at, set by a reshape above it.
+  const visit = (n: Node, flat: number[] | null): string => {
+    const key = `${n.id}|${flat ? flat.join(",") : "r"}`;
+    const done = memo.get(key);
+    if (done) return done;
+    let name: string;
+    if (n.storage) {
+      const strides = flat ?? broadcastInto(n.shape, n.strides, rootShape);
+      const okey = `${operandOf(n.storage)}|${n.offset}|${strides.join(",")}`;
+      let k = operandIndex.get(okey);
+      if (k === undefined) {
+        k = operands.length;
+        operands.push({ buffer: n.storage.buffer, dtype: n.dtype, strides, offset: n.offset });
+        operandIndex.set(okey, k);
+      }
+      name = `in${k}`;
+    } else if (n.reshape) {
+      name = visit(n.args[0], flat ?? broadcastInto(n.shape, contiguous(n.shape), rootShape));
+    } else {
+      const argNames = n.args.map((a) => visit(a, flat));
+      const base = scalars.length;
+      scalars.push(...n.scalars);
+      let expr = n.expr.replace(/\b(in|p)(\d+)\b/g, (_, kind: string, d: string) => {
+        const i = Number(d);
+        if (kind === "in") return argNames[i];
+        return `P(${base + i}u)`;
+      });
+      if (n.helpers) {
+        let h = helperIds.get(n.helpers);
+        if (h === undefined) helperIds.set(n.helpers, h = helperIds.size);
+        expr = renameAll(expr, namesIn(n.helpers), `_h${h}`);
+      }
+      name = `t${lets.length}`;
+      lets.push(`let ${name} = ${n.dtype}(${expr});`);
+    }
+    memo.set(key, name);
+    return name;
+  };
+  const result = visit(root, null);
+  const helpers = [...helperIds].map(([h, id]) => renameAll(h, namesIn(h), `_h${id}`)).join("\n");
+  return { shape: rootShape, operands, body: lets.join("\n  "), result, scalars, helpers };
+}
+
+// Buffers have no id: number them once, for the operand keys of a kernel.
+const bufferIds = new WeakMap<Storage, number>();
+let nextBufferId = 0;
+function operandOf(s: Storage): number {
+  let id = bufferIds.get(s);
+  if (id === undefined) bufferIds.set(s, id = nextBufferId++);
+  return id;
+}
