@@ -88,7 +88,7 @@ export function argmaxRows(v: ArrayLike<number>, n: number, k: number): Int32Arr
 export interface ClassifierOptions {
   numClasses: number;
   channels: number;
-  /** Adam steps (default 300), each on `batch` fresh images split evenly over the classes. */
+  /** Adam steps (default 200), each on `batch` (default 32) fresh images split evenly over the classes. */
   steps?: number;
   batch?: number;
   lr?: number;
@@ -113,8 +113,8 @@ export async function trainSourceClassifier(
   draw: ClassDraw,
   o: ClassifierOptions,
 ): Promise<TrainedClassifier> {
-  const steps = o.steps ?? 300, lr = o.lr ?? 2e-3, seed = o.seed ?? 0, k = o.numClasses;
-  const batch = o.batch ?? 64, heldOutPerClass = o.heldOutPerClass ?? 256;
+  const steps = o.steps ?? 200, lr = o.lr ?? 2e-3, seed = o.seed ?? 0, k = o.numClasses;
+  const batch = o.batch ?? 32, heldOutPerClass = o.heldOutPerClass ?? 256;
   for (const [name, v] of Object.entries({ steps, batch, heldOutPerClass })) {
     if (!Number.isInteger(v) || v < 1) {
       throw new Error(`class fidelity: ${name} must be a positive integer, got ${v}`);

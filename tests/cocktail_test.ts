@@ -251,12 +251,22 @@ gpuTest(
       preset: "tiny16",
       recipe: { batch: 4, tickKimg: 0.004, snapshotTicks: 1 },
       freezeD: 3,
+      fidelitySteps: 3,
     });
     const report = JSON.parse(await Deno.readTextFile(reportPath));
     for (const m of ["cocktail", "freezed"]) {
       assert(Number.isFinite(report.methods[m].unionFid), `${m}: union FID`);
       assert(report.methods[m].perClass.length === 3, `${m}: three classes`);
+      for (const p of report.methods[m].perClass) {
+        assert(p.fidelity >= 0 && p.fidelity <= 1, `${m}: class ${p.class} fidelity ${p.fidelity} in [0, 1]`);
+      }
     }
+    assert(report.classFidelity.heldOutAccuracy.length === 3, "the classifier's ceiling per source");
+    const html = await Deno.readTextFile(`${out}/index.html`);
+    assert(
+      html.includes("fidelity 2") && html.includes("KID x1000"),
+      "the HTML table has fidelity and KID scale",
+    );
     assert(
       typeof report.featureNetwork === "string" && report.featureNetwork.includes("pixels"),
       "feature network named",
