@@ -98,6 +98,34 @@ export function unrootedAverage(sources: ImageSource[], seed: number): Promise<G
   })();
 }
 
+/**
+ * `merge --eval`: per-class and union FID, KID, precision/recall against the sources' samples, with class
+ * fidelity beside every per-class FID (the classifier's description comes back too).
+ */
+export async function evaluateMerged(
+  sources: ImageSource[],
+  G: Generator,
+  o: { features?: string; samplesPerClass?: number; seed?: number; fidelitySteps?: number; ddof?: 0 | 1 },
+): Promise<{ scores: ModelScores; featureNetwork: string; classFidelity: Record<string, unknown> }> {
+  const features = await openFeatures(o.features);
+  let judge: FidelityJudge | null = null;
+  try {
+    const common = { resolution: G.imgResolution, channels: G.imgChannels, seed: o.seed ?? 0 };
+    const samplesPerClass = o.samplesPerClass ?? 500;
+    const evaluator = await Evaluator.create(sources, { ...common, features, samplesPerClass, ddof: o.ddof });
+    judge = evaluator.judge = await FidelityJudge.create(sources, {
+      ...common,
+      steps: o.fidelitySteps,
+      samplesPerClass,
+    });
+    const scores = await evaluator.evaluate(G, "merged model");
+    return { scores, featureNetwork: features.name, classFidelity: judge.describe() };
+  } finally {
+    judge?.dispose();
+    features.dispose();
+  }
+}
+
 /** Scores of a method cached by a resumable run (same snapshot, same evaluation settings), or null. */
 async function cachedEntry(path: string, key: string): Promise<MethodReport | null> {
   if (!existsSync(path)) return null;
