@@ -272,7 +272,8 @@ ${
 }
 
 type Row = Record<string, unknown>;
-const cell = (v: unknown) => (typeof v === "number" ? fmt(v, 3) : esc(String(v ?? "–")));
+const cell = (v: unknown) =>
+  typeof v === "number" ? (Number.isInteger(v) ? String(v) : fmt(v, 3)) : esc(String(v ?? "–"));
 
 function smallTable(head: string[], rows: unknown[][]): string {
   return `<table><tr>${head.map((h) => `<th>${esc(h)}</th>`).join("")}</tr>${
