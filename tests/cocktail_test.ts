@@ -22,7 +22,7 @@ import { DcganGenerator } from "../gan/cocktail/dcgan.ts";
 import { trainDcgan } from "../gan/cocktail/dcgan_train.ts";
 import { ArrayDataset } from "../data/dataset.ts";
 import { empiricalFisher, EwcPenalty, fisherForModel } from "../gan/cocktail/ewc.ts";
-import { compareMethods } from "../gan/cocktail/compare.ts";
+import { compareMethods, type CompareOptions } from "../gan/cocktail/compare.ts";
 import { mergeSources } from "../gan/cocktail/merge.ts";
 import { disposeNetworks } from "../gan/cocktail/stage.ts";
 import { pixelFeatureNetwork } from "../gan/cocktail/evaluate.ts";
@@ -240,7 +240,7 @@ gpuTest(
     for (const o of opened) o.dispose();
 
     const out = `${dir}/cmp`;
-    const { reportPath } = await compareMethods({
+    const settings: CompareOptions = {
       sources: [a, b, c],
       outDir: out,
       kimg: 0.008,
@@ -252,8 +252,26 @@ gpuTest(
       recipe: { batch: 4, tickKimg: 0.004, snapshotTicks: 1 },
       freezeD: 3,
       fidelitySteps: 3,
-    });
+    };
+    const { reportPath } = await compareMethods(settings);
     const report = JSON.parse(await Deno.readTextFile(reportPath));
+    // Rerun into the same directory (a killed demo rerun): finished stages and evaluations are reused.
+    const written = (f: string) => Deno.statSync(f).mtime!.getTime();
+    const finished = [
+      report.methods.cocktail.snapshot,
+      report.methods.freezed.snapshot,
+      `${out}/eval-cocktail.json`,
+    ];
+    const stamps = finished.map(written);
+    const again = await compareMethods({ ...settings, resume: true });
+    assert(
+      finished.every((f, i) => written(f) === stamps[i]),
+      "a resumed compare must not rewrite finished parts",
+    );
+    assert(
+      again.report.methods.cocktail.unionFid === report.methods.cocktail.unionFid,
+      "same scores on resume",
+    );
     for (const m of ["cocktail", "freezed"]) {
       assert(Number.isFinite(report.methods[m].unionFid), `${m}: union FID`);
       assert(report.methods[m].perClass.length === 3, `${m}: three classes`);
