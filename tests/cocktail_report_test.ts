@@ -70,8 +70,8 @@ Deno.test("cocktail report: header lines and the HTML table's columns", async ()
       const want of [
         "fidelity 1",
         "digits 0",
-        "KID x1000",
-        "<td>12.30</td>",
+        "KID (unscaled)",
+        "<td>0.012</td>",
         "<td>302</td>",
         "<td>0.950</td>",
       ]

@@ -282,7 +282,7 @@ gpuTest(
     assert(report.classFidelity.heldOutAccuracy.length === 3, "the classifier's ceiling per source");
     const html = await Deno.readTextFile(`${out}/index.html`);
     assert(
-      html.includes("fidelity 2") && html.includes("KID x1000"),
+      html.includes("fidelity 2") && html.includes("KID (unscaled)"),
       "the HTML table has fidelity and KID scale",
     );
     assert(

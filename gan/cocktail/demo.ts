@@ -12,7 +12,7 @@ import type { MergeMethod } from "./merge.ts";
 import type { StageObserver } from "./stage.ts";
 import type { TrainingRecipe } from "../train/presets.ts";
 import type { ModelScores } from "./evaluate.ts";
-import { type CompareReport, headerLines, KID_SCALE } from "./report.ts";
+import { type CompareReport, headerLines, KID_LABEL } from "./report.ts";
 
 const ASSETS = new URL("../../assets/demo_sources/", import.meta.url);
 export const DEMO_SOURCES = ["mnist04", "mnist59"].map((d) => fileURLToPath(new URL(d, ASSETS)));
@@ -60,12 +60,12 @@ export function demoSummary(report: CompareReport, minutes: number): string[] {
   lines.push(...headerLines(report).map((l) => `  ${l}`));
   lines.push(
     "  per class: FID vs its source / fidelity (share the source classifier assigns to the class's source) /",
-    "  digits (share the MNIST classifier puts in the source's digit set); KID x1000 of the union",
+    "  digits (share the MNIST classifier puts in the source's digit set); KID of the union, unscaled",
   );
   const rows = { ...report.methods, ...(report.references ?? {}) } as Record<string, ModelScores>;
   for (const [m, r] of Object.entries(rows)) {
     const real = r.real ? `, vs real digits ${f2(r.real.unionFid)}` : "";
-    lines.push(`  ${m}: union FID ${f2(r.unionFid)}${real}, KID x1000 ${f2(r.union.kid * KID_SCALE)}`);
+    lines.push(`  ${m}: union FID ${f2(r.unionFid)}${real}, ${KID_LABEL} ${f3(r.union.kid)}`);
     for (const p of r.perClass) {
       lines.push(
         `    class ${p.class}: FID ${f2(p.fid)}, fidelity ${f3(p.fidelity)}, digits ${f3(p.digitSetShare)}`,
