@@ -1,7 +1,11 @@
 // The comparison report's header says what each class is, the budget, seed, adapter, feature network and
-// samples per class; the HTML table carries per-class FID, fidelity and digit-set share, KID with its scale.
+// samples per class; the HTML table carries per-class FID, fidelity and digit-set share, KID with its scale;
+// evaluation quantises images to uint8 with the metric commands' conversion.
 
 import { classLine, headerLines, writeReport } from "../gan/cocktail/report.ts";
+import { featuresOf, pixelFeatureNetwork } from "../gan/cocktail/evaluate.ts";
+import { fromHost } from "../nn/tensor.ts";
+import { assertClose, gpuTest } from "./harness.ts";
 
 function assert(cond: unknown, msg: string): asserts cond {
   if (!cond) throw new Error(msg);
@@ -82,3 +86,21 @@ Deno.test("cocktail report: header lines and the HTML table's columns", async ()
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+gpuTest(
+  "cocktail evaluation: images reach the feature network quantised to uint8, as in the metric commands",
+  async () => {
+    // Two batches that differ by less than one grey level inside each uint8 bin give the same features.
+    const levels = Float32Array.from({ length: 2 * 16 }, (_, i) => (i * 7) % 256);
+    const toUnit = (v: number) => v / 127.5 - 1; // x*127.5+128 = v+0.5: the middle of level v's bin
+    const a = fromHost(levels.map((v) => toUnit(v) - 0.3 / 127.5), [2, 1, 4, 4], "f32");
+    const b = fromHost(levels.map((v) => toUnit(v) + 0.3 / 127.5), [2, 1, 4, 4], "f32");
+    const net = pixelFeatureNetwork(4);
+    const fa = await featuresOf(net, a), fb = await featuresOf(net, b);
+    const want = levels.map((v) => v / 127.5 - 1); // the pixel network of the integer levels
+    assertClose(fa.data, want, { atol: 1e-6, what: "features of the lower half-bin" });
+    assertClose(fb.data, want, { atol: 1e-6, what: "features of the upper half-bin" });
+    a.dispose();
+    b.dispose();
+  },
+);
