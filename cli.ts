@@ -37,6 +37,10 @@ const commands: Record<string, Command> = {
     summary: "all methods on the same sources and budget; HTML report with FID/KID/PR per class and union",
     run: async (a) => (await import("./cli/compare.ts")).compareCommand(a),
   },
+  fidelity: {
+    summary: "class fidelity of a merged snapshot: does class c look like source c? (source classifier)",
+    run: async (a) => (await import("./cli/fidelity.ts")).fidelityCommand(a),
+  },
   w1: {
     summary: "exact Wasserstein-1 between two equal-size 2-D point sets (.npy, [n,2])",
     run: async (a) => (await import("./cli/metrics.ts")).w1Command(a),

@@ -51,8 +51,9 @@ export async function compareCommand(args: string[]): Promise<void> {
   }
   const ddof = num(v.ddof, "ddof");
   if (ddof !== 0 && ddof !== 1) throw new Error(`--ddof must be 0 or 1, got ${ddof}`);
-  await initGPU();
+  const rt = await initGPU();
   const { reportPath, report: rep } = await compareMethods({
+    adapter: rt.info.description || rt.info.vendor,
     sources: s.list,
     outDir: String(v.out),
     kimg: num(v.kimg, "kimg"),
@@ -78,7 +79,7 @@ export async function compareCommand(args: string[]): Promise<void> {
   const lines = Object.entries(rep.methods).map(([m, x]) =>
     `${m.padEnd(10)} union FID ${x.unionFid.toFixed(2)}  per class ${
       x.perClass.map((p) => p.fid.toFixed(2)).join(" / ")
-    }`
+    }  class fidelity ${x.perClass.map((p) => p.fidelity?.toFixed(3) ?? "-").join(" / ")}`
   );
   report(
     {

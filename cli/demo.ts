@@ -2,33 +2,52 @@
 // generators shipped in assets/demo_sources/ with GAN Cocktail and TransferGAN on the same budget and
 // writes the report; its path is the last line printed. `--toy2d` runs the 2-D study's MLP GAN instead.
 
-import { cocktailDemo } from "../gan/cocktail/demo.ts";
+import { existsSync, readdirSync } from "node:fs";
+import { cocktailDemo, DEMO_KIMG } from "../gan/cocktail/demo.ts";
 import { demo2d } from "../gan/toy2d/demo.ts";
 import { initGPU } from "../kernels/runtime.ts";
 import { num, parse } from "./args.ts";
 import { progressObserver } from "./merge.ts";
 import { Progress } from "./progress.ts";
 
+/** The newest runs/cocktail-demo-* directory (names sort by time). */
+function newestDemoRun(): string {
+  const runs = existsSync("runs")
+    ? readdirSync("runs").filter((d) => d.startsWith("cocktail-demo-")).sort()
+    : [];
+  if (!runs.length) throw new Error("--resume: no runs/cocktail-demo-* to resume; give --out DIR");
+  return `runs/${runs.at(-1)}`;
+}
+
 export async function demo(args: string[]): Promise<void> {
   const { values } = parse(
     args,
-    "usage: cli.ts demo [--out DIR] [--kimg K] [--seed S]\n       cli.ts demo --toy2d [--out DIR] [--g-steps N]",
+    "usage: cli.ts demo [--out DIR] [--resume] [--kimg K] [--seed S]\n" +
+      "       cli.ts demo --toy2d [--out DIR] [--g-steps N]\n\n" +
+      "A killed demo continues where it stopped when rerun with the same --out (or with --resume: the\n" +
+      "newest runs/cocktail-demo-*); finished stages and evaluations are not redone.",
     {
       out: { type: "string", help: "output directory (default runs/cocktail-demo-<time> or runs/demo)" },
-      kimg: { type: "string", help: "budget per stage in kimg (cocktail demo)", default: "0.5" },
+      resume: { type: "boolean", help: "continue --out, or the newest runs/cocktail-demo-* without --out" },
+      kimg: { type: "string", help: "budget per stage in kimg (cocktail demo)", default: String(DEMO_KIMG) },
       seed: { type: "string", help: "random seed", default: "0" },
       toy2d: { type: "boolean", help: "run the 2-D MLP GAN job instead of the merging demo" },
       "g-steps": { type: "string", help: "generator steps (--toy2d)", default: "1000" },
     },
   );
   const rt = await initGPU();
-  console.log(`adapter: ${rt.info.description || rt.info.vendor}`);
+  const adapter = rt.info.description || rt.info.vendor;
+  console.log(`adapter: ${adapter}`);
   const seed = num(values.seed, "seed");
   if (!values.toy2d) {
+    const out = values.out ? String(values.out) : values.resume ? newestDemoRun() : undefined;
+    if (values.resume && out) console.log(`resuming ${out}`);
     await cocktailDemo({
-      out: values.out ? String(values.out) : undefined,
+      out,
+      resume: values.resume ? true : undefined,
       kimg: num(values.kimg, "kimg"),
       seed,
+      adapter,
       observer: progressObserver("demo: "),
     });
     return;

@@ -5,7 +5,7 @@
 import { initGPU } from "../kernels/runtime.ts";
 import { writeFileAtomic } from "../nn/checkpoint.ts";
 import type { EwcLambdas } from "../gan/cocktail/baselines.ts";
-import { openFeatures } from "../gan/cocktail/compare.ts";
+import { evaluateMerged, openFeatures } from "../gan/cocktail/compare.ts";
 import { chooseRoot, ROOT_RECALL_K } from "../gan/cocktail/root.ts";
 import { type MergeMethod, mergeSources, METHODS } from "../gan/cocktail/merge.ts";
 import { openSources } from "../gan/cocktail/sources.ts";
@@ -26,7 +26,8 @@ Methods: ${METHODS.join(", ")}.
   scratch    a conditional GAN of the root's architecture from random weights (N*K kimg)
   transfer   TransferGAN: from the root's G and D (N*K kimg)
   ewc        TransferGAN + EWC penalty (Fisher of the root on its own samples)
-  freezed    TransferGAN with the first --freezed D layers frozen`;
+  freezed    TransferGAN with the first --freezed D layers frozen
+--eval scores the merged model: per-class FID and class fidelity (does class c look like source c?).`;
 
 export const MERGE_OPTIONS = {
   sources: { type: "string", help: "source generators (space-separated after --sources)" },
@@ -50,6 +51,14 @@ export const MERGE_OPTIONS = {
   seed: { type: "string", help: "seed", default: "0" },
   resume: { type: "boolean", help: "continue the stages found in --out" },
   json: { type: "boolean", help: "print the result as JSON" },
+} as const;
+
+const MERGE_ONLY = {
+  eval: {
+    type: "boolean",
+    help: "evaluate the merged model: per-class FID and class fidelity against the sources' samples",
+  },
+  samples: { type: "string", help: "samples per class for --eval", default: "500" },
 } as const;
 
 /** Space-separated values after an option (--sources A B C): parseArgs keeps only the first. */
@@ -113,6 +122,7 @@ export async function mergeCommand(args: string[]): Promise<void> {
   const { list: sourceSpecs, rest } = collectList(args, "sources");
   const { values: v } = parse(rest, USAGE, {
     ...MERGE_OPTIONS,
+    ...MERGE_ONLY,
     k: {
       type: "string",
       help: "--root auto: k of the recall's k-NN radii (the pretrained-GAN study's)",
@@ -162,7 +172,18 @@ export async function mergeCommand(args: string[]): Promise<void> {
       ewcLambda: parseLambdas(v["ewc-lambda"]),
       observer: progressObserver(`${method}: `),
     });
-    disposeNetworks(result);
+    let evaluation: Awaited<ReturnType<typeof evaluateMerged>> | null = null;
+    try {
+      if (v.eval) {
+        evaluation = await evaluateMerged(sources, result.Gema, {
+          features: v.features as string | undefined,
+          samplesPerClass: num(v.samples, "samples"),
+          seed,
+        });
+      }
+    } finally {
+      disposeNetworks(result);
+    }
     const summary = {
       method,
       snapshot: result.snapshot,
@@ -174,12 +195,24 @@ export async function mergeCommand(args: string[]): Promise<void> {
       settings: result.settings,
       notes: result.notes,
       sources: sources.map((s) => s.describe()),
+      evaluation,
     };
     await writeFileAtomic(`${v.out}/merge-${method}.json`, JSON.stringify(summary, null, 2) + "\n");
+    const evalLines = evaluation
+      ? [
+        `evaluation against the sources' samples (${evaluation.featureNetwork}; class fidelity ceiling ${
+          (evaluation.classFidelity.ceiling as number).toFixed(3)
+        }): union FID ${evaluation.scores.unionFid.toFixed(2)}`,
+        ...evaluation.scores.perClass.map((p) =>
+          `  class ${p.class} (${p.source}): FID ${p.fid.toFixed(2)}, fidelity ${p.fidelity?.toFixed(3)}` +
+          (p.digitSetShare !== undefined ? `, digit-set share ${p.digitSetShare.toFixed(3)}` : "")
+        ),
+      ].map((l) => `${l}\n`).join("")
+      : "";
     report(
       summary,
       !!v.json,
-      `${result.notes.map((n) => `note: ${n}\n`).join("")}merged model: ${result.snapshot}`,
+      `${result.notes.map((n) => `note: ${n}\n`).join("")}${evalLines}merged model: ${result.snapshot}`,
     );
   } finally {
     for (const s of sources) s.dispose();

@@ -1,5 +1,5 @@
-// GAN Cocktail on tiny models (8x8): averaging is the exact mean; conditional conversion keeps G's
-// outputs (and D's, without projection noise) and adds the embedding and projection parameters; the EWC
+// GAN Cocktail on tiny models (8x8): averaging is the exact mean; conditional conversion gives every class
+// a distinct code in G and D and keeps the root's own class exactly; the EWC
 // Fisher and penalty match hand computations; an end-to-end compare (cocktail + Freeze-D, three sources:
 // two StyleGAN2 of different widths and a DCGAN at another resolution) writes report.json, the rooted
 // models keep the root's names and shapes, and Freeze-D leaves the frozen layers bit-identical.
@@ -22,7 +22,7 @@ import { DcganGenerator } from "../gan/cocktail/dcgan.ts";
 import { trainDcgan } from "../gan/cocktail/dcgan_train.ts";
 import { ArrayDataset } from "../data/dataset.ts";
 import { empiricalFisher, EwcPenalty, fisherForModel } from "../gan/cocktail/ewc.ts";
-import { compareMethods } from "../gan/cocktail/compare.ts";
+import { compareMethods, type CompareOptions } from "../gan/cocktail/compare.ts";
 import { mergeSources } from "../gan/cocktail/merge.ts";
 import { disposeNetworks } from "../gan/cocktail/stage.ts";
 import { pixelFeatureNetwork } from "../gan/cocktail/evaluate.ts";
@@ -80,12 +80,13 @@ gpuTest("cocktail: averaging is the exact float64 mean of every parameter and bu
 });
 
 gpuTest(
-  "cocktail: conditional conversion keeps G and D exactly, adds embed/projection params, classes can act",
+  "cocktail: conversion gives every class its own code in G and D and keeps the root's own class exactly",
   async () => {
     manualSeed(4);
     const G = Generator.fromConfig(tiny());
     const D = Discriminator.fromConfig(tiny());
-    const Gc = conditionalGenerator(G, 3);
+    const keepClass = 1;
+    const Gc = conditionalGenerator(G, 3, { keepClass });
     const names = new Set(Gc.stateDict().keys());
     assert(names.has("mapping.embed.weight") && names.has("mapping.embed.bias"), "G lacks mapping.embed.*");
     for (const [k, t] of G.stateDict()) {
@@ -97,41 +98,45 @@ gpuTest(
       Gc.stateDict().get("mapping.fc0.weight")!.shape.join() === "16,32",
       "fc0 should take z and the embedding",
     );
+    // The embedding keeps SGA's fresh init: weight N(0, 1) (unit scale, distinct columns), bias 0.
+    const ew = await host(Gc.mapping.embed!.weight); // [16, 3]
+    const col = (c: number) => Array.from({ length: 16 }, (_, i) => ew[i * 3 + c]);
+    const rms = Math.sqrt(ew.reduce((s, v) => s + v * v, 0) / ew.length);
+    assert(rms > 0.6 && rms < 1.5, `embedding weights should be unit-scale N(0, 1), rms ${rms}`);
+    for (const [i, j] of [[0, 1], [0, 2], [1, 2]]) {
+      const d = col(i).reduce((s, v, k) => s + (v - col(j)[k]) ** 2, 0);
+      assert(d > 1, `classes ${i} and ${j} must have distinct codes (squared distance ${d})`);
+    }
     const z = randn([4, 16], { generator: new Rng(5) });
     const want = await host(noGrad(() => G.forward(z, null, { noiseMode: "const" })));
-    for (const cls of [0, 2]) {
-      const got = await host(noGrad(() => Gc.forward(z, Gc.labels(4, cls), { noiseMode: "const" })));
-      assertClose(got, want, { rtol: 1e-4, atol: 1e-5, what: `G output, class ${cls}` });
-    }
-    // The class takes effect as soon as the embedding weight moves (it starts at 0).
-    const ew = Gc.mapping.embed!.weight;
-    const moved = randn(ew.shape, { generator: new Rng(7) });
-    copyInto(moved, ew);
-    moved.dispose();
-    const c0 = await host(noGrad(() => Gc.forward(z, Gc.labels(4, 0), { noiseMode: "const" })));
-    const c2 = await host(noGrad(() => Gc.forward(z, Gc.labels(4, 2), { noiseMode: "const" })));
-    assert(c0.some((v, i) => Math.abs(v - c2[i]) > 1e-3), "classes must differ once the embedding moves");
+    const out = async (cls: number) =>
+      await host(noGrad(() => Gc.forward(z, Gc.labels(4, cls), { noiseMode: "const" })));
+    assertClose(await out(keepClass), want, { rtol: 1e-4, atol: 1e-5, what: "G output of the root's class" });
+    const [c0, c2] = [await out(0), await out(2)];
+    const diff = (a: Float32Array, b: Float32Array) =>
+      a.reduce((s, v, i) => Math.max(s, Math.abs(v - b[i])), 0);
+    assert(diff(c0, want) > 1e-2 && diff(c2, want) > 1e-2, "other classes must differ from the root's");
+    assert(diff(c0, c2) > 1e-2, "classes 0 and 2 must differ from each other");
 
     const x = randn([4, 1, 8, 8], { generator: new Rng(6) });
     const dWant = await host(noGrad(() => D.forward(x)));
-    const Dc = conditionalDiscriminator(D, 3);
+    const Dc = conditionalDiscriminator(D, 3, { keepClass });
     assert(Dc.stateDict().get("b4.out.weight")!.shape.join() === `${Dc.cmapDim},16`, "projection head shape");
     assert([...Dc.stateDict().keys()].some((k) => k.startsWith("mapping.")), "D lacks its mapping on c");
-    for (const cls of [0, 1]) {
-      const c = Gc.labels(4, cls)!;
-      assertClose(await host(noGrad(() => Dc.forward(x, c))), dWant, {
-        rtol: 1e-4,
-        atol: 1e-5,
-        what: "D logits",
-      });
+    const logits = async (cls: number) => await host(noGrad(() => Dc.forward(x, Gc.labels(4, cls))));
+    assertClose(await logits(keepClass), dWant, {
+      rtol: 1e-4,
+      atol: 1e-5,
+      what: "D logits of the root's class",
+    });
+    // A rank-1 head would give every class a multiple of the same logit; this one sees other features:
+    // the ratio l_c(x) / l_keep(x) varies with x.
+    for (const cls of [0, 2]) {
+      const l = await logits(cls);
+      const ratios = l.map((v, i) => v / dWant[i]);
+      const spread = Math.max(...ratios) - Math.min(...ratios);
+      assert(spread > 1e-2, `D's class ${cls} logits are a fixed multiple of the root's (ratios ${ratios})`);
     }
-    const dw = Dc.mapping!.embed!.weight;
-    const dMoved = randn(dw.shape, { generator: new Rng(8) });
-    copyInto(dMoved, dw);
-    dMoved.dispose();
-    const l0 = await host(noGrad(() => Dc.forward(x, Gc.labels(4, 0))));
-    const l1 = await host(noGrad(() => Dc.forward(x, Gc.labels(4, 1))));
-    assert(l0.some((v, i) => Math.abs(v - l1[i]) > 1e-4), "D's classes must differ once its embedding moves");
     for (const m of [G, D, Gc, Dc]) m.dispose();
   },
 );
@@ -235,7 +240,7 @@ gpuTest(
     for (const o of opened) o.dispose();
 
     const out = `${dir}/cmp`;
-    const { reportPath } = await compareMethods({
+    const settings: CompareOptions = {
       sources: [a, b, c],
       outDir: out,
       kimg: 0.008,
@@ -246,12 +251,40 @@ gpuTest(
       preset: "tiny16",
       recipe: { batch: 4, tickKimg: 0.004, snapshotTicks: 1 },
       freezeD: 3,
-    });
+      fidelitySteps: 3,
+    };
+    const { reportPath } = await compareMethods(settings);
     const report = JSON.parse(await Deno.readTextFile(reportPath));
+    // Rerun into the same directory (a killed demo rerun): finished stages and evaluations are reused.
+    const written = (f: string) => Deno.statSync(f).mtime!.getTime();
+    const finished = [
+      report.methods.cocktail.snapshot,
+      report.methods.freezed.snapshot,
+      `${out}/eval-cocktail.json`,
+    ];
+    const stamps = finished.map(written);
+    const again = await compareMethods({ ...settings, resume: true });
+    assert(
+      finished.every((f, i) => written(f) === stamps[i]),
+      "a resumed compare must not rewrite finished parts",
+    );
+    assert(
+      again.report.methods.cocktail.unionFid === report.methods.cocktail.unionFid,
+      "same scores on resume",
+    );
     for (const m of ["cocktail", "freezed"]) {
       assert(Number.isFinite(report.methods[m].unionFid), `${m}: union FID`);
       assert(report.methods[m].perClass.length === 3, `${m}: three classes`);
+      for (const p of report.methods[m].perClass) {
+        assert(p.fidelity >= 0 && p.fidelity <= 1, `${m}: class ${p.class} fidelity ${p.fidelity} in [0, 1]`);
+      }
     }
+    assert(report.classFidelity.heldOutAccuracy.length === 3, "the classifier's ceiling per source");
+    const html = await Deno.readTextFile(`${out}/index.html`);
+    assert(
+      html.includes("fidelity 2") && html.includes("KID (unscaled)"),
+      "the HTML table has fidelity and KID scale",
+    );
     assert(
       typeof report.featureNetwork === "string" && report.featureNetwork.includes("pixels"),
       "feature network named",
@@ -264,7 +297,7 @@ gpuTest(
 
     // Rooted models have the root's parameter names and shapes (the conditional root's).
     const root = await loadNetworks(a);
-    const rootC = conditionalGenerator(root.G, 3);
+    const rootC = conditionalGenerator(root.Gema, 3);
     const rooted = await loadNetworks(new RunDir(`${out}/cocktail/stage1-root0-to-1`).latestSnapshot()!);
     const shapes = (m: Generator) => [...m.stateDict()].map(([k, t]) => `${k}:${t.shape}`).sort().join(";");
     assert(shapes(rooted.G) === shapes(rootC), "rooted G has the root's names and shapes");

@@ -11,7 +11,7 @@ import { cloneGenerator, loadNetworks } from "../train/networks.ts";
 import { disposeFisher, empiricalFisher, ewcLambdas, EwcPenalty, fisherForModel } from "./ewc.ts";
 import { conditionalRoot } from "./rooting.ts";
 import { type ImageSource, mixedSourceBatch, proportionalClasses, StyleGAN2Source } from "./sources.ts";
-import { type Networks, runStage, type StageResult, type StageSettings } from "./stage.ts";
+import { fromTrained, type Networks, runStage, type StageResult, type StageSettings } from "./stage.ts";
 
 export type BaselineMethod = "scratch" | "transfer" | "ewc" | "freezed";
 export const BASELINES: BaselineMethod[] = ["scratch", "transfer", "ewc", "freezed"];
@@ -79,7 +79,7 @@ export async function trainBaseline(o: BaselineOptions): Promise<StageResult> {
   const res = sources[root].resolution, ch = sources[root].channels;
   const init = method === "scratch"
     ? () => scratchNetworks(sources[root], n, o.settings.seed)
-    : () => conditionalRoot(sources[root], n, o.settings.seed);
+    : () => conditionalRoot(sources[root], n, o.settings.seed, root);
   let penalties: { G: EwcPenalty; D: EwcPenalty } | null = null;
   const lambdas = o.ewcLambda ?? DEFAULT_EWC_LAMBDA;
   if (method === "ewc") penalties = await ewcPenalties(sources[root], n, lambdas, o);
@@ -102,7 +102,7 @@ export async function trainBaseline(o: BaselineOptions): Promise<StageResult> {
         ...(method === "ewc" ? { ewcLambda: lambdas } : {}),
         ...(method === "freezed" ? { freezeD: o.freezeD ?? DEFAULT_FREEZE_D } : {}),
       },
-    }, o.settings);
+    }, method === "scratch" ? o.settings : fromTrained(o.settings));
   } finally {
     penalties?.G.dispose();
     penalties?.D.dispose();
@@ -118,11 +118,11 @@ async function ewcPenalties(
 ): Promise<{ G: EwcPenalty; D: EwcPenalty }> {
   if (!(rootSource instanceof StyleGAN2Source)) throw new Error("EWC needs a StyleGAN2 root with D");
   const src = await loadNetworks(rootSource.path);
-  const conv = await conditionalRoot(rootSource, numClasses, o.settings.seed);
+  const conv = await conditionalRoot(rootSource, numClasses, o.settings.seed, o.root);
   try {
     if (!src.D) throw new Error(`${rootSource.name} has no discriminator for the Fisher estimate`);
     const batch = o.settings.recipe.batch ?? 16;
-    const F = empiricalFisher(src.G, src.D, {
+    const F = empiricalFisher(src.Gema, src.D, {
       batches: o.fisherBatches ?? 8,
       batchSize: batch,
       classLabel: rootSource.classLabel,

@@ -29,6 +29,12 @@ import {
 import { chooseRoot, type RootChoice } from "./root.ts";
 import { rootStudy } from "./root_study.ts";
 import { type ImageSource, openSources, StyleGAN2Source } from "./sources.ts";
+import { averageInto } from "./averaging.ts";
+import { conditionalGenerator } from "./conditional.ts";
+import { FidelityJudge, sourceDigitSet } from "./fidelity.ts";
+import { manualSeed } from "../../nn/creation.ts";
+import { writeFileAtomic } from "../../nn/checkpoint.ts";
+import { cloneGenerator } from "../train/networks.ts";
 import { disposeNetworks, type StageObserver } from "./stage.ts";
 
 export interface CompareOptions {
@@ -59,7 +65,72 @@ export interface CompareOptions {
   rootStudy?: boolean;
   /** Also score a second sample of each source against the reference (default true). */
   floor?: boolean;
+  /** Class fidelity beside per-class FID (default true); the source classifier's Adam steps. */
+  fidelity?: boolean;
+  fidelitySteps?: number;
+  /** The WebGPU adapter, named in the report (the command line knows it). */
+  adapter?: string;
   observer?: StageObserver;
+}
+
+/**
+ * Fig. 1 of the paper, small: the sources' G_emas averaged without rooting (each made conditional with
+ * its own class kept, the same seeded class codes), when every source is a StyleGAN2 of one architecture;
+ * null otherwise. The caller owns the generator.
+ */
+export function unrootedAverage(sources: ImageSource[], seed: number): Promise<Generator> | null {
+  const gs = sources.map((s) => (s instanceof StyleGAN2Source ? s.G : null));
+  if (gs.some((g) => !g || g.cDim > 0)) return null;
+  const arch = (g: Generator) => JSON.stringify(g.initKwargs());
+  if (gs.some((g) => arch(g!) !== arch(gs[0]!))) return null;
+  return (async () => {
+    const converted = gs.map((g, i) => {
+      manualSeed(seed);
+      return conditionalGenerator(g!, sources.length, { keepClass: i });
+    });
+    const avg = cloneGenerator(converted[0]);
+    try {
+      await averageInto(converted, avg, "unrooted sources");
+    } finally {
+      for (const g of converted) g.dispose();
+    }
+    return avg;
+  })();
+}
+
+/**
+ * `merge --eval`: per-class and union FID, KID, precision/recall against the sources' samples, with class
+ * fidelity beside every per-class FID (the classifier's description comes back too).
+ */
+export async function evaluateMerged(
+  sources: ImageSource[],
+  G: Generator,
+  o: { features?: string; samplesPerClass?: number; seed?: number; fidelitySteps?: number; ddof?: 0 | 1 },
+): Promise<{ scores: ModelScores; featureNetwork: string; classFidelity: Record<string, unknown> }> {
+  const features = await openFeatures(o.features);
+  let judge: FidelityJudge | null = null;
+  try {
+    const common = { resolution: G.imgResolution, channels: G.imgChannels, seed: o.seed ?? 0 };
+    const samplesPerClass = o.samplesPerClass ?? 500;
+    const evaluator = await Evaluator.create(sources, { ...common, features, samplesPerClass, ddof: o.ddof });
+    judge = evaluator.judge = await FidelityJudge.create(sources, {
+      ...common,
+      steps: o.fidelitySteps,
+      samplesPerClass,
+    });
+    const scores = await evaluator.evaluate(G, "merged model");
+    return { scores, featureNetwork: features.name, classFidelity: judge.describe() };
+  } finally {
+    judge?.dispose();
+    features.dispose();
+  }
+}
+
+/** Scores of a method cached by a resumable run (same snapshot, same evaluation settings), or null. */
+async function cachedEntry(path: string, key: string): Promise<MethodReport | null> {
+  if (!existsSync(path)) return null;
+  const c = JSON.parse(await Deno.readTextFile(path)) as { key?: string; entry?: MethodReport };
+  return c.key === key && c.entry ? c.entry : null;
 }
 
 /** The feature network of a spec; "pixels" (or "pixels:N") needs no weights. */
@@ -139,6 +210,7 @@ export async function compareMethods(
   await Deno.mkdir(o.outDir, { recursive: true });
   const sources = await openSources(o.sources);
   let features: FeatureNetwork | null = null;
+  let judge: FidelityJudge | null = null;
   try {
     features = await openFeatures(o.features);
     const { root, choice } = await resolveRoot(
@@ -186,6 +258,16 @@ export async function compareMethods(
       return evaluators.get(key)!;
     };
     const evaluator = await evaluatorFor(res, ch);
+    if (o.fidelity ?? true) {
+      log("training the source classifier (class fidelity)");
+      judge = evaluator.judge = await FidelityJudge.create(sources, {
+        resolution: res,
+        channels: ch,
+        seed,
+        steps: o.fidelitySteps,
+        samplesPerClass: o.samplesPerClass ?? 1000,
+      });
+    }
     const real = !!o.real?.length;
     const sourceGrids: string[] = [];
     for (const [i, s] of sources.entries()) {
@@ -196,6 +278,15 @@ export async function compareMethods(
       methods: {},
       featureNetwork: features.name,
       covariance: (o.ddof ?? 1) === 1 ? "divided by N-1 (ddof 1)" : "divided by N (ddof 0, as SGA)",
+      adapter: o.adapter ?? null,
+      seed,
+      classes: await Promise.all(sources.map(async (s, i) => ({
+        class: i,
+        source: s.name,
+        digits: await sourceDigitSet(s),
+        real: o.real?.[i] ?? null,
+      }))),
+      classFidelity: evaluator.judge?.describe() ?? null,
       prK: 3,
       samplesPerClass: o.samplesPerClass ?? 1000,
       evaluatedAgainst: real
@@ -224,7 +315,9 @@ export async function compareMethods(
       sourceGrids,
       references: {},
       real: o.real ?? null,
+      referenceGrids: {},
     };
+    const referenceGrids = report.referenceGrids as Record<string, string[]>;
     for (const method of methods) {
       log(`training ${method}`);
       const r = await mergeSources({
@@ -244,28 +337,40 @@ export async function compareMethods(
       });
       try {
         for (const n of r.notes) if (!notes.includes(n)) notes.push(n);
-        log(`evaluating ${method}`);
-        const t0 = performance.now();
-        const scores = await evaluator.evaluate(r.Gema, method);
-        const grids = await classGrids(r.Gema, o.outDir, method, 16, seed);
-        const interpolation = `${method}_interpolation.png`;
-        await interpolationStrip(r.Gema, `${o.outDir}/${interpolation}`, { seed });
-        const entry: MethodReport = {
-          ...scores,
+        const cachePath = `${o.outDir}/eval-${method}.json`;
+        const key = JSON.stringify({
           snapshot: r.snapshot,
-          stages: r.stages.map((s) => ({
-            name: s.name,
-            kimg: s.kimg,
-            seconds: s.seconds,
-            resumed: s.resumed,
-            stats: s.stats,
-          })),
-          trainSeconds: r.stages.reduce((s, x) => s + x.seconds, 0),
-          distanceFromRoot: await distanceFromRoot(sources[root], r.Gema),
-          grids,
-          interpolation,
-        };
-        (entry as unknown as Record<string, unknown>).evalSeconds = (performance.now() - t0) / 1000;
+          n: o.samplesPerClass ?? 1000,
+          seed,
+          f: features.name,
+        });
+        let entry = o.resume ? await cachedEntry(cachePath, key) : null;
+        if (entry) log(`${method}: evaluation of ${r.snapshot} found in ${cachePath}`);
+        else {
+          log(`evaluating ${method}`);
+          const t0 = performance.now();
+          const scores = await evaluator.evaluate(r.Gema, method);
+          const grids = await classGrids(r.Gema, o.outDir, method, 16, seed);
+          const interpolation = `${method}_interpolation.png`;
+          await interpolationStrip(r.Gema, `${o.outDir}/${interpolation}`, { seed });
+          entry = {
+            ...scores,
+            snapshot: r.snapshot,
+            stages: r.stages.map((s) => ({
+              name: s.name,
+              kimg: s.kimg,
+              seconds: s.seconds,
+              resumed: s.resumed,
+              stats: s.stats,
+            })),
+            trainSeconds: r.stages.reduce((s, x) => s + x.seconds, 0),
+            distanceFromRoot: await distanceFromRoot(sources[root], r.Gema),
+            grids,
+            interpolation,
+            evalSeconds: (performance.now() - t0) / 1000,
+          };
+          await writeFileAtomic(cachePath, JSON.stringify({ key, entry }, null, 2) + "\n");
+        }
         report.methods[method] = entry;
         report.settings = r.settings;
         if (method === "cocktail" && r.rooted) {
@@ -278,11 +383,21 @@ export async function compareMethods(
           if (r.averaged && existsSync(r.averaged)) {
             const avg = await loadNetworks(r.averaged);
             try {
-              report.references!["cocktail average (before merge fine-tuning)"] = await evaluator.evaluate(
-                avg.Gema,
-              );
+              const name = "cocktail average (before merge fine-tuning)";
+              report.references![name] = await evaluator.evaluate(avg.Gema);
+              referenceGrids[name] = await classGrids(avg.Gema, o.outDir, "cocktail_average", 16, seed);
             } finally {
               for (const m of [avg.G, avg.D, avg.Gema]) m?.dispose();
+            }
+          }
+          const unrooted = await unrootedAverage(sources, seed);
+          if (unrooted) {
+            try {
+              const name = "average of the sources without rooting";
+              report.references![name] = await evaluator.evaluate(unrooted);
+              referenceGrids[name] = await classGrids(unrooted, o.outDir, "unrooted_average", 16, seed);
+            } finally {
+              unrooted.dispose();
             }
           }
         }
@@ -322,6 +437,7 @@ export async function compareMethods(
     const reportPath = await writeReport(o.outDir, report);
     return { reportPath, report };
   } finally {
+    judge?.dispose();
     features?.dispose();
     for (const s of sources) s.dispose();
   }

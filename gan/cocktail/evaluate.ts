@@ -5,7 +5,7 @@
 
 import { Generator as Rng } from "../../nn/creation.ts";
 import type { Module } from "../../nn/module.ts";
-import { add, clamp, mul } from "../../nn/ops.ts";
+import { add, mul } from "../../nn/ops.ts";
 import { mean } from "../../nn/reduce.ts";
 import { reshape } from "../../nn/shape.ts";
 import { scope, type Tensor } from "../../nn/tensor.ts";
@@ -14,9 +14,11 @@ import { subsetIndices } from "../../data/dataset.ts";
 import { fidFromStats, statsFromFeatures } from "../../metrics/fid.ts";
 import { kid } from "../../metrics/kid.ts";
 import { precisionRecall } from "../../metrics/precision_recall.ts";
+import { toUint8Range } from "../../metrics/sources.ts";
 import type { FeatureNetwork } from "../../metrics/features/index.ts";
 import type { Generator } from "../stylegan2/generator.ts";
 import { readTensors } from "../train/snapshot.ts";
+import type { FidelityJudge, FidelityScores } from "./fidelity.ts";
 import { type ImageSource, resampleImages, sampleAt } from "./sources.ts";
 
 /** Features of a set of images, on the host: n rows of d. */
@@ -37,6 +39,10 @@ export interface Scores {
 export interface ClassScores extends Scores {
   class: number;
   source: string;
+  /** Share of this class's samples that the source classifier assigns to this class's source. */
+  fidelity?: number;
+  /** Share of them that the MNIST digit classifier puts in the source's digit set (MNIST sources). */
+  digitSetShare?: number;
   /** The same scores against real images of this class, when given. */
   real?: Scores;
 }
@@ -82,13 +88,12 @@ export function pixelFeatureNetwork(side = 8): FeatureNetwork {
   };
 }
 
-/** Generated images in [-1, 1] as the feature networks want them: 0..255 floats (SGA's conversion). */
-export function toPixelRange(x: Tensor): Tensor {
-  return clamp(add(mul(x, 127.5), 128), 0, 255);
-}
-
+/**
+ * Features of images in [-1, 1], quantised to uint8 first by the conversion the metric commands use
+ * (metrics/sources.ts toUint8Range), so `compare` and `metrics` measure the same quantity.
+ */
 export async function featuresOf(net: FeatureNetwork, images: Tensor, batchSize = 128): Promise<FeatureSet> {
-  const f = scope(() => net.extract(toPixelRange(images), { batchSize }));
+  const f = scope(() => net.extract(toUint8Range(images), { batchSize }));
   try {
     if (f.rank !== 2 || f.shape[0] !== images.shape[0]) {
       throw new Error(`feature network ${net.name} returned [${f.shape}] for ${images.shape[0]} images`);
@@ -154,6 +159,9 @@ export class Evaluator {
     readonly reals: FeatureSet[] | null,
   ) {}
 
+  /** Class fidelity beside every per-class FID, when set (gan/cocktail/fidelity.ts). */
+  judge: FidelityJudge | null = null;
+
   static async create(sources: ImageSource[], o: EvalOptions, real?: Dataset[] | null): Promise<Evaluator> {
     const n = o.samplesPerClass;
     if (!Number.isInteger(n) || n < 8) throw new Error(`evaluation: samplesPerClass must be >= 8, got ${n}`);
@@ -203,7 +211,7 @@ export class Evaluator {
         ),
       );
     }
-    return await this.scoreAll(fakes);
+    return withFidelity(await this.scoreAll(fakes), await this.judge?.score(G));
   }
 
   /** The scores of a second, independent sample of each source: the floor set by finite samples. */
@@ -221,7 +229,7 @@ export class Evaluator {
         ),
       );
     }
-    return await this.scoreAll(fakes);
+    return withFidelity(await this.scoreAll(fakes), await this.judge?.scoreSources());
   }
 
   private async scoreAll(fakes: FeatureSet[]): Promise<ModelScores> {
@@ -240,6 +248,15 @@ export class Evaluator {
     }
     return out;
   }
+}
+
+function withFidelity(m: ModelScores, f: FidelityScores | undefined): ModelScores {
+  if (!f) return m;
+  m.perClass.forEach((p, c) => {
+    p.fidelity = f.fidelity[c];
+    if (f.digitSetShare) p.digitSetShare = f.digitSetShare[c];
+  });
+  return m;
 }
 
 // Real sets may be smaller than the sample count; the union keeps equal counts per class.

@@ -15,6 +15,7 @@ import { conditionalRoot, rootModels } from "./rooting.ts";
 import { type ImageSource, mixedSourceBatch, normaliseProportions, proportionalClasses } from "./sources.ts";
 import {
   disposeNetworks,
+  fromTrained,
   type Networks,
   presetForResolution,
   runStage,
@@ -203,15 +204,16 @@ async function cocktail(
     // Stage 2: average of GAN_r and every GAN_{r->i}, then merge fine-tuning.
     const mergeDir = `${dir}/stage2-merge`;
     averagedPath = `${dir}/averaged.safetensors`;
+    // G is the mean of the G_emas (G_ema starts as a copy of it), D the mean of the Ds (REFERENCE.md 6).
     const averaged = async (): Promise<Networks> => {
-      const r = await conditionalRoot(sources[root], n, settings.seed);
+      const r = await conditionalRoot(sources[root], n, settings.seed, root);
       const all = [r, ...rooted.values()];
       try {
-        const G = cloneGenerator(r.G), Gema = cloneGenerator(r.Gema);
+        const G = cloneGenerator(r.Gema);
         const D = Discriminator.fromInitKwargs(r.D.initKwargs() as never);
-        await averageInto(all.map((m) => m.G), G, "generators");
-        await averageInto(all.map((m) => m.Gema), Gema, "EMA generators");
+        await averageInto(all.map((m) => m.Gema), G, "EMA generators");
         await averageInto(all.map((m) => m.D), D, "discriminators");
+        const Gema = cloneGenerator(G);
         await saveSnapshot(averagedPath, { G, D, Gema }, untrainedState(settings.seed));
         return { G, D, Gema };
       } finally {
@@ -234,7 +236,7 @@ async function cocktail(
         averaged: averagedPath,
         proportions,
       },
-    }, settings);
+    }, fromTrained(settings));
     stages.push(summary(merged));
     return {
       method: "cocktail",

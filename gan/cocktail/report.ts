@@ -112,6 +112,7 @@ export interface MethodReport {
   distanceFromRoot?: number;
   grids: string[];
   interpolation: string;
+  evalSeconds?: number;
 }
 
 export interface CompareReport {
@@ -150,55 +151,133 @@ export async function writeReport(dir: string, r: CompareReport): Promise<string
   return jsonPath;
 }
 
+/**
+ * KID is printed as is (MMD^2 in the feature network's units; with the bundled 128-d MNIST network the
+ * values are of order 1-100, so the x1000 often quoted with Inception features would only add digits).
+ */
+export const KID_LABEL = "KID (unscaled)";
+
+interface ClassInfo {
+  class: number;
+  source: string;
+  digits?: number[] | null;
+  real?: string | null;
+}
+
+/** "class 0 = source 0 (assets/demo_sources/mnist04) = MNIST digits 0-4". */
+export function classLine(c: ClassInfo): string {
+  const d = c.digits?.length
+    ? ` = MNIST digits ${c.digits.length > 1 ? `${c.digits[0]}-${c.digits.at(-1)}` : c.digits[0]}`
+    : "";
+  return `class ${c.class} = source ${c.class} (${c.source})${d}`;
+}
+
+/** The report's opening: what each class is, budget, seed, adapter, networks, sample counts. */
+export function headerLines(r: CompareReport): string[] {
+  const b = r.budget as { kimgPerStage?: number; cocktail?: string; baselines?: string } | undefined;
+  const f = r.classFidelity as { ceiling?: number; steps?: number; batch?: number } | null | undefined;
+  return [
+    ...((r.classes as ClassInfo[] | undefined) ?? []).map(classLine),
+    `budget: ${b?.kimgPerStage} kimg per stage; cocktail ${b?.cocktail}; baselines ${b?.baselines}`,
+    `seed ${r.seed ?? 0}; adapter ${r.adapter ?? "not recorded"}`,
+    `feature network for FID/KID/precision/recall: ${r.featureNetwork}; FID covariance ${r.covariance}`,
+    `samples per class: ${r.samplesPerClass} (generated at psi 1 with random noise, quantised to uint8)`,
+    ...(f
+      ? [
+        `class fidelity: a source classifier (${f.steps} Adam steps of ${f.batch} fresh source samples) ` +
+        `reaches ${fmt(f.ceiling, 3)} held-out accuracy on the sources: the ceiling`,
+      ]
+      : []),
+  ];
+}
+
+const COLUMNS = [
+  "union FID: FID of all classes pooled (equal counts) against the sources' pooled samples; lower is better",
+  `${KID_LABEL}: kernel inception distance of the union (polynomial kernel (x.y/d + 1)^3, unbiased MMD^2, ` +
+  "mean over subsets), not multiplied by 1000; lower is better",
+  "precision / recall: improved precision and recall of the union (k-NN manifolds)",
+  "FID c: FID of class c against source c's samples",
+  "fidelity c: share of class-c samples that the source classifier assigns to source c (1 = faithful, " +
+  "1/N = chance; a model ignoring its class input scores 1 on one class and 0 on the others)",
+  "digits c: share of class-c samples that the bundled MNIST digit classifier puts among source c's " +
+  "digits (MNIST sources only; an independent view of fidelity)",
+  "union FID vs real: the same union FID against real images of each class (evaluation only)",
+  "train s: wall seconds of training; d(root, G): weight distance of the model's G_ema to the root source",
+];
+
 function html(r: CompareReport): string {
   const methods = Object.entries(r.methods);
   const classes = methods[0]?.[1].perClass.length ?? 0;
   const hasReal = methods.some(([, m]) => m.real);
-  const head = ["method", "union FID", "KID", "precision", "recall"]
-    .concat(Array.from({ length: classes }, (_, c) => `FID class ${c}`))
+  const all = [...methods.map(([, m]) => m as ModelScores), ...Object.values(r.references ?? {})];
+  const hasFid = all.some((m) => m.perClass.some((p) => p.fidelity !== undefined));
+  const hasDigits = all.some((m) => m.perClass.some((p) => p.digitSetShare !== undefined));
+  const perClassHead = (c: number) =>
+    [`FID ${c}`].concat(hasFid ? [`fidelity ${c}`] : []).concat(hasDigits ? [`digits ${c}`] : []);
+  const head = ["method", "union FID", KID_LABEL, "precision", "recall"]
+    .concat(Array.from({ length: classes }, (_, c) => perClassHead(c)).flat())
     .concat(hasReal ? ["union FID vs real"] : [])
     .concat(["train s", "d(root, G)"]);
   const row = (name: string, m: ModelScores, train?: number, dist?: number) =>
-    [esc(name), fmt(m.unionFid), fmt(m.union.kid, 4), fmt(m.union.precision, 3), fmt(m.union.recall, 3)]
-      .concat(m.perClass.map((p) => fmt(p.fid)))
+    [esc(name), fmt(m.unionFid), fmt(m.union.kid, 3), fmt(m.union.precision, 3)]
+      .concat([fmt(m.union.recall, 3)])
+      .concat(
+        m.perClass.flatMap((p) =>
+          [fmt(p.fid)].concat(hasFid ? [fmt(p.fidelity, 3)] : []).concat(
+            hasDigits ? [fmt(p.digitSetShare, 3)] : [],
+          )
+        ),
+      )
       .concat(hasReal ? [fmt(m.real?.unionFid)] : [])
-      .concat([fmt(train, 0), fmt(dist, 3)]);
+      .concat([train === undefined ? "–" : String(Math.round(train)), fmt(dist, 3)]);
   const rows = methods.map(([name, m]) => row(name, m, m.trainSeconds, m.distanceFromRoot))
     .concat(Object.entries(r.references ?? {}).map(([name, m]) => row(name, m)));
   const table = `<table><tr>${head.map((h) => `<th>${h}</th>`).join("")}</tr>${
     rows.map((cells) => `<tr>${cells.map((c) => `<td>${c}</td>`).join("")}</tr>`).join("")
   }</table>`;
-  const grids = methods.map(([name, m]) =>
-    `<h3>${esc(name)}</h3><div class="row">${
-      m.grids.map((g, c) => `<figure><img src="${esc(g)}"><figcaption>class ${c}</figcaption></figure>`).join(
+  const figureRow = (grids: string[]) =>
+    `<div class="row">${
+      grids.map((g, c) => `<figure><img src="${esc(g)}"><figcaption>class ${c}</figcaption></figure>`).join(
         "",
       )
-    }</div><p>interpolation between classes (fixed z and noise, c moves linearly class 0 &rarr; ${
-      classes - 1
-    }):</p><img class="strip" src="${esc(m.interpolation)}">`
+    }</div>`;
+  const grids = methods.map(([name, m]) =>
+    `<h3>${esc(name)}</h3>${
+      figureRow(m.grids)
+    }<p>interpolation between classes (fixed z and noise, c moves ` +
+    `linearly class 0 &rarr; ${classes - 1}):</p><img class="strip" src="${esc(m.interpolation)}">`
   ).join("\n");
+  const refGrids = Object.entries((r.referenceGrids as Record<string, string[]> | undefined) ?? {})
+    .map(([name, g]) => `<h3>${esc(name)}</h3>${figureRow(g)}`).join("\n");
   const sources = (r.sourceGrids as string[] | undefined ?? []).map((g, i) =>
     `<figure><img src="${esc(g)}"><figcaption>source ${i}</figcaption></figure>`
   ).join("");
   const notes = ((r.notes as string[] | undefined) ?? []).map((n) => `<li>${esc(n)}</li>`).join("");
   const extra = [distancesHtml(r.weightDistances), rootStudyHtml(r.rootStudy)].join("\n");
+  const list = (xs: string[]) => `<ul>${xs.map((x) => `<li>${esc(x)}</li>`).join("")}</ul>`;
   return `<!doctype html><meta charset="utf-8"><title>GAN Cocktail comparison</title>
 <style>${STYLE}</style>
 <h1>GAN Cocktail: merge and baselines</h1>
-<p>Scores against the sources' own samples (${r.featureNetwork}; FID covariance ${esc(r.covariance)}).
-Lower FID/KID is better; precision/recall are improved precision/recall (k=${esc(String(r.prK ?? 3))}).
-The "floor" row (if present) compares a second sample of each source with the reference sample:
-no model can be expected to beat it.</p>
+${list(headerLines(r))}
+<p>Scores against the sources' own samples. The "floor" row (if present) scores a second sample of each
+source: no model can be expected to beat it (its fidelity is the classifier's ceiling).</p>
 ${table}
+<h3>Columns</h3>${list(COLUMNS)}
 <ul>${notes}</ul>
 ${extra}
 <h2>Sources</h2><div class="row">${sources}</div>
 <h2>Samples per class</h2>${grids}
+${
+    refGrids
+      ? `<h2>Averages (Fig. 1 of the paper): without rooting, and of the rooted models</h2>${refGrids}`
+      : ""
+  }
 <p>report.json holds every number.</p>`;
 }
 
 type Row = Record<string, unknown>;
-const cell = (v: unknown) => (typeof v === "number" ? fmt(v, 3) : esc(String(v ?? "–")));
+const cell = (v: unknown) =>
+  typeof v === "number" ? (Number.isInteger(v) ? String(v) : fmt(v, 3)) : esc(String(v ?? "–"));
 
 function smallTable(head: string[], rows: unknown[][]): string {
   return `<table><tr>${head.map((h) => `<th>${esc(h)}</th>`).join("")}</tr>${

@@ -3,20 +3,23 @@
 // i only, labelled i. This yields GAN_{r->i}: the root's architecture and ancestry, source i's domain.
 
 import { manualSeed } from "../../nn/creation.ts";
-import { loadNetworks } from "../train/networks.ts";
+import { cloneGenerator, loadNetworks } from "../train/networks.ts";
 import { conditionalDiscriminator, conditionalGenerator } from "./conditional.ts";
 import { type ImageSource, singleSourceBatch, StyleGAN2Source } from "./sources.ts";
-import { type Networks, runStage, type StageResult, type StageSettings } from "./stage.ts";
+import { fromTrained, type Networks, runStage, type StageResult, type StageSettings } from "./stage.ts";
 
 /**
- * The root source's G, D and G_ema, made conditional with `numClasses` classes (fresh copies). The new
- * parameters (embedding, D's mapping on c) come from `seed`, so every copy of the converted root, in every
- * rooting run and in the average, starts from the same weights.
+ * The root source made conditional with `numClasses` classes (fresh copies): G from the root's G_ema
+ * (REFERENCE.md 6), G_ema a copy of it, D from the root's D. Class `keepClass` (the root's own index)
+ * keeps the root's function; every class has its own code. The new parameters (embeddings, D's mapping
+ * on c) come from `seed`, so every copy of the converted root, in every rooting run and in the average,
+ * starts from the same weights.
  */
 export async function conditionalRoot(
   root: ImageSource,
   numClasses: number,
   seed: number,
+  keepClass: number,
 ): Promise<Networks> {
   if (!(root instanceof StyleGAN2Source)) {
     throw new Error(`the root ${root.name} must be a StyleGAN2 snapshot (rooting fine-tunes its G and D)`);
@@ -26,11 +29,9 @@ export async function conditionalRoot(
   try {
     if (!nets.D) throw new Error(`the root ${root.name} has no discriminator to fine-tune`);
     manualSeed(seed);
-    return {
-      G: conditionalGenerator(nets.G, numClasses),
-      D: conditionalDiscriminator(nets.D, numClasses),
-      Gema: conditionalGenerator(nets.Gema, numClasses),
-    };
+    const G = conditionalGenerator(nets.Gema, numClasses, { keepClass });
+    const D = conditionalDiscriminator(nets.D, numClasses, { keepClass });
+    return { G, D, Gema: cloneGenerator(G) };
   } finally {
     for (const m of [nets.G, nets.D, nets.Gema]) m?.dispose();
   }
@@ -68,7 +69,7 @@ export async function rootModels(o: RootingOptions): Promise<Map<number, StageRe
         name: `root ${root}->${i}`,
         outDir: rootedDir(o.outDir, root, i),
         kimg: o.kimg,
-        init: () => conditionalRoot(sources[root], n, o.settings.seed),
+        init: () => conditionalRoot(sources[root], n, o.settings.seed, root),
         realBatch: singleSourceBatch(sources[i], i, res, ch),
         fakeClasses: (m) => new Array(m).fill(i),
         description: {
@@ -79,7 +80,7 @@ export async function rootModels(o: RootingOptions): Promise<Map<number, StageRe
           label: i,
           resampled: sources[i].resolution !== res ? `${sources[i].resolution} -> ${res}` : null,
         },
-      }, o.settings);
+      }, fromTrained(o.settings));
       out.set(i, r);
     }
   } catch (e) {

@@ -123,6 +123,14 @@ export async function runStage(spec: StageSpec, s: StageSettings): Promise<Stage
   };
 }
 
+/**
+ * The settings of a stage that starts from a trained model (rooting, merging, the fine-tuning baselines):
+ * its G_ema is already an average of a long run, so the EMA runs without ramp-up (REFERENCE.md 6).
+ */
+export function fromTrained(s: StageSettings): StageSettings {
+  return { ...s, recipe: { ...s.recipe, emaRampup: null } };
+}
+
 /** Frees a stage's networks. */
 export function disposeNetworks(n: Networks): void {
   for (const m of new Set([n.G, n.D, n.Gema])) m.dispose();
