@@ -91,7 +91,7 @@ function stripPaths(x: unknown): unknown {
   if (x && typeof x === "object") {
     const out: Record<string, unknown> = {};
     for (const [k, v] of Object.entries(x)) {
-      if (/path|dir|snapshot|wall|seconds|time|resumed|^ms$|Ms$|load/i.test(k)) continue;
+      if (/path|dir|files|snapshot|wall|seconds|tim(e|ing)|resumed|Ms$|load/i.test(k)) continue;
       out[k] = stripPaths(v);
     }
     return out;
