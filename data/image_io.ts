@@ -25,6 +25,29 @@ export type AlphaMode = "keep" | "white" | "drop";
 
 const PNG_MAGIC = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
 
+/** Images beyond this many pixels are refused (8192 x 8192), whatever their file claims. */
+export const MAX_IMAGE_PIXELS = 2 ** 26;
+/**
+ * Decompression bombs: beyond 2048 x 2048, an image may have at most 256 pixels per byte of file. Real
+ * photos and renders are far below that (MNIST PNGs ~3, flat emoji ~50); a 16 KB file claiming 16 MP is not.
+ */
+const PIXELS_PER_BYTE = 256, PIXELS_ALWAYS_ALLOWED = 2 ** 22;
+/** zlib's best case is about 1032:1, so image data cannot inflate to more than this times its size. */
+const MAX_DEFLATE_RATIO = 1032;
+
+function checkPixelBudget(width: number, height: number, fileBytes: number): void {
+  const pixels = width * height;
+  if (pixels > MAX_IMAGE_PIXELS) {
+    throw new Error(`${width}x${height} is more than the ${MAX_IMAGE_PIXELS} pixels allowed`);
+  }
+  if (pixels > Math.max(PIXELS_ALWAYS_ALLOWED, PIXELS_PER_BYTE * fileBytes)) {
+    throw new Error(
+      `${width}x${height} pixels from a ${fileBytes}-byte file is more than ${PIXELS_PER_BYTE} pixels per byte: ` +
+        "a forged header or a decompression bomb",
+    );
+  }
+}
+
 export function isPng(bytes: Uint8Array): boolean {
   return bytes.length >= 8 && PNG_MAGIC.every((b, i) => bytes[i] === b);
 }
@@ -54,12 +77,69 @@ function wrap<T>(name: string, format: string, fn: () => T): T {
   try {
     return fn();
   } catch (e) {
-    throw new Error(`${name}: cannot decode ${format}: ${(e as Error).message}`);
+    // A decoder's own errors explain themselves; a RangeError or TypeError from inside it means data
+    // its checks missed, which we can only call malformed.
+    const why = e instanceof Error && e.constructor === Error
+      ? e.message
+      : `malformed or truncated data (the decoder failed with ${
+        (e as Error)?.constructor?.name ?? "an error"
+      })`;
+    throw new Error(`${name}: cannot decode ${format}: ${why}`);
+  }
+}
+
+const PNG_CHANNELS: Record<number, number> = { 0: 1, 2: 3, 3: 1, 4: 2, 6: 4 };
+
+/**
+ * Walks a PNG's chunks before decoding: each chunk inside the file, IHDR first with valid fields, image
+ * data present, and a size that its compressed data can actually hold and that is under MAX_IMAGE_PIXELS,
+ * so a forged header cannot make the decoder allocate.
+ */
+function checkPngStructure(bytes: Uint8Array): void {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  let p = 8, idat = 0, width = 0, height = 0, depth = 0, type = -1, sawEnd = false;
+  while (p < bytes.length && !sawEnd) {
+    if (p + 12 > bytes.length) throw new Error(`truncated chunk header at byte ${p}`);
+    const len = view.getUint32(p), tag = String.fromCharCode(...bytes.subarray(p + 4, p + 8));
+    if (p + 12 + len > bytes.length) {
+      throw new Error(
+        `truncated: chunk ${JSON.stringify(tag)} at byte ${p} needs ${len} bytes, ${
+          bytes.length - p - 12
+        } left`,
+      );
+    }
+    if (p === 8) {
+      if (tag !== "IHDR" || len !== 13) throw new Error("the first chunk is not a 13-byte IHDR");
+      [width, height, depth, type] = [
+        view.getUint32(p + 8),
+        view.getUint32(p + 12),
+        bytes[p + 16],
+        bytes[p + 17],
+      ];
+    }
+    if (tag === "IDAT") idat += len;
+    if (tag === "IEND") sawEnd = true;
+    p += 12 + len;
+  }
+  const channels = PNG_CHANNELS[type];
+  if (!channels || ![1, 2, 4, 8, 16].includes(depth)) {
+    throw new Error(`IHDR has an invalid bit depth ${depth} / colour type ${type}`);
+  }
+  if (width === 0 || height === 0) throw new Error(`image has no pixels (${width}x${height})`);
+  checkPixelBudget(width, height, bytes.length);
+  if (idat === 0) throw new Error("no image data (IDAT) chunk");
+  const raw = height * (1 + Math.ceil((width * channels * depth) / 8));
+  if (raw > MAX_DEFLATE_RATIO * idat + 1024) {
+    throw new Error(
+      `IHDR declares ${width}x${height} (${raw} bytes), more than its ${idat} bytes of compressed data can ` +
+        "hold: a forged header or a decompression bomb",
+    );
   }
 }
 
 /** PNG to 8-bit with 1 (grey), 2 (grey+alpha), 3 or 4 channels. */
 function decodePngPixels(bytes: Uint8Array) {
+  checkPngStructure(bytes);
   const png = pngDecode(bytes);
   const { width, height, depth } = png;
   if (png.palette) {
@@ -107,7 +187,19 @@ function unpackSample(src: Uint8Array, rowStart: number, x: number, depth: numbe
 
 /** JPEG to 8-bit grey or RGB; jpeg-js always expands to RGB, so single-component files are reduced back. */
 function decodeJpegPixels(bytes: Uint8Array) {
-  const decoded = jpeg.decode(bytes, { useTArray: true, formatAsRGBA: false, tolerantDecoding: false });
+  const size = jpegFrame(bytes);
+  if (size) checkPixelBudget(size.width, size.height, bytes.length);
+  const maxPixels = Math.min(
+    MAX_IMAGE_PIXELS,
+    Math.max(PIXELS_ALWAYS_ALLOWED, PIXELS_PER_BYTE * bytes.length),
+  );
+  const decoded = jpeg.decode(bytes, {
+    useTArray: true,
+    formatAsRGBA: false,
+    tolerantDecoding: false,
+    maxResolutionInMP: maxPixels / 1e6,
+    maxMemoryUsageInMB: Math.ceil((8 * maxPixels) / 2 ** 20),
+  });
   const { width, height } = decoded;
   const rgb = decoded.data as Uint8Array;
   if (jpegComponents(bytes) !== 1) return { width, height, channels: 3, data: rgb };
@@ -118,19 +210,27 @@ function decodeJpegPixels(bytes: Uint8Array) {
 
 /** Number of colour components declared by the JPEG frame header (SOFn), or 0 if none is found. */
 function jpegComponents(bytes: Uint8Array): number {
+  return jpegFrame(bytes)?.components ?? 0;
+}
+
+/** The JPEG frame header (SOFn): size and component count, or undefined if none is found. */
+function jpegFrame(bytes: Uint8Array): { width: number; height: number; components: number } | undefined {
   let p = 2;
   while (p + 9 < bytes.length) {
-    if (bytes[p] !== 0xff) return 0;
+    if (bytes[p] !== 0xff) return undefined;
     const marker = bytes[p + 1];
     if (marker === 0xff) {
       p++;
       continue;
     }
     const isSof = marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc;
-    if (isSof) return bytes[p + 9];
+    if (isSof) {
+      const height = (bytes[p + 5] << 8) | bytes[p + 6], width = (bytes[p + 7] << 8) | bytes[p + 8];
+      return { width, height, components: bytes[p + 9] };
+    }
     p += 2 + ((bytes[p + 2] << 8) | bytes[p + 3]);
   }
-  return 0;
+  return undefined;
 }
 
 function applyAlpha(

@@ -1,8 +1,8 @@
 // Zip datasets in SGA's layout: PNG/JPEG images at any path inside the archive (sorted by path) and an
 // optional dataset.json at the root with {"labels": [["path", label], ...]} or {"labels": null}.
-// Read with fflate; only image entries and dataset.json are inflated.
+// Read with nn/io/zip_read (sizes checked, inflation capped); only image entries and dataset.json are inflated.
 
-import { unzipSync } from "fflate";
+import { unzipChecked } from "../nn/io/zip_read.ts";
 import type { ArrayDataset } from "./dataset.ts";
 import { subsetIndices } from "./dataset.ts";
 import { isImageName } from "./folder.ts";
@@ -21,12 +21,7 @@ export function datasetFromZip(bytes: Uint8Array, where: string, opts: ZipOption
     const p = path.replaceAll("\\", "/");
     return p === "dataset.json" || (!p.endsWith("/") && !p.startsWith("__MACOSX/") && isImageName(p));
   };
-  let entries: Record<string, Uint8Array>;
-  try {
-    entries = unzipSync(bytes, { filter: (f) => wanted(f.name) });
-  } catch (e) {
-    throw new Error(`${where}: not a readable zip archive: ${(e as Error).message}`);
-  }
+  const entries = unzipChecked(bytes, where, { filter: wanted });
   const byPath = new Map(Object.entries(entries).map(([k, v]) => [k.replaceAll("\\", "/"), v]));
   const paths = [...byPath.keys()].filter((p) => p !== "dataset.json").sort();
   if (paths.length === 0) throw new Error(`${where}: the zip holds no .png/.jpg/.jpeg images`);

@@ -7,7 +7,10 @@ import { encodeNpz, parseNpz } from "./io/npz.ts";
 import { encodeSafetensors, parseSafetensors } from "./io/safetensors.ts";
 import { fromHost, type Tensor } from "./tensor.ts";
 
-/** Writes bytes atomically: temporary file in the same directory, then rename. */
+/**
+ * Writes bytes atomically: temporary file in the same directory, then rename. Any failure (missing or
+ * unwritable folder, disk full) names the destination, not the temporary file, and leaves no temporary behind.
+ */
 export async function writeFileAtomic(path: string, bytes: Uint8Array | string): Promise<void> {
   const tmp = `${path}.${Deno.pid}.${Date.now()}.tmp`;
   try {
@@ -16,8 +19,23 @@ export async function writeFileAtomic(path: string, bytes: Uint8Array | string):
     await Deno.rename(tmp, path);
   } catch (e) {
     await Deno.remove(tmp).catch(() => {});
-    throw e;
+    throw new Error(`cannot write ${path}: ${writeFailure(e, path)}`, { cause: e });
   }
+}
+
+function writeFailure(e: unknown, path: string): string {
+  const dir = path.includes("/") ? path.slice(0, path.lastIndexOf("/")) || "/" : ".";
+  if (e instanceof Deno.errors.NotFound) return `the folder ${dir} does not exist`;
+  if (e instanceof Deno.errors.PermissionDenied) return `permission denied (folder ${dir})`;
+  const msg = (e as Error)?.message ?? String(e);
+  if (/ENOSPC|No space left/i.test(msg)) return "the disk is full (no space left on device)";
+  if (e instanceof Deno.errors.IsADirectory) return "it is a directory";
+  // Deno's own messages quote the temporary file's name; the caller knows only `path`.
+  return msg.replaceAll(tmpPattern(path), path);
+}
+
+function tmpPattern(path: string): RegExp {
+  return new RegExp(`${path.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}\\.\\d+\\.\\d+\\.tmp`, "g");
 }
 
 async function readBytes(path: string, what: string): Promise<Uint8Array> {

@@ -1,19 +1,13 @@
 // NumPy .npz archives: a zip of .npy files (stored or deflated). pytorch-fid statistics are npz with mu, sigma.
 
-import { unzipSync, zipSync } from "fflate";
+import { zipSync } from "fflate";
 import type { HostArray } from "./host.ts";
 import { encodeNpy, parseNpy } from "./npy.ts";
+import { unzipChecked } from "./zip_read.ts";
 
-/** Unzips an archive with a clear error on malformed input. */
+/** Unzips an archive with a clear error on malformed input; sizes are checked before allocation. */
 export function unzipArchive(bytes: Uint8Array, what: string): Record<string, Uint8Array> {
-  if (bytes.length < 22 || bytes[0] !== 0x50 || bytes[1] !== 0x4b) {
-    throw new Error(`${what}: bad magic (not a zip archive)`);
-  }
-  try {
-    return unzipSync(bytes);
-  } catch (e) {
-    throw new Error(`${what}: malformed or truncated zip archive (${(e as Error).message})`);
-  }
+  return unzipChecked(bytes, what);
 }
 
 /** Parses an .npz archive into arrays keyed by entry name without '.npy'. Entries not ending in .npy are skipped. */

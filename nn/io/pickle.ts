@@ -52,7 +52,8 @@ class Unpickler {
   private opStart = 0;
   private op = 0;
   private stack: unknown[] = [];
-  private metastack: unknown[][] = [];
+  /** Stack heights at each open MARK (one array, not a list per MARK, so MARK bombs stay cheap). */
+  private marks: number[] = [];
   private memo = new Map<number, unknown>();
   private view: DataView;
 
@@ -128,33 +129,40 @@ class Unpickler {
   private push(v: unknown): void {
     this.stack.push(v);
   }
+  /** Items below the innermost MARK are out of reach until POP_MARK / a MARK-consuming opcode. */
+  private fence(): number {
+    return this.marks.length ? this.marks[this.marks.length - 1] : 0;
+  }
   private pop(): unknown {
-    if (this.stack.length === 0) this.fail("stack underflow");
+    if (this.stack.length <= this.fence()) this.fail("stack underflow");
     return this.stack.pop();
   }
   private top(): unknown {
-    if (this.stack.length === 0) this.fail("stack underflow");
+    if (this.stack.length <= this.fence()) this.fail("stack underflow");
     return this.stack[this.stack.length - 1];
   }
   private popMark(): unknown[] {
-    const items = this.stack;
-    const prev = this.metastack.pop();
-    if (!prev) this.fail("no MARK on the stack");
-    this.stack = prev;
-    return items;
+    const mark = this.marks.pop();
+    if (mark === undefined) this.fail("no MARK on the stack");
+    return this.stack.splice(mark);
   }
 
   // ---- values ----
   private int(text: string): number | bigint {
     const t = text.trim().replace(/L$/, "");
+    // Python itself refuses to convert longer decimal strings (sys.int_info.default_max_str_digits).
+    if (t.length > 4300) this.fail(`integer text of ${t.length} digits (more than Python's 4300)`);
     if (!/^[-+]?\d+$/.test(t)) this.fail(`bad integer ${JSON.stringify(text)}`);
     return shrink(BigInt(t));
   }
   private long(n: number): number | bigint {
     const b = this.take(n);
-    let v = 0n;
-    for (let i = n - 1; i >= 0; i--) v = (v << 8n) | BigInt(b[i]);
-    if (n > 0 && b[n - 1] & 0x80) v -= 1n << BigInt(8 * n);
+    if (n === 0) return 0;
+    // Through one hex string: shifting byte by byte is quadratic in n.
+    let hex = "";
+    for (let i = n - 1; i >= 0; i--) hex += b[i].toString(16).padStart(2, "0");
+    let v = BigInt(`0x${hex}`);
+    if (b[n - 1] & 0x80) v -= 1n << BigInt(8 * n);
     return shrink(v);
   }
   private memoKey(n: number): number {
@@ -197,7 +205,8 @@ class Unpickler {
       } catch (e) {
         this.fail(`setting state failed: ${(e as Error).message}`);
       }
-    } else (obj as { $state?: unknown }).$state = state;
+    } else if (!Object.isExtensible(obj)) this.fail("BUILD on an immutable value (a tuple)");
+    else (obj as { $state?: unknown }).$state = state;
   }
 
   private setItems(target: unknown, kv: unknown[]): void {
@@ -209,10 +218,10 @@ class Unpickler {
     for (let i = 0; i < kv.length; i += 2) m.set(kv[i], kv[i + 1]);
   }
 
-  private appendItems(target: unknown, items: unknown[]): void {
-    if (Array.isArray(target) && !Object.isFrozen(target)) target.push(...items);
-    else if (target instanceof PickleObject) (target.$list ??= []).push(...items);
-    else this.fail("appending to a value that is not a list");
+  private listOf(target: unknown): unknown[] {
+    if (Array.isArray(target) && !Object.isFrozen(target)) return target;
+    if (target instanceof PickleObject) return target.$list ??= [];
+    this.fail("appending to a value that is not a list");
   }
 
   private global(module: string, name: string): PickleGlobal {
@@ -243,11 +252,10 @@ class Unpickler {
           return { value, end: this.pos };
         }
         case 0x28: // MARK
-          this.metastack.push(this.stack);
-          this.stack = [];
+          this.marks.push(this.stack.length);
           break;
         case 0x30: // POP
-          if (this.stack.length) this.stack.pop();
+          if (this.stack.length > this.fence()) this.stack.pop();
           else this.popMark();
           break;
         case 0x31: // POP_MARK
@@ -385,12 +393,13 @@ class Unpickler {
           break;
         case 0x61: {
           const v = this.pop();
-          this.appendItems(this.top(), [v]);
+          this.listOf(this.top()).push(v);
           break;
         }
         case 0x65: {
           const items = this.popMark();
-          this.appendItems(this.top(), items);
+          const list = this.listOf(this.top());
+          for (const v of items) list.push(v); // a loop: push(...items) overflows the stack for big batches
           break;
         }
         case 0x73: {

@@ -46,9 +46,19 @@ export function makeTuple(items: unknown[]): readonly unknown[] {
  * unsafe), globals become their dotted name, bytes become number arrays, host arrays become
  * `{dtype, shape, values}`, other inert objects `{ $reduce, args, state }`. Cycles become "[cycle]".
  */
-export function toPlain(x: unknown, seen = new Set<unknown>()): unknown {
+export function toPlain(x: unknown): unknown {
+  return plain(x, new Set(), { left: MAX_PLAIN_NODES });
+}
+
+/** Shared references expand into a tree here, so a small pickle could ask for 2^60 nodes: cap them. */
+export const MAX_PLAIN_NODES = 100_000;
+
+function plain(x: unknown, seen: Set<unknown>, budget: { left: number }): unknown {
   if (x === null || x === undefined) return null;
   if (seen.size > 1000) throw new Error("toPlain: data nested deeper than 1000 levels");
+  if (--budget.left < 0) {
+    throw new Error(`toPlain: data expands to more than ${MAX_PLAIN_NODES} values (shared references)`);
+  }
   if (typeof x === "bigint") return Number.isSafeInteger(Number(x)) ? Number(x) : x.toString();
   if (typeof x === "number") return Number.isFinite(x) ? x : String(x);
   if (typeof x !== "object") return x;
@@ -58,32 +68,36 @@ export function toPlain(x: unknown, seen = new Set<unknown>()): unknown {
     if (x instanceof PickleGlobal) return x.$global;
     if (isHostArray(x)) return { dtype: x.dtype, shape: x.shape, values: Array.from(toFloat32(x)) };
     if (x instanceof Uint8Array) return Array.from(x);
-    if (Array.isArray(x) || x instanceof Set) return [...x].map((v) => toPlain(v, seen));
-    if (x instanceof Map) return mapToObject(x, seen);
+    if (Array.isArray(x) || x instanceof Set) return [...x].map((v) => plain(v, seen, budget));
+    if (x instanceof Map) return mapToObject(x, seen, budget);
     if (x instanceof PickleObject) {
       // dict subclasses (EasyDict, defaultdict) keep their content in $items.
-      if (x.$items && x.$state === undefined) return mapToObject(x.$items, seen);
+      if (x.$items && x.$state === undefined) return mapToObject(x.$items, seen, budget);
       return {
-        $reduce: toPlain(x.$reduce, seen),
-        args: toPlain(x.args, seen),
-        ...(x.$state !== undefined ? { state: toPlain(x.$state, seen) } : {}),
-        ...(x.$items ? { items: mapToObject(x.$items, seen) } : {}),
-        ...(x.$list ? { list: toPlain(x.$list, seen) } : {}),
+        $reduce: plain(x.$reduce, seen, budget),
+        args: plain(x.args, seen, budget),
+        ...(x.$state !== undefined ? { state: plain(x.$state, seen, budget) } : {}),
+        ...(x.$items ? { items: mapToObject(x.$items, seen, budget) } : {}),
+        ...(x.$list ? { list: plain(x.$list, seen, budget) } : {}),
       };
     }
     const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(x)) out[k] = toPlain(v, seen);
+    for (const [k, v] of Object.entries(x)) out[k] = plain(v, seen, budget);
     return out;
   } finally {
     seen.delete(x);
   }
 }
 
-function mapToObject(m: Map<unknown, unknown>, seen: Set<unknown>): Record<string, unknown> {
+function mapToObject(
+  m: Map<unknown, unknown>,
+  seen: Set<unknown>,
+  budget: { left: number },
+): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [k, v] of m) {
-    const key = typeof k === "string" ? k : JSON.stringify(toPlain(k, seen));
-    out[key] = toPlain(v, seen);
+    const key = typeof k === "string" ? k : JSON.stringify(plain(k, seen, budget));
+    out[key] = plain(v, seen, budget);
   }
   return out;
 }

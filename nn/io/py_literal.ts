@@ -12,8 +12,12 @@ export function parsePyLiteral(text: string): PyLiteral {
   return v;
 }
 
+/** npy headers nest two levels; anything deeper is hostile (and would overflow the recursion). */
+const MAX_DEPTH = 32;
+
 class LiteralParser {
   pos = 0;
+  depth = 0;
   constructor(readonly text: string) {}
 
   fail(why: string): never {
@@ -29,9 +33,12 @@ class LiteralParser {
     this.skipSpace();
     const c = this.text[this.pos];
     if (c === undefined) this.fail("unexpected end");
-    if (c === "{") return this.dict();
-    if (c === "(") return this.sequence(")");
-    if (c === "[") return this.sequence("]");
+    if (c === "{" || c === "(" || c === "[") {
+      if (++this.depth > MAX_DEPTH) this.fail(`nested deeper than ${MAX_DEPTH} levels`);
+      const v = c === "{" ? this.dict() : this.sequence(c === "(" ? ")" : "]");
+      this.depth--;
+      return v;
+    }
     if (c === "'" || c === '"') return this.string();
     if (/[-+0-9]/.test(c)) return this.number();
     for (const [word, v] of [["True", true], ["False", false], ["None", null]] as const) {

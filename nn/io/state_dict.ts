@@ -7,15 +7,23 @@ import { PersistentObject } from "./persistent.ts";
 import { PickleObject } from "./pickle_values.ts";
 
 const MAX_DEPTH = 1000;
+/** Shared references are walked once per path; cap the walk so a small file cannot expand exponentially. */
+const MAX_VISITS = 200_000;
 
 export function flattenTensors(value: unknown, prefix = ""): Map<string, HostArray> {
   const out = new Map<string, HostArray>();
   const ancestors = new Set<unknown>();
+  let visits = 0;
   const join = (p: string, k: unknown) => (p ? `${p}.${String(k)}` : String(k));
 
   const visit = (x: unknown, name: string, depth: number): void => {
     if (typeof x !== "object" || x === null) return;
     if (depth > MAX_DEPTH) throw new Error(`state dict: nesting deeper than ${MAX_DEPTH} at '${name}'`);
+    if (++visits > MAX_VISITS) {
+      throw new Error(
+        `state dict: more than ${MAX_VISITS} objects to visit (shared references expand too far)`,
+      );
+    }
     if (isHostArray(x)) {
       out.set(name || "tensor", x);
       return;
