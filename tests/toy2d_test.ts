@@ -332,6 +332,26 @@ gpuTest("toy2d: the fused Adam and EMA updates take PyTorch's first Adam step", 
   }
 });
 
+gpuTest(
+  "toy2d: evaluation samples use BatchNorm in eval mode (running statistics, no batch coupling)",
+  async () => {
+    const t = await freshTrainer(targetRing(), 6, { ...PROTOCOL, batch: 8, dSteps: 1 });
+    try {
+      t.iterate(3); // running statistics move away from (0, 1)
+      // The same key gives the same leading latents at any n: in eval mode each sample depends on its own
+      // latent only; on batch statistics it depends on the whole batch.
+      for (const which of ["live", "ema"] as const) {
+        const small = await t.sample(4, which, 9, "running"), big = await t.sample(64, which, 9, "running");
+        for (let i = 0; i < 8; i++) assertAlmostEquals(small[i], big[i], 1e-5, `${which} eval mode [${i}]`);
+        const sb = await t.sample(4, which, 9, "batch"), bb = await t.sample(64, which, 9, "batch");
+        assert(sb.some((v, i) => Math.abs(v - bb[i]) > 1e-3), `${which}: batch statistics should couple`);
+      }
+    } finally {
+      t.dispose();
+    }
+  },
+);
+
 gpuTest("toy2d: a short fine-tune from a source lowers W1 to the target", async () => {
   // Protocol settings except batch 8 (test time; every trainer test shares the compiled kernels) and
   // lr 2e-3: the generator starts as a blob near the origin (W1 ~ 19 to the radius-20 ring) and its
