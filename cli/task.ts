@@ -90,14 +90,14 @@ async function dissectTask(args: string[]): Promise<void> {
   const n = num(v.checkpoints, "checkpoints");
   const only = v.only === "none" ? [] : String(v.only).split(",").map((s) => num(s.trim(), "only"));
   for (const i of only) {
-    if (!Number.isInteger(i) || i < 1 || i > n) {
-      throw new Error(`task dissect: --only lists checkpoint ${i}, outside 1..${n}`);
+    if (!Number.isInteger(i) || i < 0 || i >= n) {
+      throw new Error(`task dissect: --only lists checkpoint ${i}, outside 0..${n - 1}`);
     }
   }
   const ckDir = v["checkpoint-dir"] as string | undefined;
   if (ckDir) {
     // Training source I here would race with the other tasks that read the same directory.
-    const missing = Array.from({ length: n }, (_, k) => `${ckDir}/source1_${String(k + 1).padStart(3, "0")}`)
+    const missing = Array.from({ length: n }, (_, k) => `${ckDir}/source1_${String(k).padStart(3, "0")}`)
       .filter((p) => !existsSync(`${p}.safetensors`));
     if (missing.length) {
       throw new Error(

@@ -153,6 +153,8 @@ export function sampleKernel(nz: number, nReal: number, realRow: number, nComp: 
   if (kind == 2u) { let t = 6.283185307179586 * A.z * v; let rr = A.w + (Bv.y - A.w) * v; p = rr * vec2<f32>(cos(t), sin(t)); }
   let rad = sqrt(-2.0 * log(unit(st.k0, st.k1, base + 2u)));
   let ang = 6.283185307179586 * unit(st.k0, st.k1, base + 3u);
+  // Wide ring: radius Bv.y plus radial noise Bv.z * N(0, 1) (one normal of the Box-Muller pair).
+  if (kind == 3u) { let t = 6.283185307179586 * v; p = p + (Bv.y + Bv.z * rad * sin(ang)) * vec2<f32>(cos(t), sin(t)); }
   p = p + Bv.x * rad * vec2<f32>(cos(ang), sin(ang));
   X[(dims.outRow + r) * 2u] = p.x;
   X[(dims.outRow + r) * 2u + 1u] = p.y;`;
@@ -275,12 +277,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 /**
  * BatchNorm batch statistics of a [rows, N] pre-activation: writes [mean | invstd | scale | shift] with
  * scale = gamma * invstd, shift = beta - mean * scale; in training mode also the running statistics
- * (PyTorch: momentum-weighted, unbiased variance). Bindings: A, stats, params, [running].
+ * (PyTorch: momentum-weighted, unbiased variance). With `useRunning` (eval mode) the running statistics
+ * replace the batch's. Bindings: A, stats, params, [running].
  */
 export function bnStatsKernel(p: {
   rows: number;
   features: number;
   train: boolean;
+  useRunning?: boolean;
   momentum: number;
   eps: number;
   gamma: number;
@@ -291,10 +295,14 @@ export function bnStatsKernel(p: {
   const { rows: B, features: N } = p;
   need(B > 1, "BatchNorm needs more than one row");
   const WG = 32;
+  const run = !p.train && !!p.useRunning;
+  need(!(p.train && p.useRunning), "BatchNorm cannot train on running statistics");
   const kinds: BindKind[] = p.train
     ? ["read", "write", "read", "write", "uniform"]
+    : run
+    ? ["read", "write", "read", "read", "uniform"]
     : ["read", "write", "read", "uniform"];
-  const names = p.train ? ["A", "ST", "P", "R", "dims"] : ["A", "ST", "P", "dims"];
+  const names = p.train || run ? ["A", "ST", "P", "R", "dims"] : ["A", "ST", "P", "dims"];
   const types = names.map((n) => (n === "dims" ? "Dims" : "array<f32>"));
   const running = p.train
     ? `R[${p.runMean}u + n] = ${fl(1 - p.momentum)} * R[${p.runMean}u + n] + ${fl(p.momentum)} * mean;
@@ -303,7 +311,8 @@ export function bnStatsKernel(p: {
     } * v * Bf / (Bf - 1.0);`
     : "";
   return {
-    key: `t2_bnstats|${N}|${p.train}|${p.momentum}|${p.eps}|${p.gamma}|${p.beta}|${p.runMean}|${p.runVar}`,
+    key:
+      `t2_bnstats|${N}|${p.train}|${run}|${p.momentum}|${p.eps}|${p.gamma}|${p.beta}|${p.runMean}|${p.runVar}`,
     kinds,
     workgroups: Math.ceil(N / WG),
     dims: [B, 0, 0, 0],
@@ -315,12 +324,17 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let n = gid.x;
   if (n >= ${N}u) { return; }
   let Bf = f32(dims.rows);
-  var s = 0.0;
+${
+        run
+          ? `  let mean = R[${p.runMean}u + n];
+  let v = R[${p.runVar}u + n];`
+          : `  var s = 0.0;
   for (var m = 0u; m < dims.rows; m = m + 1u) { s = s + A[m * ${N}u + n]; }
   let mean = s / Bf;
   var q = 0.0;
   for (var m = 0u; m < dims.rows; m = m + 1u) { let d = A[m * ${N}u + n] - mean; q = q + d * d; }
-  let v = q / Bf;
+  let v = q / Bf;`
+      }
   let r = inverseSqrt(v + ${fl(p.eps)});
   let sc = P[${p.gamma}u + n] * r;
   ST[n] = mean;
@@ -540,6 +554,29 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   }
   update(${p.gamma}u + n, sds);
   update(${p.beta}u + n, sd);
+}`,
+  };
+}
+
+/**
+ * EMA of a flat f32 buffer: E[i] = beta E[i] + (1 - beta) X[i] (the generator EMA over the BatchNorm
+ * running statistics, which no gradient kernel touches). Bindings: X, E.
+ */
+export function emaKernel(n: number, beta: number): KernelSpec {
+  need(n > 0, "EMA of an empty buffer");
+  const WG = 64;
+  return {
+    key: `t2_ema|${n}|${beta}`,
+    kinds: ["read", "write"],
+    workgroups: Math.ceil(n / WG),
+    code: () =>
+      `@group(0) @binding(0) var<storage, read> X: array<f32>;
+@group(0) @binding(1) var<storage, read_write> E: array<f32>;
+@compute @workgroup_size(${WG})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x;
+  if (i >= ${n}u) { return; }
+  E[i] = ${fl(beta)} * E[i] + ${fl(1 - beta)} * X[i];
 }`,
   };
 }

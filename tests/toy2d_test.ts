@@ -16,15 +16,24 @@ import {
   ringCentres,
   sampleMixture,
   sampleMoments,
+  SOURCE1_RADIAL_SIGMA,
   sourceI,
   sourceII,
+  sourceIMixture,
   spiral,
   targetRing,
 } from "../gan/toy2d/distributions.ts";
-import { gradientSimilarity, pearson, recall2d } from "../gan/toy2d/measures.ts";
+import { gradientSimilarity, gradSimilarityOfField, pearson, recall2d } from "../gan/toy2d/measures.ts";
 import { ToyDiscriminator, ToyGenerator } from "../gan/toy2d/models.ts";
 import { FastToyGan } from "../gan/toy2d/fast_gan.ts";
-import { freshTrainer, makeTrainer, PROTOCOL, trainRun } from "../gan/toy2d/train.ts";
+import {
+  type EvalPoint,
+  freshTrainer,
+  makeTrainer,
+  PROTOCOL,
+  runScores,
+  trainRun,
+} from "../gan/toy2d/train.ts";
 import { Canvas } from "../gan/toy2d/plot.ts";
 import { profileToy2d } from "../gan/toy2d/profile.ts";
 
@@ -36,7 +45,41 @@ function assertAlmostEquals(got: number, want: number, tol: number, what = "valu
   if (!(Math.abs(got - want) <= tol)) throw new Error(`${what}: got ${got}, expected ${want} +- ${tol}`);
 }
 
-const MIXTURES: Mixture[] = [targetRing(), sourceI(), sourceII(), grid(), spiral()];
+const MIXTURES: Mixture[] = [targetRing(), sourceI(), sourceIMixture(), sourceII(), grid(), spiral()];
+
+/**
+ * Source I is the wide ring of REFERENCE.md 7: radius ~ N(20, 4^2), angle uniform and independent of it.
+ * Checks the radial mean and variance, the first two angular harmonics (0 for a uniform angle), the
+ * radius-angle independence (radius mean per angular quarter), and that nothing sits near the origin.
+ */
+function checkWideRing(xy: ArrayLike<number>, what: string): void {
+  const n = xy.length / 2, sr = SOURCE1_RADIAL_SIGMA;
+  let mr = 0, mr2 = 0, c1 = 0, s1 = 0, c2 = 0, s2 = 0, near = 0;
+  const quarter = [0, 0, 0, 0], count = [0, 0, 0, 0];
+  for (let i = 0; i < n; i++) {
+    const x = xy[2 * i], y = xy[2 * i + 1], r = Math.hypot(x, y), t = Math.atan2(y, x);
+    mr += r / n;
+    mr2 += r * r / n;
+    c1 += Math.cos(t) / n;
+    s1 += Math.sin(t) / n;
+    c2 += Math.cos(2 * t) / n;
+    s2 += Math.sin(2 * t) / n;
+    const q = Math.min(3, Math.floor(((t + Math.PI) / (2 * Math.PI)) * 4));
+    quarter[q] += r;
+    count[q]++;
+    if (r < 4) near++; // 4 sigma below the mean radius: expected count ~0.6 per 20000
+  }
+  const se = sr / Math.sqrt(n);
+  assertAlmostEquals(mr, 20, 5 * se, `${what} mean radius`);
+  assertAlmostEquals(mr2 - mr * mr, sr * sr, 0.05 * sr * sr, `${what} radial variance`);
+  for (const [h, v] of [["cos t", c1], ["sin t", s1], ["cos 2t", c2], ["sin 2t", s2]] as const) {
+    assertAlmostEquals(v, 0, 5 / Math.sqrt(2 * n), `${what} E[${h}]`);
+  }
+  quarter.forEach((v, q) =>
+    assertAlmostEquals(v / count[q], 20, 5 * sr / Math.sqrt(count[q]), `${what} q${q}`)
+  );
+  assert(near <= 5, `${what}: ${near} samples within radius 4 of the origin`);
+}
 
 /** Sample moments within a few standard errors of the exact ones (loose on the covariance). */
 function checkMoments(m: Mixture, xy: ArrayLike<number>, what: string): void {
@@ -58,6 +101,12 @@ function checkMoments(m: Mixture, xy: ArrayLike<number>, what: string): void {
 
 Deno.test("toy2d: host samplers match the exact moments", () => {
   for (const m of MIXTURES) checkMoments(m, sampleMixture(m, 20000, 11), "host");
+  checkWideRing(sampleMixture(sourceI(), 20000, 12), "host source I");
+  // The old mixture reading puts half of its mass in N(0, 4^2 I) at the origin: not the study's source I.
+  const mix = sampleMixture(sourceIMixture(), 4000, 13);
+  let near = 0;
+  for (let i = 0; i < 4000; i++) if (Math.hypot(mix[2 * i], mix[2 * i + 1]) < 8) near++;
+  assert(near > 1500, `mixture source I: ${near} of 4000 near the origin`);
   // Target specifics: radius 20, ten modes, sigma 0.25 around the nearest centre.
   const c = ringCentres();
   assertAlmostEquals(Math.hypot(...c[3]), 20, 1e-12);
@@ -74,7 +123,9 @@ gpuTest("toy2d: the GPU sampler matches the exact moments", async () => {
   for (const m of MIXTURES) {
     const t = new FastToyGan({ data: m, seed: 5, batch: 8 });
     try {
-      checkMoments(m, await t.sampleData(20000), "gpu");
+      const xy = await t.sampleData(20000);
+      checkMoments(m, xy, "gpu");
+      if (m.name === "sourceI") checkWideRing(xy, "gpu source I");
     } finally {
       t.dispose();
     }
@@ -122,17 +173,66 @@ function linearDiscriminator(a: [number, number]): ToyDiscriminator {
   return d;
 }
 
-gpuTest("toy2d: gradient similarity on known answers (+1, -1, 0)", async () => {
+Deno.test("toy2d: gradient similarity (ascent convention) is -1 for a field to the nearest centre, +1 away", () => {
   const centres = ringCentres();
-  const a: [number, number] = [0.6, 0.8]; // dD/dx; the descent direction of softplus(-D) is +a
+  const xy = sampleMixture(sourceI(), 500, 17);
+  // Descent field of the generator loss pointing every sample at its nearest centre: grad L_G = x - c(x).
+  const descentToCentre = new Float64Array(xy.length);
+  for (let i = 0; i < 500; i++) {
+    let best = Infinity;
+    for (const [cx, cy] of centres) {
+      const d = (xy[2 * i] - cx) ** 2 + (xy[2 * i + 1] - cy) ** 2;
+      if (d < best) {
+        best = d;
+        descentToCentre[2 * i] = 3 * (xy[2 * i] - cx); // any positive scale
+        descentToCentre[2 * i + 1] = 3 * (xy[2 * i + 1] - cy);
+      }
+    }
+  }
+  const toward = gradSimilarityOfField(xy, descentToCentre, centres);
+  assertAlmostEquals(toward.mean, -1, 1e-12, "descent field to the nearest centre");
+  assert(toward.zeroGradient === 0, "no zero gradients");
+  const away = gradSimilarityOfField(xy, descentToCentre.map((v) => -v), centres);
+  assertAlmostEquals(away.mean, 1, 1e-12, "the opposite field");
+  // Zero-gradient samples are left out of the mean (not counted as 0) and reported.
+  const some = descentToCentre.slice();
+  some.fill(0, 0, 200);
+  const partial = gradSimilarityOfField(xy, some, centres);
+  assertAlmostEquals(partial.mean, -1, 1e-12, "mean over non-zero gradients");
+  assert(partial.zeroGradient === 100, `zeroGradient ${partial.zeroGradient}`);
+});
+
+Deno.test("toy2d: the headline score includes step 0 (a run that only gets worse scores its start)", () => {
+  const worse: EvalPoint[] = [0, 250, 500, 750].map((step, i) => ({ step, w1: 2 + i, w1Ema: 2.5 + i }));
+  const s = runScores(worse);
+  assertAlmostEquals(s.headline, 2, 0, "headline");
+  assert(s.headlineStep === 0, `headline step ${s.headlineStep}`);
+  assertAlmostEquals(s.finalRaw, 5, 0, "final raw");
+  assertAlmostEquals(s.finalEma, 5.5, 0, "final EMA");
+  assertAlmostEquals(s.bestAfter0Raw, 3, 0, "best raw after step 0");
+  assertAlmostEquals(s.bestAfter0Ema, 3.5, 0, "best EMA after step 0");
+  // A run that improves then degrades: the headline is its best evaluation, raw G only.
+  const dip = runScores([
+    { step: 0, w1: 9, w1Ema: 9 },
+    { step: 250, w1: 1, w1Ema: 0.5 },
+    { step: 500, w1: 4, w1Ema: 3 },
+  ]);
+  assert(dip.headline === 1 && dip.headlineStep === 250 && dip.finalRaw === 4, JSON.stringify(dip));
+  // Without the step-0 evaluation there is no headline score.
+  assert(Number.isNaN(runScores(worse.slice(1)).headline), "headline needs step 0");
+});
+
+gpuTest("toy2d: gradient similarity of a discriminator on known answers (-1, +1, 0)", async () => {
+  const centres = ringCentres();
+  const a: [number, number] = [0.6, 0.8]; // dD/dx; grad_x softplus(-D) is -sigmoid(-D) a, descent +a
   const d = linearDiscriminator(a);
   try {
     // Samples 0.5 before each centre along a: the descent direction points exactly at the centre.
     const toward = new Float32Array(centres.flatMap(([x, y]) => [x - 0.5 * a[0], y - 0.5 * a[1]]));
     const away = new Float32Array(centres.flatMap(([x, y]) => [x + 0.5 * a[0], y + 0.5 * a[1]]));
     const side = new Float32Array(centres.flatMap(([x, y]) => [x + 0.5 * a[1], y - 0.5 * a[0]]));
-    assertAlmostEquals((await gradientSimilarity(d, toward, centres)).mean, 1, 1e-5, "toward");
-    assertAlmostEquals((await gradientSimilarity(d, away, centres)).mean, -1, 1e-5, "away");
+    assertAlmostEquals((await gradientSimilarity(d, toward, centres)).mean, -1, 1e-5, "toward");
+    assertAlmostEquals((await gradientSimilarity(d, away, centres)).mean, 1, 1e-5, "away");
     assertAlmostEquals((await gradientSimilarity(d, side, centres)).mean, 0, 1e-5, "perpendicular");
   } finally {
     d.dispose();
@@ -211,6 +311,19 @@ gpuTest("toy2d: the fused Adam and EMA updates take PyTorch's first Adam step", 
         }
       }
     }
+    // The EMA covers the BatchNorm running statistics too (one step from a fresh EMA = copy of G).
+    for (const l of t.gLayers) {
+      if (!l.bn) continue;
+      for (const b of ["running_mean", "running_var"]) {
+        const name = `${l.bn}.${b}`;
+        const r0 = await before.g.get(name)!.data(), r1 = await after.g.get(name)!.data();
+        const e1 = await after.ema.get(name)!.data();
+        assert(r0.some((v, i) => v !== r1[i]), `${name} changed during the step`);
+        for (let i = 0; i < r0.length; i++) {
+          assertAlmostEquals(e1[i], 0.99 * r0[i] + 0.01 * r1[i], 1e-6, `EMA ${name}[${i}]`);
+        }
+      }
+    }
     for (const m of [before.g, before.d, after.g, after.d, after.ema]) {
       for (const v of m.values()) v.dispose();
     }
@@ -218,6 +331,26 @@ gpuTest("toy2d: the fused Adam and EMA updates take PyTorch's first Adam step", 
     t.dispose();
   }
 });
+
+gpuTest(
+  "toy2d: evaluation samples use BatchNorm in eval mode (running statistics, no batch coupling)",
+  async () => {
+    const t = await freshTrainer(targetRing(), 6, { ...PROTOCOL, batch: 8, dSteps: 1 });
+    try {
+      t.iterate(3); // running statistics move away from (0, 1)
+      // The same key gives the same leading latents at any n: in eval mode each sample depends on its own
+      // latent only; on batch statistics it depends on the whole batch.
+      for (const which of ["live", "ema"] as const) {
+        const small = await t.sample(4, which, 9, "running"), big = await t.sample(64, which, 9, "running");
+        for (let i = 0; i < 8; i++) assertAlmostEquals(small[i], big[i], 1e-5, `${which} eval mode [${i}]`);
+        const sb = await t.sample(4, which, 9, "batch"), bb = await t.sample(64, which, 9, "batch");
+        assert(sb.some((v, i) => Math.abs(v - bb[i]) > 1e-3), `${which}: batch statistics should couple`);
+      }
+    } finally {
+      t.dispose();
+    }
+  },
+);
 
 gpuTest("toy2d: a short fine-tune from a source lowers W1 to the target", async () => {
   // Protocol settings except batch 8 (test time; every trainer test shares the compiled kernels) and
@@ -233,8 +366,11 @@ gpuTest("toy2d: a short fine-tune from a source lowers W1 to the target", async 
     try {
       await t.load(gs, ds);
       const run = await trainRun(t, { gSteps: 100, evalTarget, evalEvery: 50, stage: "test" });
-      assert(run.finalW1 < run.startW1 - 0.5, `W1 start ${run.startW1} -> final ${run.finalW1}`);
-      const evals = 3 * (1 + t.gLayers.length + 5); // each: latent sampling, 6 linear + 5 BatchNorm-stat dispatches
+      const sc = run.scores;
+      assert(sc.finalRaw < sc.startRaw - 0.5, `W1 start ${sc.startRaw} -> final ${sc.finalRaw}`);
+      assert(sc.headline <= Math.min(sc.startRaw, sc.bestAfter0Raw), `headline ${sc.headline}`);
+      // Each evaluation samples raw G and EMA: latent sampling, 6 linear + 5 BatchNorm-stat dispatches.
+      const evals = 3 * 2 * (1 + t.gLayers.length + 5);
       assert(
         run.timing.dispatches === 100 * t.dispatchesPerIteration + evals,
         `dispatch count ${run.timing.dispatches}`,

@@ -193,10 +193,10 @@ function dissect(args: string[], runs: string): Built {
         name: "finetune",
         what: "fine-tune each checkpoint on the target, with its start measures",
         tasks: Array.from({ length: n }, (_, k) => ({
-          args: ["task", "dissect", ...given, "--out", `${dir}/ck-${pad3(k + 1)}`, "--checkpoint-dir", ckDir]
-            .concat(["--only", String(k + 1)]),
-          out: `${dir}/ck-${pad3(k + 1)}`,
-          meta: { checkpoint: k + 1 },
+          args: ["task", "dissect", ...given, "--out", `${dir}/ck-${pad3(k)}`, "--checkpoint-dir", ckDir]
+            .concat(["--only", String(k)]),
+          out: `${dir}/ck-${pad3(k)}`,
+          meta: { checkpoint: k },
         })),
       },
     ],

@@ -45,15 +45,15 @@ export async function demo2d(o: DemoOptions): Promise<DemoResult> {
       stage: "demo",
       onProgress: o.onProgress,
     });
-    const samples = await t.sample(2048, "ema", 0);
+    const samples = await t.sample(2048, "ema", 0, "running");
     const files = { png: `${o.out}/demo.png`, json: `${o.out}/demo.json` };
     const { canvas, box } = panelGrid(2, 1, 320);
-    scatterPanel(canvas, box(0), `TARGET VS EMA G, STEP ${gSteps}, W1 ${run.finalW1.toFixed(2)}`, [
+    scatterPanel(canvas, box(0), `TARGET VS EMA G, STEP ${gSteps}, W1 ${run.scores.finalEma.toFixed(2)}`, [
       { xy: sets.evalTarget, color: COLORS.target, label: "TARGET" },
       { xy: samples, color: COLORS.blue, label: "GENERATED" },
     ]);
     linePanel(canvas, box(1), "EMA W1 TO TARGET", [{
-      xy: run.curve.flatMap((c) => [c.step, c.w1]),
+      xy: run.curve.flatMap((c) => [c.step, c.w1Ema]),
       color: COLORS.blue,
     }], {
       xLabel: "G STEP",
@@ -61,9 +61,9 @@ export async function demo2d(o: DemoOptions): Promise<DemoResult> {
     });
     await canvas.save(files.png);
     const result: DemoResult = {
-      w1: r6(run.finalW1),
-      bestW1: r6(run.best.w1),
-      startW1: r6(run.startW1),
+      w1: r6(run.scores.finalEma),
+      bestW1: r6(run.scores.bestAfter0Ema),
+      startW1: r6(run.curve[0].w1Ema),
       gSteps,
       msPerGStep: r6(run.timing.wallMs / gSteps),
       wallMs: Math.round(performance.now() - wall0),

@@ -1,13 +1,13 @@
-// Dissecting contributions: N checkpoints along source I's training (every `every` G steps), each
-// fine-tuned on the target; per checkpoint the starting generator's recall, the starting
-// discriminator's gradient similarity, and the fine-tune's final and best W1; Pearson correlations of
-// W1 with each. Resumable: source training resumes from its last checkpoint (full training state), and
+// Dissecting contributions (REFERENCE.md 7): N checkpoints along source I's training (steps 0, every,
+// ..., (N-1) every; the protocol's 101 cover 0..5000), each fine-tuned on the target; per checkpoint the
+// starting generator's recall, the starting discriminator's gradient similarity (ascent convention), and
+// the fine-tune's scores; Pearson correlations of the headline score (and of the final W1) with each. Resumable: source training resumes from its last checkpoint (full training state), and
 // each finished fine-tune is recorded in DIR/dissect_state.json (rewritten atomically) and appended to
 // DIR/dissect.jsonl; a restart skips what is recorded.
 
 import { sampleMixture, sourceI, targetRing } from "./distributions.ts";
 import type { FastToyGan } from "./fast_gan.ts";
-import { pearson } from "./measures.ts";
+import { GRAD_SIMILARITY_CONVENTION, pearson } from "./measures.ts";
 import { COLORS, linePanel, panelGrid } from "./plot.ts";
 import {
   describeConfig,
@@ -15,6 +15,7 @@ import {
   exists,
   r6,
   readJson,
+  roundScores,
   startMeasures,
   studyConfig,
   studySets,
@@ -28,6 +29,8 @@ import {
   type Progress,
   restoreTrainer,
   saveTrainerCheckpoint,
+  SCORE_NAMES,
+  type Scores,
   trainRun,
 } from "./train.ts";
 
@@ -51,10 +54,11 @@ export interface CheckpointResult {
   precision: number;
   gradSimilarity: number;
   zeroGradient: number;
-  startW1: number;
+  /** The paper's score: min of the raw generator's W1 over the evaluations, step 0 included. */
+  headline: number;
+  /** Raw generator's W1 after the last fine-tuning step. */
   finalW1: number;
-  bestW1: number;
-  bestStep: number;
+  scores: Scores;
   /** Loading, start measures and fine-tune of this checkpoint. */
   wallMs: number;
   /** Where the time went (absent in records written before it was kept). */
@@ -73,10 +77,11 @@ export interface CheckpointTiming {
 }
 
 export interface DissectResult {
-  /** Pearson correlation of the final W1 with recall and with gradient similarity. */
+  /** Pearson correlation of the headline score with recall and with gradient similarity. */
   pearson: { recall: number; gradSimilarity: number };
-  /** The same with the best W1 (the study's own scoring). */
-  pearsonBest: { recall: number; gradSimilarity: number };
+  /** The same with the raw generator's final W1. */
+  pearsonFinal: { recall: number; gradSimilarity: number };
+  gradSimilarityConvention: string;
   checkpoints: CheckpointResult[];
   /** Wall time of this invocation (a resumed run skips what is recorded). */
   wallMs: number;
@@ -94,9 +99,9 @@ interface DissectState {
 
 const pad = (i: number) => String(i).padStart(3, "0");
 
-/** The highest checkpoint index whose file loads (0 when none). */
+/** The highest checkpoint index below n whose file loads (-1 when none). */
 async function lastCheckpoint(dir: string, n: number): Promise<number> {
-  for (let i = n; i >= 1; i--) {
+  for (let i = n - 1; i >= 0; i--) {
     const p = `${dir}/source1_${pad(i)}.safetensors`;
     if (!await exists(p)) continue;
     try {
@@ -106,12 +111,12 @@ async function lastCheckpoint(dir: string, n: number): Promise<number> {
       // A damaged file (should not happen: writes are atomic) is retrained.
     }
   }
-  return 0;
+  return -1;
 }
 
 export async function runDissectStudy(o: DissectOptions): Promise<DissectResult> {
   const cfg = studyConfig(o);
-  const n = o.checkpoints ?? 100, every = o.every ?? 50, ft = o.finetuneSteps ?? 1000, seed = o.seed ?? 0;
+  const n = o.checkpoints ?? 101, every = o.every ?? 50, ft = o.finetuneSteps ?? 1000, seed = o.seed ?? 0;
   for (const [name, v] of Object.entries({ checkpoints: n, every, finetuneSteps: ft })) {
     if (!Number.isInteger(v) || v < 1) {
       throw new Error(`dissect: ${name} must be a positive integer, got ${v}`);
@@ -132,11 +137,19 @@ export async function runDissectStudy(o: DissectOptions): Promise<DissectResult>
 
   // Phase 1: source I training with a checkpoint every `every` G steps.
   const have = await lastCheckpoint(ckDir, n);
-  if (have < n) {
+  if (have < n - 1) {
     const phase0 = performance.now();
     let t: FastToyGan;
-    if (have === 0) t = await freshTrainer(sourceI(), seed * 1000 + 1, cfg);
-    else {
+    const save = (step: number) =>
+      saveTrainerCheckpoint(`${ckDir}/source1_${pad(step / every)}.safetensors`, t, {
+        stage: "source1",
+        step,
+        seed,
+      });
+    if (have < 0) {
+      t = await freshTrainer(sourceI(), seed * 1000 + 1, cfg);
+      await save(0); // checkpoint 0: the random initialisation
+    } else {
       t = makeTrainer(sourceI(), seed * 1000 + 1, cfg);
       const c = await loadTrainerCheckpoint(`${ckDir}/source1_${pad(have)}.safetensors`);
       try {
@@ -147,21 +160,16 @@ export async function runDissectStudy(o: DissectOptions): Promise<DissectResult>
     }
     try {
       const own = sampleMixture(sourceI(), cfg.evalSamples, (seed * 7919 + 11) >>> 0);
-      const total = n * every;
+      const total = (n - 1) * every;
       await trainRun(t, {
-        gSteps: total - have * every,
+        gSteps: total - Math.max(have, 0) * every,
         evalTarget: own,
         evalEvery: total, // one evaluation at the end: only the checkpoints matter here
         skipStartEval: true,
         stage: "train source I (checkpoints)",
         onProgress: o.onProgress,
         checkpointEvery: every,
-        onCheckpoint: (step) =>
-          saveTrainerCheckpoint(`${ckDir}/source1_${pad(step / every)}.safetensors`, t, {
-            stage: "source1",
-            step,
-            seed,
-          }),
+        onCheckpoint: save,
       });
     } finally {
       t.dispose();
@@ -176,7 +184,7 @@ export async function runDissectStudy(o: DissectOptions): Promise<DissectResult>
   const done = new Set(state.results.map((r) => r.index));
   const t = makeTrainer(targetRing(), seed * 1000 + 99, cfg);
   try {
-    for (let i = 1; i <= n; i++) {
+    for (let i = 0; i < n; i++) {
       if (done.has(i) || (o.only && !o.only.includes(i))) continue;
       const t0 = performance.now();
       const c = await loadTrainerCheckpoint(`${ckDir}/source1_${pad(i)}.safetensors`);
@@ -192,7 +200,7 @@ export async function runDissectStudy(o: DissectOptions): Promise<DissectResult>
         gSteps: ft,
         evalTarget: sets.evalTarget,
         evalEvery: cfg.evalEvery,
-        stage: `finetune checkpoint ${i}/${n}`,
+        stage: `finetune checkpoint ${i}/${n - 1}`,
         onProgress: o.onProgress,
       });
       const res: CheckpointResult = {
@@ -202,10 +210,9 @@ export async function runDissectStudy(o: DissectOptions): Promise<DissectResult>
         precision: r6(start.precision),
         gradSimilarity: r6(start.gradSimilarity),
         zeroGradient: start.zeroGradient,
-        startW1: r6(run.startW1),
-        finalW1: r6(run.finalW1),
-        bestW1: r6(run.best.w1),
-        bestStep: run.best.step,
+        headline: r6(run.scores.headline),
+        finalW1: r6(run.scores.finalRaw),
+        scores: roundScores(run.scores),
         wallMs: Math.round(performance.now() - t0),
         timing: {
           startMs: Math.round(startMs),
@@ -229,13 +236,14 @@ export async function runDissectStudy(o: DissectOptions): Promise<DissectResult>
   const col = (f: (r: CheckpointResult) => number) => rs.map(f);
   const result: DissectResult = {
     pearson: {
+      recall: r6(pearson(col((r) => r.headline), col((r) => r.recall))),
+      gradSimilarity: r6(pearson(col((r) => r.headline), col((r) => r.gradSimilarity))),
+    },
+    pearsonFinal: {
       recall: r6(pearson(col((r) => r.finalW1), col((r) => r.recall))),
       gradSimilarity: r6(pearson(col((r) => r.finalW1), col((r) => r.gradSimilarity))),
     },
-    pearsonBest: {
-      recall: r6(pearson(col((r) => r.bestW1), col((r) => r.recall))),
-      gradSimilarity: r6(pearson(col((r) => r.bestW1), col((r) => r.gradSimilarity))),
-    },
+    gradSimilarityConvention: GRAD_SIMILARITY_CONVENTION,
     checkpoints: rs,
     wallMs: Math.round(performance.now() - wall0),
     phases: {
@@ -249,9 +257,9 @@ export async function runDissectStudy(o: DissectOptions): Promise<DissectResult>
   await writeJson(files.json, {
     ...result,
     config: describeConfig(cfg, { checkpoints: n, every, finetuneSteps: ft, seed, study: "dissect" }),
-    figure:
-      "dissect.png: final W1 of each fine-tune against the starting recall and gradient similarity, and " +
-      "both measures along source I's training",
+    scoreNames: SCORE_NAMES,
+    figure: "dissect.png: headline score of each fine-tune against the starting recall and gradient " +
+      "similarity (ascent convention), and both measures along source I's training",
     note: "wallMs covers this invocation only (resumed runs skip finished checkpoints); phases covers all " +
       "invocations; per-checkpoint wallMs includes loading, the start measures and the fine-tune; " +
       "phases.split sums the checkpoints' timing (recordMs: recording and submitting steps, blocking while " +
@@ -282,8 +290,8 @@ function sumTimings(rs: CheckpointResult[]): CheckpointTiming {
 
 async function drawDissect(path: string, rs: CheckpointResult[], r: DissectResult): Promise<void> {
   const { canvas, box } = panelGrid(3, 1, 300);
-  const pts = (f: (c: CheckpointResult) => number) => rs.flatMap((c) => [f(c), c.finalW1]);
-  linePanel(canvas, box(0), `FINAL W1 VS RECALL R=${r.pearson.recall.toFixed(2)}`, [{
+  const pts = (f: (c: CheckpointResult) => number) => rs.flatMap((c) => [f(c), c.headline]);
+  linePanel(canvas, box(0), `HEADLINE W1 VS RECALL R=${r.pearson.recall.toFixed(2)}`, [{
     xy: pts((c) => c.recall),
     color: COLORS.blue,
   }], {
@@ -293,9 +301,9 @@ async function drawDissect(path: string, rs: CheckpointResult[], r: DissectResul
   linePanel(
     canvas,
     box(1),
-    `FINAL W1 VS GRAD SIM R=${r.pearson.gradSimilarity.toFixed(2)}`,
+    `HEADLINE VS GRAD SIM R=${r.pearson.gradSimilarity.toFixed(2)}`,
     [{ xy: pts((c) => c.gradSimilarity), color: COLORS.orange }],
-    { points: true, xLabel: "GRAD SIM" },
+    { points: true, xLabel: "GRAD SIM (ASCENT)" },
   );
   linePanel(canvas, box(2), "ALONG SOURCE I TRAINING", [
     { xy: rs.flatMap((c) => [c.sourceStep, c.recall]), color: COLORS.blue, label: "RECALL" },

@@ -9,6 +9,19 @@ export type Component =
   | { kind: "gauss"; weight: number; cx: number; cy: number; sigma: number }
   /** Uniform angle on a circle, plus isotropic Gaussian noise of `sigma` (0: exactly on the circle). */
   | { kind: "circle"; weight: number; cx: number; cy: number; radius: number; sigma: number }
+  /**
+   * Wide ring: uniform angle, radius `radius + N(0, radialSigma^2)` (noise along the radius only);
+   * `sigma` is an extra isotropic noise (0 for the study's source I).
+   */
+  | {
+    kind: "ring";
+    weight: number;
+    cx: number;
+    cy: number;
+    radius: number;
+    radialSigma: number;
+    sigma: number;
+  }
   /** Archimedean spiral arc: u ~ U(0,1), angle 2 pi turns u, radius rMin + (rMax - rMin) u, plus noise. */
   | { kind: "spiral"; weight: number; turns: number; rMin: number; rMax: number; sigma: number };
 
@@ -44,10 +57,34 @@ export function targetRing(): Mixture {
   return gaussians("target", ringCentres(), RING_SIGMA);
 }
 
-/** Source I: equal mixture of the uniform distribution on the radius-20 circle and N(0, 4^2 I). */
+/** Source I's radial noise (REFERENCE.md 7: radius 20 + N(0, 4^2)). */
+export const SOURCE1_RADIAL_SIGMA = 4;
+
+/** Source I (REFERENCE.md 7): a wide ring, angle uniform, radius 20 + N(0, 4^2) along the radius only. */
 export function sourceI(): Mixture {
   return {
     name: "sourceI",
+    components: [
+      {
+        kind: "ring",
+        weight: 1,
+        cx: 0,
+        cy: 0,
+        radius: RING_RADIUS,
+        radialSigma: SOURCE1_RADIAL_SIGMA,
+        sigma: 0,
+      },
+    ],
+  };
+}
+
+/**
+ * The earlier, wrong reading of source I, kept for comparison (`--source1 mixture`): an equal mixture of
+ * the uniform distribution on the radius-20 circle and N(0, 4^2 I). Never the study's default.
+ */
+export function sourceIMixture(): Mixture {
+  return {
+    name: "sourceI-mixture",
     components: [
       { kind: "circle", weight: 0.5, cx: 0, cy: 0, radius: RING_RADIUS, sigma: 0 },
       { kind: "gauss", weight: 0.5, cx: 0, cy: 0, sigma: 4 },
@@ -83,6 +120,7 @@ export function spiral(turns = 1.5, rMin = 2, rMax = RING_RADIUS, sigma = 0.5): 
 export const DISTRIBUTIONS: Record<string, () => Mixture> = {
   target: targetRing,
   sourceI,
+  "sourceI-mixture": sourceIMixture,
   sourceII,
   ring8: () => ring(),
   grid: () => grid(),
@@ -157,6 +195,10 @@ export function sampleMixture(m: Mixture, n: number, seed: number): Float64Array
       const t = 2 * Math.PI * g.uniform();
       x = c.cx + c.radius * Math.cos(t);
       y = c.cy + c.radius * Math.sin(t);
+    } else if (c.kind === "ring") {
+      const t = 2 * Math.PI * g.uniform(), r = c.radius + c.radialSigma * g.normal();
+      x = c.cx + r * Math.cos(t);
+      y = c.cy + r * Math.sin(t);
     } else [x, y] = spiralPoint(c, g.uniform());
     out[2 * i] = x + c.sigma * g.normal();
     out[2 * i + 1] = y + c.sigma * g.normal();
@@ -177,8 +219,14 @@ export function mixtureMoments(m: Mixture): Moments {
   m.components.forEach((c, j) => {
     const w = cum[j] - (j > 0 ? cum[j - 1] : 0);
     let ex: number, ey: number, exx: number, exy: number, eyy: number;
-    if (c.kind === "gauss" || c.kind === "circle") {
-      const spread = c.kind === "circle" ? c.radius * c.radius / 2 : 0;
+    if (c.kind === "gauss" || c.kind === "circle" || c.kind === "ring") {
+      // E[r^2 cos^2 t] = E[r^2] / 2 for a uniform angle t independent of r.
+      const r2 = c.kind === "circle"
+        ? c.radius ** 2
+        : c.kind === "ring"
+        ? c.radius ** 2 + c.radialSigma ** 2
+        : 0;
+      const spread = r2 / 2;
       ex = c.cx;
       ey = c.cy;
       exx = c.cx * c.cx + spread;

@@ -1,11 +1,12 @@
 // The fused trainer of the study's 2-D GAN: the whole protocol step (dSteps discriminator steps, one
-// generator step, Adam for both, the generator EMA) as one submitted compute pass of 142 dispatches,
+// generator step, Adam for both, the generator EMA) as one submitted compute pass of 143 dispatches,
 // with latents and real points sampled on the GPU and nothing read back inside a step.
 // Semantics match the engine modules in models.ts trained with autograd (tests/toy2d_test.ts checks the
 // gradients): non-saturating loss, BatchNorm in training mode (batch statistics, running statistics
 // updated at every generator forward, as PyTorch does), PyTorch's Adam. One documented difference: the
 // bias of a Linear followed by BatchNorm gets an exactly-zero gradient (BatchNorm cancels it; autograd
-// gives round-off of ~1e-9, which Adam would amplify into noise updates).
+// gives round-off of ~1e-9, which Adam would amplify into noise updates). The EMA covers the running
+// statistics too (one extra dispatch per step); evaluation samples use BatchNorm in eval mode.
 
 import { tensor } from "../../nn/creation.ts";
 import type { Tensor } from "../../nn/tensor.ts";
@@ -13,6 +14,7 @@ import { cumulativeWeights, type Mixture } from "./distributions.ts";
 import {
   bnBwdKernel,
   bnStatsKernel,
+  emaKernel,
   type InputMode,
   linDwKernel,
   linDxKernel,
@@ -51,6 +53,9 @@ export interface FastGanOptions {
 
 const STEP_SLOT = 256;
 
+/** BatchNorm in a generator forward: training (batch statistics, running update), batch only, running. */
+type BnMode = "train" | "batch" | "running";
+
 /** Murmur3's 32-bit finaliser: decorrelates consecutive counters used as random keys. */
 export function mix32(x: number): number {
   x = Math.imul(x ^ (x >>> 16), 0x85ebca6b);
@@ -58,7 +63,7 @@ export function mix32(x: number): number {
   return (x ^ (x >>> 16)) >>> 0;
 }
 
-/** Packs a mixture into the sampler's uniform table: (cum, kind, p0, p1), (sigma, p2, 0, 0). */
+/** Packs a mixture into the sampler's uniform table: (cum, kind, p0, p1), (sigma, p2, p3, 0). */
 export function packMixture(m: Mixture): Float32Array {
   const cum = cumulativeWeights(m);
   if (m.components.length > MAX_MIX_COMPONENTS) {
@@ -71,6 +76,7 @@ export function packMixture(m: Mixture): Float32Array {
     t[o + 4] = c.sigma;
     if (c.kind === "gauss") t.set([0, c.cx, c.cy], o + 1);
     else if (c.kind === "circle") (t.set([1, c.cx, c.cy], o + 1), t[o + 5] = c.radius);
+    else if (c.kind === "ring") (t.set([3, c.cx, c.cy], o + 1), t.set([c.radius, c.radialSigma], o + 5));
     else (t.set([2, c.turns, c.rMin], o + 1), t[o + 5] = c.rMax);
   });
   return t;
@@ -146,6 +152,8 @@ export class FastToyGan {
     for (const n of ["pG", "gG", "mG", "vG", "eG"]) this.b[n] = p.buffer(gF, n);
     for (const n of ["pD", "gD", "mD", "vD"]) this.b[n] = p.buffer(dF, n);
     this.b.rG = p.buffer(f4(this.gRunLayout.floats), "rG");
+    // The EMA generator's BatchNorm running statistics (REFERENCE.md 7: the EMA covers G's whole state).
+    this.b.eRG = p.buffer(f4(this.gRunLayout.floats), "eRG");
     this.b.z = p.buffer(f4(B * LATENT), "z");
     this.b.xD = p.buffer(f4(2 * B * 2), "xD");
     this.b.o = p.buffer(f4(2 * B), "o");
@@ -201,8 +209,10 @@ export class FastToyGan {
     st: GPUBuffer[],
     outBuf: GPUBuffer,
     outRow: number,
-    train: boolean,
+    bn: BnMode,
+    running: GPUBuffer = this.b.rG,
   ): Op[] {
+    const train = bn === "train";
     const ops: Op[] = [];
     this.gLayers.forEach((l, i) => {
       const input: InputMode = i === 0 ? "raw" : "bnrelu";
@@ -226,6 +236,7 @@ export class FastToyGan {
           rows,
           features: l.outF,
           train,
+          useRunning: bn === "running",
           momentum: this.bnMomentum,
           eps: this.bnEps,
           gamma: slot(this.gLayout, `${l.bn}.weight`).off,
@@ -234,7 +245,7 @@ export class FastToyGan {
           runVar: slot(this.gRunLayout, `${l.bn}.running_var`).off,
         });
         const sb = [this.whole(a[i]), this.whole(st[i]), this.whole(params)];
-        if (train) sb.push(this.whole(this.b.rG));
+        if (bn !== "batch") sb.push(this.whole(running));
         ops.push(this.prog.op("gbn", spec, sb));
       }
     });
@@ -361,7 +372,7 @@ export class FastToyGan {
 
   private buildSteps(): void {
     const B = this.batch, p = this.prog, b = this.b;
-    const gFwd = this.gForward(B, b.pG, b.z, this.act.aG, this.act.stG, b.xD, B, true);
+    const gFwd = this.gForward(B, b.pG, b.z, this.act.aG, this.act.stG, b.xD, B, "train");
     // Discriminator steps: real rows 0..B-1, fake rows B..2B-1 of xD.
     const dFwd = this.dForward(2 * B, 0, "d");
     for (let s = 0; s < this.dSteps; s++) {
@@ -390,7 +401,12 @@ export class FastToyGan {
       if (i > 0) binds.push(this.whole(this.act.aD[i - 1]));
       ops.push(p.op("gbwd_d", linDxKernel({ rows: B, inF: l.inF, outF: l.outF, mask: i > 0 }), binds));
     }
-    this.gStepOps = [...ops, ...this.gBackward(G)];
+    // The EMA of the parameters is fused into the gradient kernels; that of the running statistics is this.
+    const emaRunning = p.op("ema", emaKernel(this.gRunLayout.floats, this.emaBeta), [
+      this.whole(b.rG),
+      this.whole(b.eRG),
+    ]);
+    this.gStepOps = [...ops, ...this.gBackward(G), emaRunning];
     this.stepData = new Uint8Array((this.dSteps + 1) * STEP_SLOT);
   }
 
@@ -455,8 +471,8 @@ export class FastToyGan {
 
   // ---- sampling and evaluation ----
 
-  private evalProgram(n: number, which: "ema" | "live"): EvalProgram {
-    const key = `${n}|${which}`;
+  private evalProgram(n: number, which: "ema" | "live", bn: "batch" | "running"): EvalProgram {
+    const key = `${n}|${which}|${bn}`;
     let e = this.evalPrograms.get(key);
     if (e) return e;
     const p = this.prog, f4 = (x: number) => x * 4, tag = `eval${n}`;
@@ -484,7 +500,8 @@ export class FastToyGan {
       bufs.st,
       bufs.out,
       0,
-      false,
+      bn,
+      which === "ema" ? this.b.eRG : this.b.rG,
     );
     e = { ops: [sample, ...fwd], out: bufs.out };
     this.evalPrograms.set(key, e);
@@ -492,14 +509,20 @@ export class FastToyGan {
   }
 
   /**
-   * n generator samples (x, y interleaved) from the EMA or the live weights, with BatchNorm using the
-   * statistics of these n samples (no running-statistics update); `key` picks the latents.
+   * n generator samples (x, y interleaved) from the EMA or the live weights; `key` picks the latents.
+   * BatchNorm in eval mode ("running", the study's evaluation: that generator's running statistics) or
+   * on the statistics of these n samples ("batch"); neither updates the running statistics.
    */
-  async sample(n: number, which: "ema" | "live" = "ema", key = 0): Promise<Float32Array> {
+  async sample(
+    n: number,
+    which: "ema" | "live" = "ema",
+    key = 0,
+    bn: "batch" | "running" = "running",
+  ): Promise<Float32Array> {
     if (!Number.isInteger(n) || n < 2 || n > 8192 || n % 2 !== 0) {
       throw new Error(`FastToyGan.sample: n must be an even number in 2..8192, got ${n}`);
     }
-    const e = this.evalProgram(n, which);
+    const e = this.evalProgram(n, which, bn);
     const st = new Uint8Array(STEP_SLOT);
     const view = new DataView(st.buffer);
     view.setUint32(0, (this.seed ^ 0x5bd1e995) >>> 0, true);
@@ -547,8 +570,13 @@ export class FastToyGan {
     const rg = await packState(this.gRunLayout, g, "generator running statistics");
     const pd = await packState(this.dLayout, d, "discriminator");
     const eg = opts.emaFrom ? await packState(this.gLayout, opts.emaFrom, "EMA generator") : pg;
+    // A fresh EMA is a copy of G, running statistics included.
+    const erg = opts.emaFrom
+      ? await packState(this.gRunLayout, opts.emaFrom, "EMA generator running statistics")
+      : rg;
     this.prog.write(this.b.pG, pg);
     this.prog.write(this.b.rG, rg);
+    this.prog.write(this.b.eRG, erg);
     this.prog.write(this.b.pD, pd);
     this.prog.write(this.b.eG, eg);
     const nbt = g.get(`${this.gLayers[0].bn}.num_batches_tracked`);
@@ -569,9 +597,9 @@ export class FastToyGan {
     this.adamStepsG = 0;
   }
 
-  private async gState(buf: GPUBuffer): Promise<Map<string, Tensor>> {
+  private async gState(buf: GPUBuffer, running: GPUBuffer): Promise<Map<string, Tensor>> {
     const m = unpackState(this.gLayout, await this.prog.read(buf, this.gLayout.floats));
-    const r = unpackState(this.gRunLayout, await this.prog.read(this.b.rG, this.gRunLayout.floats));
+    const r = unpackState(this.gRunLayout, await this.prog.read(running, this.gRunLayout.floats));
     for (const [k, v] of r) m.set(k, v);
     for (const l of this.gLayers) {
       if (l.bn) m.set(`${l.bn}.num_batches_tracked`, tensor([this.bnBatches], [1]));
@@ -581,12 +609,12 @@ export class FastToyGan {
 
   /** Generator state dict (live weights). */
   generatorState(): Promise<Map<string, Tensor>> {
-    return this.gState(this.b.pG);
+    return this.gState(this.b.pG, this.b.rG);
   }
 
-  /** EMA generator state dict (running statistics are the live generator's). */
+  /** EMA generator state dict (with the EMA of the running statistics). */
   emaState(): Promise<Map<string, Tensor>> {
-    return this.gState(this.b.eG);
+    return this.gState(this.b.eG, this.b.eRG);
   }
 
   async discriminatorState(): Promise<Map<string, Tensor>> {

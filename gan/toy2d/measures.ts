@@ -2,11 +2,11 @@
 // recall of a generator w.r.t. the target (k-NN manifolds, metrics/precision_recall.ts in float64), the
 // discriminator's gradient similarity (engine autograd through ToyDiscriminator), and Pearson correlation.
 //
-// Gradient similarity sign convention: for each generated sample x, the descent direction of the
-// generator loss, -d softplus(-D(x))/dx = sigmoid(-D(x)) dD/dx, is compared by cosine with c(x) - x,
-// where c(x) is the target centre nearest to x. +1: the generator's gradient step moves every sample
-// straight towards its nearest mode; -1: straight away from it. Samples where the gradient is exactly
-// zero (all ReLUs dead) count as cosine 0 and are reported in `zeroGradient`.
+// Gradient similarity, in the study authors' sign convention (REFERENCE.md 7): for each generated sample
+// x, the cosine between grad_x L_G(x), L_G(x) = softplus(-D(x)) the generator's loss at x (the ASCENT
+// direction of that loss), and c(x) - x, c(x) the target centre nearest to x; the mean over the samples
+// whose gradient is not zero. A discriminator whose descent field moves samples to their modes scores -1.
+// Samples with an exactly-zero gradient (all ReLUs dead) are left out and counted in `zeroGradient`.
 
 import { grad } from "../../nn/autograd.ts";
 import { tensor } from "../../nn/creation.ts";
@@ -37,15 +37,54 @@ export function recall2d(target: Points, generated: Points, k = 5): { recall: nu
   return { recall: r.recall, precision: r.precision };
 }
 
+/** Name of the sign convention, written beside every gradient similarity in the study's outputs. */
+export const GRAD_SIMILARITY_CONVENTION = "ascent";
+
 export interface GradSimilarity {
-  /** Mean cosine over all samples (zero-gradient samples count 0). */
+  /** Mean cosine over the samples with a non-zero gradient (NaN if none has one). */
   mean: number;
+  /** Samples whose gradient is exactly zero (left out of the mean). */
   zeroGradient: number;
-  /** Per-sample cosines. */
+  /** Per-sample cosines (NaN where the gradient is zero). */
   cosines: Float64Array;
 }
 
-/** Cosine similarity between the generator-loss descent direction and the direction to the nearest centre. */
+/**
+ * Gradient similarity from per-sample gradients of the generator loss (ascent convention): the mean
+ * over samples with a non-zero gradient of cos(c(x) - x, grad). A sample sitting exactly on its centre
+ * has no direction and is left out too.
+ */
+export function gradSimilarityOfField(
+  samples: Points,
+  gradients: ArrayLike<number>,
+  centres: [number, number][],
+): GradSimilarity {
+  const n = samples.length / 2;
+  if (!Number.isInteger(n) || n < 1) {
+    throw new Error(`gradientSimilarity: need x,y pairs, got ${samples.length} values`);
+  }
+  if (gradients.length !== samples.length) {
+    throw new Error(`gradientSimilarity: ${gradients.length / 2} gradients for ${n} samples`);
+  }
+  if (centres.length === 0) throw new Error("gradientSimilarity: no target centres given");
+  const cosines = new Float64Array(n).fill(NaN);
+  let total = 0, counted = 0, zero = 0;
+  for (let i = 0; i < n; i++) {
+    const x = samples[2 * i], y = samples[2 * i + 1];
+    const [cx, cy] = centres[nearestCentre(x, y, centres)];
+    const gx = gradients[2 * i], gy = gradients[2 * i + 1];
+    const tx = cx - x, ty = cy - y;
+    const ng = Math.hypot(gx, gy), nt = Math.hypot(tx, ty);
+    if (ng === 0) zero++;
+    if (ng === 0 || nt === 0) continue;
+    cosines[i] = (gx * tx + gy * ty) / (ng * nt);
+    total += cosines[i];
+    counted++;
+  }
+  return { mean: counted > 0 ? total / counted : NaN, zeroGradient: zero, cosines };
+}
+
+/** Gradient similarity of a discriminator at generated samples (ascent convention; see the header). */
 export async function gradientSimilarity(
   d: ToyDiscriminator,
   samples: Points,
@@ -55,7 +94,6 @@ export async function gradientSimilarity(
   if (!Number.isInteger(n) || n < 1) {
     throw new Error(`gradientSimilarity: need x,y pairs, got ${samples.length} values`);
   }
-  if (centres.length === 0) throw new Error("gradientSimilarity: no target centres given");
   const g = await scopeAsync(async () => {
     const x = tensor(Float32Array.from(samples), [n, 2]);
     x.requiresGrad = true;
@@ -64,22 +102,7 @@ export async function gradientSimilarity(
     const [gx] = grad(loss, [x]);
     return await gx.data();
   });
-  const cosines = new Float64Array(n);
-  let total = 0, zero = 0;
-  for (let i = 0; i < n; i++) {
-    const x = samples[2 * i], y = samples[2 * i + 1];
-    const [cx, cy] = centres[nearestCentre(x, y, centres)];
-    const dx = -g[2 * i], dy = -g[2 * i + 1]; // descent direction
-    const tx = cx - x, ty = cy - y;
-    const ng = Math.hypot(dx, dy), nt = Math.hypot(tx, ty);
-    if (ng === 0 || nt === 0) {
-      if (ng === 0) zero++;
-      continue;
-    }
-    cosines[i] = (dx * tx + dy * ty) / (ng * nt);
-    total += cosines[i];
-  }
-  return { mean: total / n, zeroGradient: zero, cosines };
+  return gradSimilarityOfField(samples, g, centres);
 }
 
 /** Pearson correlation of two equal-length series (NaN when either is constant). */

@@ -6,9 +6,9 @@ import type { Tensor } from "../../nn/tensor.ts";
 import { gpu } from "../../kernels/runtime.ts";
 import { ringCentres, sampleMixture, targetRing } from "./distributions.ts";
 import type { FastToyGan } from "./fast_gan.ts";
-import { gradientSimilarity, recall2d } from "./measures.ts";
+import { GRAD_SIMILARITY_CONVENTION, gradientSimilarity, recall2d } from "./measures.ts";
 import { ToyDiscriminator } from "./models.ts";
-import { PROTOCOL, type ProtocolConfig } from "./train.ts";
+import { PROTOCOL, type ProtocolConfig, SCORE_NAMES, type Scores } from "./train.ts";
 
 export const RECALL_SAMPLES = 1000;
 export const RECALL_K = 5;
@@ -58,23 +58,24 @@ export interface StartMeasures {
   /** Recall (k=5) of 1000 samples of the starting generator w.r.t. 1000 target samples. */
   recall: number;
   precision: number;
-  /** Mean cosine between the G-loss descent direction and the direction to the nearest target centre. */
+  /** Mean cosine between grad_x L_G (ascent) and the direction to the nearest target centre. */
   gradSimilarity: number;
+  /** Starting samples with an exactly-zero gradient (left out of the mean). */
   zeroGradient: number;
   /** The 1000 starting samples (for figures). */
   samples: Float32Array;
 }
 
 /**
- * Recall and gradient similarity of the networks now loaded in `t` (the live generator, BatchNorm on
- * the batch's own statistics, and the discriminator through engine autograd).
+ * Recall and gradient similarity of the networks now loaded in `t` (the raw generator with BatchNorm in
+ * eval mode, and the discriminator through engine autograd).
  */
 export async function startMeasures(
   t: FastToyGan,
   dState: Map<string, Tensor>,
   sets: StudySets,
 ): Promise<StartMeasures> {
-  const samples = await t.sample(RECALL_SAMPLES, "live", 7);
+  const samples = await t.sample(RECALL_SAMPLES, "live", 7, "running");
   const { recall, precision } = recall2d(sets.recallTarget, samples, RECALL_K);
   const d = new ToyDiscriminator();
   try {
@@ -86,10 +87,12 @@ export async function startMeasures(
   }
 }
 
-export const GRAD_SIMILARITY_CONVENTION =
-  "cosine between the descent direction of the generator loss at a generated sample, " +
-  "-d softplus(-D(x))/dx, and c(x) - x with c(x) the nearest target centre; +1 = moves straight to its " +
-  "nearest mode, -1 = straight away; zero-gradient samples count as 0";
+export { GRAD_SIMILARITY_CONVENTION };
+
+export const GRAD_SIMILARITY_DEFINITION =
+  "ascent convention (the study authors'): mean over samples with a non-zero gradient of " +
+  "cos(c(x) - x, d softplus(-D(x))/dx), c(x) the nearest target centre; -1 = the generator's descent " +
+  "step moves every sample straight to its nearest mode, +1 = straight away";
 
 /** The protocol and environment recorded in every JSON result. */
 export function describeConfig(cfg: ProtocolConfig, extra: Record<string, unknown>): Record<string, unknown> {
@@ -102,13 +105,16 @@ export function describeConfig(cfg: ProtocolConfig, extra: Record<string, unknow
         "latent 64; Linear 64-64-128-128-128-64-2, BatchNorm1d(eps 1e-5, momentum 0.1)+ReLU after all but the last",
       discriminator: "Linear 2-64-128-128-64-1, ReLU between",
       init: "PyTorch defaults (U(+-1/sqrt(fan_in)) weights and biases, BatchNorm gamma 1 beta 0)",
-      batchNormAtSampling: "batch statistics of the sampled batch (no running statistics)",
-      ema: "EMA of generator parameters, beta per G step; evaluated, never trained",
-      w1: "exact assignment between evalSamples target and evalSamples EMA-generator samples, Euclidean cost",
+      batchNormAtSampling: "eval mode: running statistics (the EMA generator: the EMA of them)",
+      ema:
+        "EMA of the generator's whole state (parameters and BatchNorm running statistics), beta per G step",
+      w1: "exact assignment between evalSamples target and evalSamples generated samples, Euclidean cost; " +
+        "raw generator and EMA at step 0 and every evalEvery G steps",
       recall:
-        `k=${RECALL_K}, ${RECALL_SAMPLES} target vs ${RECALL_SAMPLES} samples of the starting (live) generator, float64`,
-      gradSimilarity: GRAD_SIMILARITY_CONVENTION,
-      bestW1: "minimum over the evaluations at evalEvery, 2*evalEvery, ... (step 0 excluded)",
+        `k=${RECALL_K}, ${RECALL_SAMPLES} target vs ${RECALL_SAMPLES} samples of the starting (raw) generator, float64`,
+      gradSimilarity: GRAD_SIMILARITY_DEFINITION,
+      gradSimilarityConvention: GRAD_SIMILARITY_CONVENTION,
+      scores: SCORE_NAMES,
       biasBeforeBatchNorm: "gradient set to exactly 0 (BatchNorm cancels it)",
     },
     adapter: gpu().info.description,
@@ -149,6 +155,16 @@ export async function exists(path: string): Promise<boolean> {
 /** Rounds for JSON (6 significant digits). */
 export function r6(x: number): number {
   return Number.isFinite(x) ? Number(x.toPrecision(6)) : x;
+}
+
+/** The numbers of an object rounded for JSON (r6), other fields as they are. */
+export function roundNumbers<T extends object>(x: T): T {
+  return Object.fromEntries(Object.entries(x).map(([k, v]) => [k, typeof v === "number" ? r6(v) : v])) as T;
+}
+
+/** A run's scores rounded for JSON. */
+export function roundScores(s: Scores): Scores {
+  return roundNumbers(s);
 }
 
 /** Points as a compact array for JSON (3 decimals). */

@@ -1,6 +1,7 @@
-// One training run of the 2-D study on the fused trainer: G steps in chunks between evaluations, the
-// EMA generator's W1 to a fixed target set every `evalEvery` G steps, optional checkpoints, and a timing
-// split of the wall time (host recording and submission, waiting for the GPU, read-back, W1 on the host).
+// One training run of the 2-D study on the fused trainer: G steps in chunks between evaluations, the W1
+// of the raw generator and of its EMA (BatchNorm in eval mode) to a fixed target set at step 0 and every
+// `evalEvery` G steps, the study's scores of that curve (REFERENCE.md 7), optional checkpoints, and a
+// timing split of the wall time (host recording and submission, GPU waits, read-back, W1 on the host).
 
 import process from "node:process";
 import { manualSeed } from "../../nn/creation.ts";
@@ -44,8 +45,10 @@ export const DRAIN_EVERY = 25;
 
 export interface EvalPoint {
   step: number;
-  /** W1 of the EMA generator to the evaluation target set. */
+  /** W1 of the raw (live) generator to the evaluation target set, BatchNorm in eval mode. */
   w1: number;
+  /** W1 of the EMA generator, BatchNorm in eval mode (its EMA running statistics). */
+  w1Ema: number;
   lossD?: number;
   lossG?: number;
 }
@@ -69,12 +72,50 @@ export interface Timing {
   gSteps: number;
 }
 
+/** The study's scores of a run's W1 curve (REFERENCE.md 7). */
+export interface Scores {
+  /** The paper's score: minimum of the raw generator's W1 over all evaluations, step 0 included. */
+  headline: number;
+  headlineStep: number;
+  /** W1 at the start (step 0), raw generator. */
+  startRaw: number;
+  finalRaw: number;
+  finalEma: number;
+  /** Minimum over the evaluations after step 0. */
+  bestAfter0Raw: number;
+  bestAfter0Ema: number;
+}
+
+export const SCORE_NAMES =
+  "headline = min of the raw generator's W1 over evaluations at steps 0, evalEvery, ... (step 0 counts; " +
+  "the paper's score); finalRaw/finalEma = W1 at the last step; bestAfter0Raw/Ema = min after step 0";
+
+/** Scores of a W1 curve (needs the step-0 point for the headline and start scores; else they are NaN). */
+export function runScores(curve: EvalPoint[]): Scores {
+  if (curve.length === 0) throw new Error("runScores: empty W1 curve");
+  const minOf = (pts: EvalPoint[], f: (c: EvalPoint) => number) => {
+    let b = { v: Infinity, step: -1 };
+    for (const c of pts) if (f(c) < b.v) b = { v: f(c), step: c.step };
+    return b.step < 0 ? { v: NaN, step: -1 } : b;
+  };
+  const start = curve.find((c) => c.step === 0);
+  const after = curve.filter((c) => c.step > 0);
+  const head = start ? minOf(curve, (c) => c.w1) : { v: NaN, step: -1 };
+  const last = curve[curve.length - 1];
+  return {
+    headline: head.v,
+    headlineStep: head.step,
+    startRaw: start?.w1 ?? NaN,
+    finalRaw: last.w1,
+    finalEma: last.w1Ema,
+    bestAfter0Raw: minOf(after, (c) => c.w1).v,
+    bestAfter0Ema: minOf(after, (c) => c.w1Ema).v,
+  };
+}
+
 export interface RunResult {
   curve: EvalPoint[];
-  /** W1 at the start (step 0; not counted in `best`). */
-  startW1: number;
-  finalW1: number;
-  best: { w1: number; step: number };
+  scores: Scores;
   timing: Timing;
 }
 
@@ -151,16 +192,20 @@ export async function trainRun(
     await t.prog.check(); // wait for queued steps: what is left is GPU time not hidden by recording
     timing.gpuWaitMs += performance.now() - t0;
     t0 = performance.now();
-    const pts = await t.sample(n, "ema", o.evalKey ?? 0);
+    const raw = await t.sample(n, "live", o.evalKey ?? 0, "running");
+    const ema = await t.sample(n, "ema", o.evalKey ?? 0, "running");
     const losses = step > 0 ? await t.losses() : undefined;
     timing.readbackMs += performance.now() - t0;
     t0 = performance.now();
-    const w = w1Distance(pts, o.evalTarget);
+    const w = w1Distance(raw, o.evalTarget), we = w1Distance(ema, o.evalTarget);
     timing.w1Ms += performance.now() - t0;
-    if (!Number.isFinite(w)) {
-      throw new Error(`${stage}: W1 is not finite at step ${step} (training diverged?)`);
+    if (!Number.isFinite(w) || !Number.isFinite(we)) {
+      throw new Error(`${stage}: W1 is not finite at step ${step} (raw ${w}, EMA ${we}): training diverged`);
     }
-    curve.push({ step, w1: w, lossD: losses?.d, lossG: losses?.g });
+    if (losses && !(Number.isFinite(losses.d) && Number.isFinite(losses.g))) {
+      throw new Error(`${stage}: loss is not finite at step ${step} (D ${losses.d}, G ${losses.g})`);
+    }
+    curve.push({ step, w1: w, w1Ema: we, lossD: losses?.d, lossG: losses?.g });
     o.onProgress?.({ stage, step, total: o.gSteps, w1: w });
   };
   const start = t.iteration;
@@ -193,13 +238,7 @@ export async function trainRun(
   timing.cpuMs = cpuMs() - cpu0;
   timing.dispatches = t.prog.dispatches - disp0;
   timing.gSteps = o.gSteps;
-  const trained = curve.filter((c) => c.step > 0);
-  const best = trained.reduce((b, c) => (c.w1 < b.w1 ? { w1: c.w1, step: c.step } : b), {
-    w1: Infinity,
-    step: -1,
-  });
-  const startW1 = curve.find((c) => c.step === 0)?.w1 ?? NaN;
-  return { curve, startW1, finalW1: curve[curve.length - 1]?.w1 ?? NaN, best, timing };
+  return { curve, scores: runScores(curve), timing };
 }
 
 // ---- checkpoints: one safetensors file with G, D, EMA and Adam state, metadata as JSON ----
