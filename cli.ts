@@ -93,6 +93,7 @@ if (import.meta.main) {
     Deno.exit(2);
   }
   try {
+    (await import("./cli/gemm_env.ts")).applyGemmPathEnv();
     await cmd.run(rest);
   } catch (e) {
     console.error(`error: ${(e as Error).message}`);

@@ -6,6 +6,7 @@
 
 import { parseArgs } from "node:util";
 import { gpu, initGPU } from "../kernels/runtime.ts";
+import { applyGemmPathEnv } from "../cli/gemm_env.ts";
 import { CASES } from "./cases.ts";
 import {
   type Case,
@@ -196,6 +197,7 @@ async function main() {
     );
   }
 
+  applyGemmPathEnv();
   await initGPU();
   const rt = gpu();
   let jaxAdapter: string | null = null, jaxNote: string | null = null;
