@@ -65,6 +65,10 @@ const commands: Record<string, Command> = {
     summary: "train the project's own MNIST feature network (`features train-mnist`)",
     run: async (a) => (await import("./cli/features.ts")).featuresCommand(a),
   },
+  serve: {
+    summary: "the web page on 127.0.0.1: a snapshot's generator on the browser's WebGPU, with controls",
+    run: async (a) => (await import("./cli/serve.ts")).serveCommand(a),
+  },
   study: {
     summary: "the pretrained-GAN study's 2-D experiments: `study transfer` and `study dissect`",
     run: async (a) => (await import("./cli/study.ts")).study(a),
