@@ -161,7 +161,8 @@ const hasChromium = (() => {
   }
 })();
 // Known issue: on SwiftShader (chromium 156) the page records the whole first generation and its read-back
-// never resolves (mapAsync hangs with either GEMM path), so this test is opt-in until that is found.
+// never resolves (mapAsync hangs with either GEMM path; one-kernel round trips and the mapping network alone
+// do finish, so it is a synthesis kernel), so this test is opt-in until that is found.
 const browserOptIn = Deno.env.get("GC_WEB_BROWSER_TEST") === "1";
 if (!hasChromium) {
   console.log(

@@ -5,6 +5,8 @@
 
 import { setGemmPathSetting } from "../kernels/gemm.ts";
 import { gpu, initGPU } from "../kernels/runtime.ts";
+import { add } from "../nn/ops.ts";
+import { fromHost } from "../nn/tensor.ts";
 import { generatorFromSnapshotBytes } from "../gan/train/snapshot_bytes.ts";
 import type { Generator } from "../gan/stylegan2/generator.ts";
 import { benchGenerate, DEFAULT_SETTINGS, renderRgba, type RenderSettings, type WsEdit } from "./render.ts";
@@ -133,7 +135,7 @@ function loadSnapshot(bytes: Uint8Array, name: string): Promise<void> {
   $("model").textContent = `${name}: ${G.imgResolution}x${G.imgResolution}, ${G.imgChannels} channel(s), ` +
     (conditional ? `${G.cDim} classes` : "unconditional") + `, ${G.numWs} ws`;
   clearError();
-  return redraw();
+  return new URLSearchParams(location.search).has("noautodraw") ? Promise.resolve() : redraw();
 }
 
 /** Sets some controls and resolves when the image shows them (tests and scripts drive the page so). */
@@ -196,6 +198,25 @@ const api = {
     return benchGenerate(G, batch, reps);
   },
   error: () => ($("error").hidden ? null : $("error").textContent),
+  /** A one-dispatch round trip (x + 1 read back): tells an engine fault from a slow model. */
+  roundTrip: async () => {
+    const x = fromHost(Float32Array.from([1, 2, 3]), [3]);
+    const y = add(x, x);
+    const out = Array.from(await y.data());
+    x.dispose();
+    y.dispose();
+    return out;
+  },
+  /** The mapping network alone on one z, read back: narrows a fault to mapping or synthesis. */
+  mappingOnly: async () => {
+    if (!G) throw new Error("no model loaded");
+    const z = fromHost(new Float32Array(G.zDim).fill(0.5), [1, G.zDim]);
+    const c = G.cDim ? fromHost(new Float32Array(G.cDim).fill(1 / G.cDim), [1, G.cDim]) : null;
+    const ws = G.mapping.forward(z, c);
+    const out = Array.from((await ws.data()).slice(0, 4));
+    for (const t of [z, c, ws]) t?.dispose();
+    return out;
+  },
   /** Engine counters: whether a slow draw is still making progress. */
   stats: () => ({
     dispatches: gpu().totalDispatches,
