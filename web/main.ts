@@ -200,7 +200,7 @@ const api = {
   error: () => ($("error").hidden ? null : $("error").textContent),
   /** A one-dispatch round trip (x + 1 read back): tells an engine fault from a slow model. */
   roundTrip: async () => {
-    const x = fromHost(Float32Array.from([1, 2, 3]), [3]);
+    const x = fromHost(Float32Array.from([1, 2, 3]), [3], "f32");
     const y = add(x, x);
     const out = Array.from(await y.data());
     x.dispose();
@@ -210,8 +210,8 @@ const api = {
   /** The mapping network alone on one z, read back: narrows a fault to mapping or synthesis. */
   mappingOnly: async () => {
     if (!G) throw new Error("no model loaded");
-    const z = fromHost(new Float32Array(G.zDim).fill(0.5), [1, G.zDim]);
-    const c = G.cDim ? fromHost(new Float32Array(G.cDim).fill(1 / G.cDim), [1, G.cDim]) : null;
+    const z = fromHost(new Float32Array(G.zDim).fill(0.5), [1, G.zDim], "f32");
+    const c = G.cDim ? fromHost(new Float32Array(G.cDim).fill(1 / G.cDim), [1, G.cDim], "f32") : null;
     const ws = G.mapping.forward(z, c);
     const out = Array.from((await ws.data()).slice(0, 4));
     for (const t of [z, c, ws]) t?.dispose();
