@@ -85,6 +85,10 @@ const commands: Record<string, Command> = {
     summary: "one task of a plan: `task root` (one rooting run), `task dissect` (some checkpoints)",
     run: async (a) => (await import("./cli/task.ts")).taskCommand(a),
   },
+  serve: {
+    summary: "the web page on 127.0.0.1: a snapshot's generator on the browser's WebGPU, with controls",
+    run: async (a) => (await import("./cli/serve.ts")).serveCommand(a),
+  },
   study: {
     summary: "the pretrained-GAN study's 2-D experiments: `study transfer` and `study dissect`",
     run: async (a) => (await import("./cli/study.ts")).study(a),
@@ -113,6 +117,7 @@ if (import.meta.main) {
     Deno.exit(2);
   }
   try {
+    (await import("./cli/gemm_env.ts")).applyGemmPathEnv();
     await cmd.run(rest);
   } catch (e) {
     console.error(`error: ${(e as Error).message}`);

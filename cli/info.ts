@@ -8,7 +8,8 @@ export async function info(args: string[]): Promise<void> {
     json: { type: "boolean", help: "print JSON" },
   });
   const rt = await initGPU();
-  if (values.json) console.log(JSON.stringify(rt.info));
+  const f16 = await rt.probeShaderF16();
+  if (values.json) console.log(JSON.stringify({ ...rt.info, shaderF16: f16 }));
   else {
     const i = rt.info;
     console.log(
@@ -21,5 +22,6 @@ export async function info(args: string[]): Promise<void> {
         `workgroup storage ${i.limits.maxComputeWorkgroupStorageSize} B, invocations ${i.limits.maxComputeInvocationsPerWorkgroup}`,
     );
     console.log(`features: ${i.features.join(", ")}`);
+    console.log(`shader-f16: ${f16.ok ? "usable" : "not usable"} (${f16.detail})`);
   }
 }

@@ -102,27 +102,22 @@ export const gemmTuning: { tile: GemmTile | null; path: GemmPath | null } = { ti
 /** How GEMM operands are read: straight from storage buffers, or packed into textures first. */
 export type GemmPath = "storage" | "texture";
 
-let envPath: GemmPath | null | undefined;
+let envPath: GemmPath | null = null;
 
-/** GC_GEMM_PATH=storage|texture, read once (unset, or no env permission: null). */
-function pathFromEnv(): GemmPath | null {
-  if (envPath !== undefined) return envPath;
-  envPath = null;
-  let v: string | undefined;
-  try {
-    if (Deno.permissions.querySync({ name: "env", variable: "GC_GEMM_PATH" }).state === "granted") {
-      v = Deno.env.get("GC_GEMM_PATH");
-    }
-  } catch {
-    v = undefined;
+/**
+ * The GC_GEMM_PATH setting (storage|texture; unset or empty: the adapter decides). kernels/ reads no
+ * environment itself, so the browser can import it: Deno entry points pass the variable in here
+ * (cli/gemm_env.ts).
+ */
+export function setGemmPathSetting(v: string | undefined): void {
+  if (v === undefined || v === "") {
+    envPath = null;
+    return;
   }
-  if (v !== undefined && v !== "") {
-    if (v !== "storage" && v !== "texture") {
-      throw new Error(`GC_GEMM_PATH must be "storage" or "texture", got "${v}"`);
-    }
-    envPath = v;
+  if (v !== "storage" && v !== "texture") {
+    throw new Error(`GC_GEMM_PATH must be "storage" or "texture", got "${v}"`);
   }
-  return envPath;
+  envPath = v;
 }
 
 /**
@@ -140,7 +135,7 @@ export const TEXTURE_MIN_FLOPS = 2 ** 20;
  * packed operands do not fit the texture size limit.
  */
 export function gemmPath(flops: number): GemmPath {
-  const forced = gemmTuning.path ?? pathFromEnv();
+  const forced = gemmTuning.path ?? envPath;
   if (forced) return forced;
   return onCpuAdapter() && flops >= TEXTURE_MIN_FLOPS ? "texture" : "storage";
 }

@@ -123,7 +123,9 @@ class Runtime {
     for (const [k, v] of Object.entries(limits)) {
       if (k.startsWith("max") || k.startsWith("min")) requiredLimits[k] = v;
     }
-    this.device = await adapter.requestDevice({ requiredLimits });
+    // shader-f16 is enabled where offered; probeShaderF16() decides whether to trust it.
+    const requiredFeatures: GPUFeatureName[] = adapter.features.has("shader-f16") ? ["shader-f16"] : [];
+    this.device = await adapter.requestDevice({ requiredLimits, requiredFeatures });
     this.uniformAlign = Math.max(this.device.limits.minUniformBufferOffsetAlignment, 16);
     this.device.addEventListener("uncapturederror", (e) => {
       const ev = e as GPUUncapturedErrorEvent;
@@ -492,12 +494,87 @@ class Runtime {
     return out;
   }
 
+  private f16Probe: Promise<F16Probe> | null = null;
+
+  /**
+   * Whether f16 shaders can be trusted here: the adapter offers shader-f16 AND a known-answer kernel
+   * (f16 storage loads, f32 <-> f16 conversion rounding, f16 multiply and add) gives the exact answers.
+   * Run once per device; never throws.
+   */
+  probeShaderF16(): Promise<F16Probe> {
+    this.f16Probe ??= this.runF16Probe();
+    return this.f16Probe;
+  }
+
+  private async runF16Probe(): Promise<F16Probe> {
+    if (!this.device.features.has("shader-f16")) {
+      return { offered: false, ok: false, detail: "the adapter does not offer shader-f16" };
+    }
+    // f16 inputs 0.1 (stored as 0.0999755859375), 1.5, 1.25, 2048, 2.5; f32 inputs 1/3 and 65519.
+    const halves = new Uint16Array([0x2e66, 0x3e00, 0x3d00, 0x6800, 0x4100, 0, 0, 0]);
+    const floats = new Float32Array([1 / 3, 65519, 0, 0]);
+    // 1.5 * 1.25 = 1.875 exactly; 2048 + 2.5 rounds to 2050 (f16 spacing is 2 there); f16(1/3) is
+    // 0.333251953125; 65519 rounds down to 65504, the largest f16.
+    const expected = [0.0999755859375, 1.875, 2050, 0.333251953125, 65504];
+    const code = () =>
+      `enable f16;
+@group(0) @binding(0) var<storage, read> h: array<f16>;
+@group(0) @binding(1) var<storage, read> f: array<f32>;
+@group(0) @binding(2) var<storage, read_write> o: array<f32>;
+@compute @workgroup_size(1) fn main() {
+  o[0] = f32(h[0]);
+  o[1] = f32(h[1] * h[2]);
+  o[2] = f32(h[3] + h[4]);
+  o[3] = f32(f16(f[0]));
+  o[4] = f32(f16(f[1]));
+}`;
+    const bufs = [this.alloc(halves.byteLength), this.alloc(floats.byteLength), this.alloc(32)];
+    try {
+      this.upload(bufs[0], halves);
+      this.upload(bufs[1], floats);
+      this.dispatch(
+        "probe_f16",
+        code,
+        [{ buffer: bufs[0] }, { buffer: bufs[1] }, { buffer: bufs[2], write: true }],
+        null,
+        [
+          1,
+          1,
+          1,
+        ],
+      );
+      const got = Array.from(new Float32Array(await this.read(bufs[2], 4 * expected.length)));
+      const bad = got.findIndex((v, i) => v !== expected[i]);
+      if (bad >= 0) {
+        return {
+          offered: true,
+          ok: false,
+          detail: `known-answer kernel gave [${got}], expected [${expected}] (first wrong: #${bad})`,
+        };
+      }
+      return { offered: true, ok: true, detail: "known-answer kernel exact" };
+    } catch (e) {
+      return { offered: true, ok: false, detail: `known-answer kernel failed: ${(e as Error).message}` };
+    } finally {
+      for (const b of bufs) this.release(b);
+    }
+  }
+
   /** Waits until the GPU has finished all submitted work (benchmarks use this). */
   async sync(): Promise<void> {
     this.flush();
     await this.device.queue.onSubmittedWorkDone();
     this.checkError();
   }
+}
+
+/** The outcome of Runtime.probeShaderF16(). */
+export interface F16Probe {
+  /** The adapter offers the shader-f16 feature. */
+  offered: boolean;
+  /** ...and the known-answer kernel gave exact answers: f16 may be used. */
+  ok: boolean;
+  detail: string;
 }
 
 let runtime: Runtime | null = null;

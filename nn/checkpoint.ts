@@ -1,11 +1,15 @@
 // Tensors to and from files: .npy, .npz and safetensors, through the host formats in nn/io/.
 // Every write goes to a temporary file that is renamed into place, so a crash never leaves half a file.
+// The byte parsing lives in nn/host_tensor.ts (no file access: the browser page uses it).
 
-import { type HostArray, toFloat32 } from "./io/host.ts";
+import type { HostArray } from "./io/host.ts";
 import { encodeNpy, parseNpy } from "./io/npy.ts";
 import { encodeNpz, parseNpz } from "./io/npz.ts";
-import { encodeSafetensors, parseSafetensors } from "./io/safetensors.ts";
-import { fromHost, type Tensor } from "./tensor.ts";
+import { encodeSafetensors } from "./io/safetensors.ts";
+import { safetensorsFromBytes, tensorFromHost, tensorToHost } from "./host_tensor.ts";
+import type { Tensor } from "./tensor.ts";
+
+export { safetensorsFromBytes, tensorFromHost, tensorToHost };
 
 /**
  * Writes bytes atomically: temporary file in the same directory, then rename. Any failure (missing or
@@ -46,21 +50,6 @@ async function readBytes(path: string, what: string): Promise<Uint8Array> {
   }
 }
 
-/** A host array as a tensor: integer types become i32, everything else f32. */
-export function tensorFromHost(a: HostArray): Tensor {
-  const isInt = a.dtype === "i32" || a.dtype === "i16" || a.dtype === "i8" || a.dtype === "u8" ||
-    a.dtype === "i64" || a.dtype === "bool";
-  if (isInt) return fromHost(Int32Array.from(toFloat32(a)), a.shape, "i32");
-  return fromHost(toFloat32(a), a.shape, "f32");
-}
-
-/** Reads a tensor back into a host array. */
-export async function tensorToHost(t: Tensor): Promise<HostArray> {
-  return t.dtype === "i32"
-    ? { dtype: "i32", shape: [...t.shape], data: await t.ints() }
-    : { dtype: "f32", shape: [...t.shape], data: await t.data() };
-}
-
 export async function loadNpy(path: string): Promise<Tensor> {
   const bytes = await readBytes(path, ".npy");
   try {
@@ -98,17 +87,7 @@ export async function saveNpz(
 export async function loadSafetensors(
   path: string,
 ): Promise<{ tensors: Map<string, Tensor>; metadata: Record<string, string> }> {
-  const bytes = await readBytes(path, "safetensors");
-  let parsed: ReturnType<typeof parseSafetensors>;
-  try {
-    parsed = parseSafetensors(bytes);
-  } catch (e) {
-    throw new Error(`${path}: ${(e as Error).message}`);
-  }
-  return {
-    tensors: new Map([...parsed.tensors].map(([k, a]) => [k, tensorFromHost(a)])),
-    metadata: parsed.metadata,
-  };
+  return safetensorsFromBytes(await readBytes(path, "safetensors"), path);
 }
 
 export async function saveSafetensors(

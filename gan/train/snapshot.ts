@@ -3,42 +3,26 @@
 // metadata (architectures as SGA init kwargs, counters, pl_mean, RNG state). One file means a snapshot is
 // never half written; the weights are checked finite on the host before anything is written.
 
-import { tensorFromHost, writeFileAtomic } from "../../nn/checkpoint.ts";
-import { encodeSafetensors, type HostArray, parseSafetensors } from "../../nn/io/mod.ts";
+import { writeFileAtomic } from "../../nn/checkpoint.ts";
+import { encodeSafetensors, type HostArray } from "../../nn/io/mod.ts";
 import type { Module } from "../../nn/module.ts";
 import type { Adam } from "../../nn/optim.ts";
 import { concat } from "../../nn/shape.ts";
 import { scope, type Tensor } from "../../nn/tensor.ts";
-import { toFloat32 } from "../../nn/io/host.ts";
-import { markIfSeparable } from "../../nn/upfirdn2d.ts";
 import type { Discriminator } from "../stylegan2/discriminator.ts";
 import type { Generator } from "../stylegan2/generator.ts";
+import {
+  disposeSnapshot,
+  type LoadedSnapshot,
+  loadedTensor,
+  META_KEY,
+  parseSnapshot,
+  SNAPSHOT_FORMAT,
+  SNAPSHOT_VERSION,
+  type SnapshotState,
+} from "./snapshot_bytes.ts";
 
-export const SNAPSHOT_FORMAT = "gan-cocktail-stylegan2-snapshot";
-export const SNAPSHOT_VERSION = 1;
-const META_KEY = "training_state";
-
-/** The JSON part of a snapshot. */
-export interface SnapshotState {
-  format: typeof SNAPSHOT_FORMAT;
-  version: number;
-  G_init_kwargs: Record<string, unknown>;
-  D_init_kwargs: Record<string, unknown>;
-  /** Images shown to D so far. */
-  curNimg: number;
-  /** Training iterations done (one iteration = G and D steps on one batch). */
-  step: number;
-  tick: number;
-  /** Adam step counters (moments are tensors in the file). */
-  optG: { step: number } | null;
-  optD: { step: number } | null;
-  plMean: number;
-  /** Every random number of iteration i comes from streams keyed by (seed, i): this is the whole RNG state. */
-  rng: { seed: number; step: number };
-  /** Class names of the training data (conditional runs), for `generate --class`. */
-  classNames?: string[];
-  time: string;
-}
+export { disposeSnapshot, type LoadedSnapshot, loadedTensor, SNAPSHOT_FORMAT, SNAPSHOT_VERSION, type SnapshotState };
 
 /** Raised when training produced non-finite numbers; the last good snapshot is left in place. */
 export class TrainingDivergedError extends Error {
@@ -159,13 +143,6 @@ export async function saveSnapshot(
   await writeFileAtomic(path, encodeSafetensors(arrays, { [META_KEY]: JSON.stringify(full) }));
 }
 
-/** A snapshot read back: its state and its tensors split by network. */
-export interface LoadedSnapshot {
-  state: SnapshotState;
-  /** Prefix ("G", "D", "G_ema", "optG.m", ...) -> state dict. */
-  parts: Map<string, Map<string, Tensor>>;
-}
-
 /** Reads a snapshot; `only` limits the parts put on the GPU (e.g. ["G_ema"] to generate). */
 export async function readSnapshot(path: string, only?: string[]): Promise<LoadedSnapshot> {
   let bytes: Uint8Array;
@@ -174,42 +151,7 @@ export async function readSnapshot(path: string, only?: string[]): Promise<Loade
   } catch (e) {
     throw new Error(`cannot read snapshot ${path}: ${(e as Error).message}`);
   }
-  let parsed: ReturnType<typeof parseSafetensors>;
-  try {
-    parsed = parseSafetensors(bytes);
-  } catch (e) {
-    throw new Error(`${path}: ${(e as Error).message}`);
-  }
-  const raw = parsed.metadata[META_KEY];
-  if (!raw) throw new Error(`${path}: not a training snapshot (no '${META_KEY}' metadata)`);
-  const state = JSON.parse(raw) as SnapshotState;
-  if (state.format !== SNAPSHOT_FORMAT || state.version !== SNAPSHOT_VERSION) {
-    throw new Error(`${path}: unsupported snapshot format ${state.format} v${state.version}`);
-  }
-  const parts = new Map<string, Map<string, Tensor>>();
-  for (const [k, a] of parsed.tensors) {
-    const m = /^(G_ema|G|D|optG\.[mv]|optD\.[mv])\.(.+)$/.exec(k);
-    if (!m) throw new Error(`${path}: unexpected tensor name ${k}`);
-    if (only && !only.includes(m[1])) continue;
-    if (!parts.has(m[1])) parts.set(m[1], new Map());
-    parts.get(m[1])!.set(m[2], loadedTensor(m[2], a));
-  }
-  return { state, parts };
-}
-
-/**
- * A state-dict tensor from host data. A resampling filter is marked separable from its values as read
- * (copyInto hands the mark to the module's buffer), so the two-pass path never runs on values it did not see.
- */
-export function loadedTensor(name: string, a: HostArray): Tensor {
-  const t = tensorFromHost(a);
-  if (/(^|\.)resample_filter$/.test(name) && t.dtype === "f32") markIfSeparable(t, toFloat32(a));
-  return t;
-}
-
-/** Disposes the tensors of a loaded snapshot. */
-export function disposeSnapshot(s: LoadedSnapshot): void {
-  for (const m of s.parts.values()) for (const t of m.values()) t.dispose();
+  return parseSnapshot(bytes, path, only);
 }
 
 /** Restores an optimiser's moments (by parameter name) and step counter. */
