@@ -49,7 +49,14 @@ self.onmessage = (ev: MessageEvent<{ seed: number; index: number }>) => {
   const { seed, index } = ev.data;
   const c = makeCase(seeds, seed, index);
   Object.assign(meter, { limit: boundFor(c.bytes.length), largest: 0, total: 0, over: "" });
-  self.postMessage({ type: "start", index, seed: c.seed, format: c.format, mutation: c.mutation, size: c.bytes.length });
+  self.postMessage({
+    type: "start",
+    index,
+    seed: c.seed,
+    format: c.format,
+    mutation: c.mutation,
+    size: c.bytes.length,
+  });
   const t0 = performance.now();
   let outcome = "loaded", message = "";
   try {

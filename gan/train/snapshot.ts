@@ -22,7 +22,14 @@ import {
   type SnapshotState,
 } from "./snapshot_bytes.ts";
 
-export { disposeSnapshot, type LoadedSnapshot, loadedTensor, SNAPSHOT_FORMAT, SNAPSHOT_VERSION, type SnapshotState };
+export {
+  disposeSnapshot,
+  type LoadedSnapshot,
+  loadedTensor,
+  SNAPSHOT_FORMAT,
+  SNAPSHOT_VERSION,
+  type SnapshotState,
+};
 
 /** Raised when training produced non-finite numbers; the last good snapshot is left in place. */
 export class TrainingDivergedError extends Error {
