@@ -240,6 +240,25 @@ async function tensorsOf(path: string): Promise<Map<string, Uint8Array>> {
   return new Map([...parsed.tensors].map(([k, a]) => [k, new Uint8Array(a.data.buffer.slice(0))]));
 }
 
+gpuTest(
+  "train: a finished run's last tick losses are read back from stats.jsonl (a resumed stage reports them)",
+  async () => {
+    const a = await tmpRun("ticks");
+    try {
+      const r = await train(tinyOptions(a, { totalKimg: 0.008, gridSize: 0 }));
+      disposeAll(r);
+      const want = r.lastTick!.stats;
+      if (Object.keys(want).length === 0) throw new Error("the tick measured no losses");
+      const got = await new RunDir(a).lastTickStats();
+      if (JSON.stringify(got) !== JSON.stringify(want)) {
+        throw new Error(`stats.jsonl gives ${JSON.stringify(got)}, the tick had ${JSON.stringify(want)}`);
+      }
+    } finally {
+      await Deno.remove(a, { recursive: true });
+    }
+  },
+);
+
 gpuTest("train: a resumed run equals an uninterrupted one", async () => {
   const a = await tmpRun("full"), b = await tmpRun("resumed");
   try {

@@ -118,7 +118,7 @@ export async function runStage(spec: StageSpec, s: StageSettings): Promise<Stage
     snapshot: result.lastSnapshot,
     kimg: result.curNimg / 1000,
     seconds: (performance.now() - t0) / 1000,
-    stats: result.lastTick?.stats ?? {},
+    stats: result.lastTick?.stats ?? await run.lastTickStats(),
     resumed: resuming,
   };
 }

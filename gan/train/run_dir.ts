@@ -5,6 +5,19 @@ import { writeFileAtomic } from "../../nn/checkpoint.ts";
 
 const SNAPSHOT_RE = /^snapshot-(\d+)\.safetensors$/;
 
+/** The fields of a stats.jsonl tick line that are not loss means (gan/train/loop.ts writes them). */
+const TICK_FIELDS = new Set([
+  "tick",
+  "step",
+  "kimg",
+  "secPerTick",
+  "secPerKimg",
+  "imagesPerSecond",
+  "snapshot",
+  "liveMiB",
+  "time",
+]);
+
 /** Paths and small files of one run. */
 export class RunDir {
   constructor(readonly path: string) {}
@@ -73,6 +86,19 @@ export class RunDir {
       return [];
     }
     return text.split("\n").filter((l) => l.trim() !== "").map((l) => JSON.parse(l));
+  }
+
+  /**
+   * The per-tick loss means of the newest tick line of stats.jsonl ({} if none): a finished run that is
+   * resumed trains no tick, yet its summary should report what its last tick measured.
+   */
+  async lastTickStats(): Promise<Record<string, number>> {
+    const line = (await this.readStats()).findLast((l) => !("diverged" in l));
+    const out: Record<string, number> = {};
+    for (const [k, v] of Object.entries(line ?? {})) {
+      if (!TICK_FIELDS.has(k) && typeof v === "number") out[k] = v;
+    }
+    return out;
   }
 
   /** Snapshots in this run, oldest first. */
