@@ -236,8 +236,8 @@ Deno.test("collect: names the failed, unfinished and unstarted tasks and writes 
     assert.deepEqual(r.outputs, []);
     assert.equal(r.attempts["finetune.1"], 2);
     assert.equal(r.missing.length, 3);
-    assert.match(r.missing[0], /^finetune\[0\] \(checkpoint 1\): failed \(exit 7, 1 attempt\(s\)\)/);
-    assert.match(r.missing[1], /^finetune\[2\] \(checkpoint 3\): started 1 time\(s\), not finished/);
+    assert.match(r.missing[0], /^finetune\[0\] \(checkpoint 0\): failed \(exit 7, 1 attempt\(s\)\)/);
+    assert.match(r.missing[1], /^finetune\[2\] \(checkpoint 2\): started 1 time\(s\), not finished/);
     assert.match(r.missing[2], /not written: dissect/);
   } finally {
     await Deno.remove(dir, { recursive: true });
