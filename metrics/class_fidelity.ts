@@ -17,7 +17,7 @@ import { Adam } from "../nn/optim.ts";
 import { mean } from "../nn/reduce.ts";
 import { concat, reshape } from "../nn/shape.ts";
 import { scope, type Tensor } from "../nn/tensor.ts";
-import { gpu } from "../kernels/runtime.ts";
+import { submitQueued, waitForQueue } from "../nn/queue.ts";
 import { crossEntropy } from "./features/mnist_net.ts";
 import { toUint8Range } from "./sources.ts";
 
@@ -143,7 +143,7 @@ export async function trainSourceClassifier(
         opt.update(grad(l, params));
         return step === steps ? detach(l) : null;
       });
-      gpu().flush();
+      submitQueued();
       if (loss) {
         const v = await loss.item();
         loss.dispose();
@@ -151,7 +151,7 @@ export async function trainSourceClassifier(
           throw new Error(`class fidelity: the classifier's loss became ${v} at step ${step}`);
         }
       }
-      if (step % 2 === 0) await gpu().sync(); // bounds the queued work, as training does
+      if (step % 2 === 0) await waitForQueue(); // bounds the queued work, as training does
       o.onProgress?.(step, steps);
     }
     targets.dispose();
