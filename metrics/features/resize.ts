@@ -12,20 +12,7 @@ import { reshape } from "../../nn/shape.ts";
  * as TensorFlow's kernel does (scale = in/out, src = o * scale).
  */
 export function tf1BilinearMatrix(inLen: number, outLen: number): Float32Array {
-  if (!Number.isInteger(inLen) || !Number.isInteger(outLen) || inLen < 1 || outLen < 1) {
-    throw new Error(`resize: lengths must be positive integers, got in=${inLen} out=${outLen}`);
-  }
-  const m = new Float32Array(outLen * inLen);
-  const scale = Math.fround(inLen / outLen);
-  for (let o = 0; o < outLen; o++) {
-    const src = Math.fround(o * scale);
-    const i0 = Math.min(Math.floor(src), inLen - 1);
-    const i1 = Math.min(i0 + 1, inLen - 1);
-    const f = Math.fround(src - i0);
-    m[o * inLen + i0] += 1 - f;
-    m[o * inLen + i1] += f;
-  }
-  return m;
+  return bilinearMatrix(inLen, outLen, (o, scale) => Math.fround(o * scale));
 }
 
 /**
@@ -34,13 +21,26 @@ export function tf1BilinearMatrix(inLen: number, outLen: number): Float32Array {
  * clamped below at 0, between floor() and the next pixel clamped to the edge.
  */
 export function halfPixelBilinearMatrix(inLen: number, outLen: number): Float32Array {
+  return bilinearMatrix(
+    inLen,
+    outLen,
+    (o, scale) => Math.max(Math.fround(Math.fround((o + 0.5) * scale) - 0.5), 0),
+  );
+}
+
+/** Two taps per output pixel, at floor(src) and the next pixel clamped to the edge (float32 weights). */
+function bilinearMatrix(
+  inLen: number,
+  outLen: number,
+  source: (o: number, scale: number) => number,
+): Float32Array {
   if (!Number.isInteger(inLen) || !Number.isInteger(outLen) || inLen < 1 || outLen < 1) {
     throw new Error(`resize: lengths must be positive integers, got in=${inLen} out=${outLen}`);
   }
   const m = new Float32Array(outLen * inLen);
   const scale = Math.fround(inLen / outLen);
   for (let o = 0; o < outLen; o++) {
-    const src = Math.max(Math.fround(Math.fround((o + 0.5) * scale) - 0.5), 0);
+    const src = source(o, scale);
     const i0 = Math.min(Math.floor(src), inLen - 1);
     const i1 = Math.min(i0 + 1, inLen - 1);
     const f = Math.fround(src - i0);
