@@ -5,7 +5,7 @@
 import { Generator as Rng, manualSeed, randn } from "../nn/creation.ts";
 import { add, clamp, mul } from "../nn/ops.ts";
 import { fromHost, scope, type Tensor } from "../nn/tensor.ts";
-import { presetConfig } from "../gan/stylegan2/config.ts";
+import { tinyStyleGAN2 } from "./tiny_stylegan2.ts";
 import { Discriminator } from "../gan/stylegan2/discriminator.ts";
 import { Generator } from "../gan/stylegan2/generator.ts";
 import { trainingRecipe } from "../gan/train/presets.ts";
@@ -43,17 +43,7 @@ gpuTest(
   "cocktail rooting: the rooted model's class fidelity on its source rises over a few steps",
   async () => {
     const dir = await Deno.makeTempDir({ prefix: "cocktail_rooting_" });
-    const arch = presetConfig("tiny16", {
-      resolution: SIDE,
-      imgChannels: 1,
-      channelBase: 64,
-      channelMax: 16,
-      zDim: 16,
-      wDim: 16,
-      mappingLayers: 2,
-      dMappingLayers: 2,
-      mbstdGroupSize: 2,
-    });
+    const arch = tinyStyleGAN2({ resolution: SIDE });
     manualSeed(41);
     const G = Generator.fromConfig(arch), D = Discriminator.fromConfig(arch);
     await saveSnapshot(`${dir}/root.safetensors`, { G, D, Gema: G }, untrainedState(41));

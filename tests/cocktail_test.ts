@@ -10,7 +10,7 @@ import { copyInto } from "../nn/module.ts";
 import { neg, sigmoid } from "../nn/ops.ts";
 import { mean } from "../nn/reduce.ts";
 import type { Tensor } from "../nn/tensor.ts";
-import { presetConfig, type StyleGAN2Config } from "../gan/stylegan2/config.ts";
+import type { StyleGAN2Config } from "../gan/stylegan2/config.ts";
 import { Discriminator } from "../gan/stylegan2/discriminator.ts";
 import { Generator } from "../gan/stylegan2/generator.ts";
 import { loadNetworks } from "../gan/train/networks.ts";
@@ -35,20 +35,9 @@ import {
   resampleMatrix,
 } from "../gan/cocktail/sources.ts";
 import { assertClose, gpuTest, rng } from "./harness.ts";
+import { tinyStyleGAN2 } from "./tiny_stylegan2.ts";
 
-const tiny = (o: Partial<StyleGAN2Config> = {}) =>
-  presetConfig("tiny16", {
-    resolution: 8,
-    imgChannels: 1,
-    channelBase: 64,
-    channelMax: 16,
-    zDim: 16,
-    wDim: 16,
-    mappingLayers: 2,
-    dMappingLayers: 2,
-    mbstdGroupSize: 2,
-    ...o,
-  });
+const tiny = tinyStyleGAN2;
 
 async function host(t: Tensor): Promise<Float32Array> {
   return await t.data();

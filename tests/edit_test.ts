@@ -8,7 +8,7 @@ import { interpolateClasses } from "../gan/edit/interpolate.ts";
 import { classWs, latentsFromSeeds, meanAbsDiff } from "../gan/edit/latents.ts";
 import { mixWs, styleMix, wsResolutions } from "../gan/edit/mix.ts";
 import { fitLinearSvm, kktViolation, svmDecision, unitNormal } from "../gan/edit/svm.ts";
-import { presetConfig } from "../gan/stylegan2/config.ts";
+import { tinyStyleGAN2 } from "./tiny_stylegan2.ts";
 import { Generator } from "../gan/stylegan2/generator.ts";
 import { Discriminator } from "../gan/stylegan2/discriminator.ts";
 import { saveSnapshot, untrainedState } from "../gan/train/snapshot.ts";
@@ -86,19 +86,7 @@ Deno.test("edit svm: a perturbed solution violates KKT; bad input is named", () 
 
 // ---- the generator-side applications on a tiny conditional StyleGAN2 (random weights, 8x8, 3 classes) ----
 
-const tinyArch = () =>
-  presetConfig("tiny16", {
-    resolution: 8,
-    imgChannels: 1,
-    channelBase: 64,
-    channelMax: 16,
-    zDim: 16,
-    wDim: 16,
-    cDim: 3,
-    mappingLayers: 2,
-    dMappingLayers: 2,
-    mbstdGroupSize: 2,
-  });
+const tinyArch = () => tinyStyleGAN2({ cDim: 3 });
 
 function tinyG(seed: number): Generator {
   manualSeed(seed);

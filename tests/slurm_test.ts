@@ -10,7 +10,7 @@ import { collect } from "../cli/collect.ts";
 import { writePlan } from "../cli/plan.ts";
 import type { CompareReport } from "../gan/cocktail/report.ts";
 import { type CheckpointResult, runDissectStudy } from "../gan/toy2d/dissect.ts";
-import { presetConfig } from "../gan/stylegan2/config.ts";
+import { tinyStyleGAN2 } from "./tiny_stylegan2.ts";
 import { Discriminator } from "../gan/stylegan2/discriminator.ts";
 import { Generator } from "../gan/stylegan2/generator.ts";
 import { saveSnapshot, untrainedState } from "../gan/train/snapshot.ts";
@@ -34,17 +34,7 @@ async function slurmAvailable(): Promise<string | null> {
 const skip = await slurmAvailable();
 if (skip) console.log(`slurm_test: skipped: ${skip}`);
 
-const ARCH = presetConfig("tiny16", {
-  resolution: 8,
-  imgChannels: 1,
-  channelBase: 64,
-  channelMax: 16,
-  zDim: 16,
-  wDim: 16,
-  mappingLayers: 2,
-  dMappingLayers: 2,
-  mbstdGroupSize: 2,
-});
+const ARCH = tinyStyleGAN2();
 
 async function saveSource(path: string, seed: number): Promise<void> {
   manualSeed(seed);
