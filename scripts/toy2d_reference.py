@@ -14,11 +14,17 @@ At the start of each fine-tune: recall (k=5, 1000 vs 1000) and gradient similari
 Same protocol as ours, independent random streams: compare distributions over seeds, not numbers.
 """
 
+import os
+
+# OpenBLAS's thread pool contends with itself on these 64-128 wide layers (15x slower per step on 2 busy
+# cores); one thread each for BLAS and torch. Set before numpy/torch load the library.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 import argparse
 import copy
 import json
 import math
-import os
 import time
 
 import numpy as np
