@@ -7,7 +7,7 @@ import { encodeNpz, parseNpz } from "../nn/io/npz.ts";
 import { type HostArray, toFloat64 } from "../nn/io/host.ts";
 import type { FidMode } from "./features/resize.ts";
 import { writeFileAtomic } from "../nn/checkpoint.ts";
-import { gpu } from "../kernels/runtime.ts";
+import { submitQueued } from "../nn/queue.ts";
 import { mapElementwise } from "../nn/ops.ts";
 import { scope, type Tensor } from "../nn/tensor.ts";
 import { type FidStats, statsFromFeatures } from "./fid.ts";
@@ -34,7 +34,7 @@ export async function extractFeatures(
     const f = scope(() => net.extract(toUint8Range(source(m))));
     out.set(await f.data({ checkFinite: true }), start * net.dim);
     f.dispose();
-    gpu().flush();
+    submitQueued();
     onProgress?.(start + m);
   }
   return out;

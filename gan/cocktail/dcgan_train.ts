@@ -9,7 +9,7 @@ import { Adam } from "../../nn/optim.ts";
 import { add, mul } from "../../nn/ops.ts";
 import { mean } from "../../nn/reduce.ts";
 import { scope, type Tensor } from "../../nn/tensor.ts";
-import { gpu } from "../../kernels/runtime.ts";
+import { submitQueued } from "../../nn/queue.ts";
 import { type Dataset, sampler } from "../../data/dataset.ts";
 import { presetConfig } from "../stylegan2/config.ts";
 import { Discriminator } from "../stylegan2/discriminator.ts";
@@ -72,7 +72,7 @@ export async function trainDcgan(o: DcganTrainOptions): Promise<DcganGenerator> 
         optD.update(grad(dLoss, dParams));
         return [noGrad(() => mul(gLoss, 1)), noGrad(() => mul(dLoss, 1))];
       });
-      gpu().flush();
+      submitQueued();
       if (step % 8 === 0 || done + batch >= total) {
         last = { G: await losses[0].item(), D: await losses[1].item() };
         if (!Number.isFinite(last.G) || !Number.isFinite(last.D)) {

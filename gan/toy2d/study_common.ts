@@ -3,7 +3,7 @@
 
 import { writeFileAtomic } from "../../nn/checkpoint.ts";
 import type { Tensor } from "../../nn/tensor.ts";
-import { gpu } from "../../kernels/runtime.ts";
+import { adapterDescription } from "../../nn/queue.ts";
 import { ringCentres, sampleMixture, targetRing } from "./distributions.ts";
 import type { FastToyGan } from "./fast_gan.ts";
 import { GRAD_SIMILARITY_CONVENTION, gradientSimilarity, recall2d } from "./measures.ts";
@@ -117,7 +117,7 @@ export function describeConfig(cfg: ProtocolConfig, extra: Record<string, unknow
       scores: SCORE_NAMES,
       biasBeforeBatchNorm: "gradient set to exactly 0 (BatchNorm cancels it)",
     },
-    adapter: gpu().info.description,
+    adapter: adapterDescription(),
     ...extra,
   };
 }

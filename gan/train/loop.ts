@@ -10,7 +10,7 @@ import { Generator as Rng, manualSeed, tensor } from "../../nn/creation.ts";
 import { copyInto } from "../../nn/module.ts";
 import { Adam } from "../../nn/optim.ts";
 import { scope, scopeAsync, type Tensor } from "../../nn/tensor.ts";
-import { gpu } from "../../kernels/runtime.ts";
+import { liveGpuBytes, submitQueued, waitForQueue } from "../../nn/queue.ts";
 import type { Dataset } from "../../data/dataset.ts";
 import { saveImageGrid } from "../../data/image_io.ts";
 import { presetConfig, type StyleGAN2Config } from "../stylegan2/config.ts";
@@ -325,10 +325,10 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       const firstStep = step;
       while (curNimg < totalNimg) {
         stats.push(step, scope(() => sgaIteration(parts, step, curNimg)));
-        gpu().flush();
+        submitQueued();
         step++;
         curNimg += B;
-        if (step % syncEvery === 0) await gpu().sync();
+        if (step % syncEvery === 0) await waitForQueue();
         if (opts.onStep && (step === firstStep + 1 || performance.now() - lastPeek > PEEK_MS)) {
           losses = (await stats.latest())?.values ?? losses;
           lastPeek = performance.now();
@@ -403,7 +403,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
           imagesPerSecond: info.imagesPerSecond,
           ...means,
           snapshot: info.snapshot,
-          liveMiB: gpu().liveBytes / 2 ** 20,
+          liveMiB: liveGpuBytes() / 2 ** 20,
           time: new Date().toISOString(),
         });
         last = info;

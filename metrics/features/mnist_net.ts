@@ -21,7 +21,7 @@ import { Adam } from "../../nn/optim.ts";
 import { max, mean, sum } from "../../nn/reduce.ts";
 import { pad, reshape } from "../../nn/shape.ts";
 import { fromHost, scope, type Tensor } from "../../nn/tensor.ts";
-import { gpu } from "../../kernels/runtime.ts";
+import { submitQueued } from "../../nn/queue.ts";
 import { checkImages, extractInChunks } from "./images.ts";
 import { resizeBilinearTF1 } from "./resize.ts";
 import { WeightReader } from "./weights.ts";
@@ -278,7 +278,7 @@ export async function trainMnistFeatureNet(opts: TrainMnistOptions): Promise<Tra
         opt.update(grad(l, params));
         return step % logEvery === 0 || step === steps ? detach(l) : null;
       });
-      gpu().flush();
+      submitQueued();
       if (loss) {
         const v = await loss.item();
         loss.dispose();
