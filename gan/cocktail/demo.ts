@@ -21,8 +21,10 @@ export const DEMO_REAL = ["mnist:0-4", "mnist:5-9"];
 export interface DemoOptions {
   /** Output directory (default runs/cocktail-demo-<time>); an existing one is resumed. */
   out?: string;
-  /** Budget per stage in kimg (default DEMO_KIMG; TransferGAN gets the same total). */
+  /** Merge budget in kimg (default DEMO_KIMG; TransferGAN gets the same total as cocktail). */
   kimg?: number;
+  /** Rooting budget in kimg (default DEMO_ROOT_KIMG, or `kimg` when only that is given). */
+  rootKimg?: number;
   methods?: MergeMethod[];
   /** Samples per class for the metrics (default 500). */
   samples?: number;
@@ -44,6 +46,8 @@ export interface DemoOptions {
 
 /** Budget per stage of the demo, in kimg (see README "What ./run demo does"). */
 export const DEMO_KIMG = 2;
+/** Budget of the demo's rooting run, in kimg. */
+export const DEMO_ROOT_KIMG = 2;
 /** Recipe overrides of the demo's stages (none: the sources' own recipe). */
 export const DEMO_RECIPE: Partial<TrainingRecipe> = {};
 
@@ -89,6 +93,7 @@ export async function cocktailDemo(o: DemoOptions = {}): Promise<string> {
     sources: DEMO_SOURCES,
     outDir: out,
     kimg: o.kimg ?? DEMO_KIMG,
+    rootKimg: o.rootKimg ?? (o.kimg === undefined ? DEMO_ROOT_KIMG : undefined),
     methods: o.methods ?? ["cocktail", "transfer"],
     root: 0,
     real: (o.real ?? true) ? DEMO_REAL : undefined,
