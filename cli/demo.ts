@@ -29,12 +29,11 @@ export async function demo(args: string[]): Promise<void> {
     {
       out: { type: "string", help: "output directory (default runs/cocktail-demo-<time> or runs/demo)" },
       resume: { type: "boolean", help: "continue --out, or the newest runs/cocktail-demo-* without --out" },
-      kimg: { type: "string", help: "merge budget in kimg (cocktail demo)", default: String(DEMO_KIMG) },
-      "root-kimg": {
+      kimg: {
         type: "string",
-        help: "rooting budget in kimg (cocktail demo)",
-        default: String(DEMO_ROOT_KIMG),
+        help: `merge budget in kimg (cocktail demo; default ${DEMO_KIMG}; alone, also the rooting budget)`,
       },
+      "root-kimg": { type: "string", help: `rooting budget in kimg (default ${DEMO_ROOT_KIMG}, or --kimg)` },
       seed: { type: "string", help: "random seed", default: "0" },
       toy2d: { type: "boolean", help: "run the 2-D MLP GAN job instead of the merging demo" },
       "g-steps": { type: "string", help: "generator steps (--toy2d)", default: "1000" },
@@ -50,8 +49,8 @@ export async function demo(args: string[]): Promise<void> {
     await cocktailDemo({
       out,
       resume: values.resume ? true : undefined,
-      kimg: num(values.kimg, "kimg"),
-      rootKimg: num(values["root-kimg"], "root-kimg"),
+      kimg: values.kimg === undefined ? undefined : num(values.kimg, "kimg"),
+      rootKimg: values["root-kimg"] === undefined ? undefined : num(values["root-kimg"], "root-kimg"),
       seed,
       adapter,
       observer: progressObserver("demo: "),

@@ -4,6 +4,7 @@
 // up to MERGE_MAX. Every point extends the same run (a resumed stage continues the same iterations), so
 // the curve is one run read at several budgets.
 // Usage: deno run -A scripts/cocktail_fidelity_curve.ts OUT ROOT_MAX ROOT_KIMG MERGE_MAX [KSTEP] [SEED]
+// [MERGE_FROM] (MERGE_FROM: the first merge budget scored, to extend an earlier curve; default KSTEP).
 // Prints one JSON line per point and writes OUT/fidelity_curve.json.
 
 import { existsSync } from "node:fs";
@@ -24,7 +25,7 @@ function copySync(from: string, to: string): void {
   }
 }
 
-const [out, rootMaxArg, rootKimgArg, mergeMaxArg, stepArg, seedArg] = Deno.args;
+const [out, rootMaxArg, rootKimgArg, mergeMaxArg, stepArg, seedArg, mergeFromArg] = Deno.args;
 if (!out || !rootMaxArg || !rootKimgArg || !mergeMaxArg) {
   throw new Error("usage: cocktail_fidelity_curve.ts OUT ROOT_MAX ROOT_KIMG MERGE_MAX [KSTEP] [SEED]");
 }
@@ -66,7 +67,7 @@ const mergeOut = `${out}/merge-from-${rootKimg}`;
 if (!existsSync(`${mergeOut}/cocktail`)) {
   copySync(`${out}/rooted-${rootKimg}`, rootedDir(`${mergeOut}/cocktail`, 0, 1));
 }
-for (let m = kstep; m <= mergeMax + 1e-9; m += kstep) {
+for (let m = Number(mergeFromArg ?? kstep); m <= mergeMax + 1e-9; m += kstep) {
   const r = await mergeSources({
     sources,
     method: "cocktail",
