@@ -10,6 +10,7 @@ import { num, parse, report } from "./args.ts";
 import {
   collectList,
   MERGE_OPTIONS,
+  optionalKimg,
   parseLambdas,
   parseNumbers,
   progressObserver,
@@ -57,6 +58,7 @@ export async function compareCommand(args: string[]): Promise<void> {
     sources: s.list,
     outDir: String(v.out),
     kimg: num(v.kimg, "kimg"),
+    rootKimg: optionalKimg(v["root-kimg"]),
     methods,
     root: v.root === "auto" ? "auto" : num(v.root, "root"),
     real: r.list.length ? r.list : undefined,

@@ -3,7 +3,7 @@
 // writes the report; its path is the last line printed. `--toy2d` runs the 2-D study's MLP GAN instead.
 
 import { existsSync, readdirSync } from "node:fs";
-import { cocktailDemo, DEMO_KIMG } from "../gan/cocktail/demo.ts";
+import { cocktailDemo, DEMO_KIMG, DEMO_ROOT_KIMG } from "../gan/cocktail/demo.ts";
 import { demo2d } from "../gan/toy2d/demo.ts";
 import { initGPU } from "../kernels/runtime.ts";
 import { num, parse } from "./args.ts";
@@ -22,14 +22,18 @@ function newestDemoRun(): string {
 export async function demo(args: string[]): Promise<void> {
   const { values } = parse(
     args,
-    "usage: cli.ts demo [--out DIR] [--resume] [--kimg K] [--seed S]\n" +
+    "usage: cli.ts demo [--out DIR] [--resume] [--kimg K] [--root-kimg R] [--seed S]\n" +
       "       cli.ts demo --toy2d [--out DIR] [--g-steps N]\n\n" +
       "A killed demo continues where it stopped when rerun with the same --out (or with --resume: the\n" +
       "newest runs/cocktail-demo-*); finished stages and evaluations are not redone.",
     {
       out: { type: "string", help: "output directory (default runs/cocktail-demo-<time> or runs/demo)" },
       resume: { type: "boolean", help: "continue --out, or the newest runs/cocktail-demo-* without --out" },
-      kimg: { type: "string", help: "budget per stage in kimg (cocktail demo)", default: String(DEMO_KIMG) },
+      kimg: {
+        type: "string",
+        help: `merge budget in kimg (cocktail demo; default ${DEMO_KIMG}; alone, also the rooting budget)`,
+      },
+      "root-kimg": { type: "string", help: `rooting budget in kimg (default ${DEMO_ROOT_KIMG}, or --kimg)` },
       seed: { type: "string", help: "random seed", default: "0" },
       toy2d: { type: "boolean", help: "run the 2-D MLP GAN job instead of the merging demo" },
       "g-steps": { type: "string", help: "generator steps (--toy2d)", default: "1000" },
@@ -45,7 +49,8 @@ export async function demo(args: string[]): Promise<void> {
     await cocktailDemo({
       out,
       resume: values.resume ? true : undefined,
-      kimg: num(values.kimg, "kimg"),
+      kimg: values.kimg === undefined ? undefined : num(values.kimg, "kimg"),
+      rootKimg: values["root-kimg"] === undefined ? undefined : num(values["root-kimg"], "root-kimg"),
       seed,
       adapter,
       observer: progressObserver("demo: "),

@@ -34,6 +34,7 @@ export const MERGE_OPTIONS = {
   method: { type: "string", help: `one of ${METHODS.join(", ")}`, default: "cocktail" },
   out: { type: "string", help: "output directory (one run directory per stage inside)" },
   kimg: { type: "string", help: "training budget per stage, in thousands of images" },
+  "root-kimg": { type: "string", help: "cocktail: budget of each rooting run in kimg (default --kimg)" },
   root: {
     type: "string",
     help: "root source index, or 'auto' (highest recall of its samples)",
@@ -85,6 +86,11 @@ export function parseLambdas(v: string | boolean | undefined): EwcLambdas | unde
   if (typeof v !== "string") return undefined;
   const [mapping, synthesis, d] = parseNumbers(v, "ewc-lambda", 3);
   return { mapping, synthesis, d };
+}
+
+/** `--root-kimg`: undefined when not given (rooting then takes --kimg). */
+export function optionalKimg(v: string | boolean | undefined): number | undefined {
+  return v === undefined ? undefined : num(v, "root-kimg");
 }
 
 export function recipeOverrides(v: Record<string, string | boolean | undefined>): Partial<TrainingRecipe> {
@@ -160,6 +166,7 @@ export async function mergeCommand(args: string[]): Promise<void> {
       method,
       outDir: String(v.out),
       kimg,
+      rootKimg: optionalKimg(v["root-kimg"]),
       root,
       proportions: v.proportions
         ? parseNumbers(String(v.proportions), "proportions", sources.length)

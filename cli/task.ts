@@ -12,7 +12,7 @@ import { openSources } from "../gan/cocktail/sources.ts";
 import { disposeNetworks } from "../gan/cocktail/stage.ts";
 import { runDissectStudy } from "../gan/toy2d/dissect.ts";
 import { num, parse } from "./args.ts";
-import { collectList, MERGE_OPTIONS, progressObserver, recipeOverrides } from "./merge.ts";
+import { collectList, MERGE_OPTIONS, optionalKimg, progressObserver, recipeOverrides } from "./merge.ts";
 
 const USAGE =
   `usage: cli.ts task root --sources A B [...] --root R --only I --out DIR --kimg K [merge options]
@@ -59,7 +59,7 @@ async function rootTask(args: string[]): Promise<void> {
       sources,
       root,
       outDir: `${o.outDir}/cocktail`,
-      kimg: o.kimg,
+      kimg: optionalKimg(v["root-kimg"]) ?? o.kimg,
       settings,
       only,
     });

@@ -63,6 +63,11 @@ Deno.test("cocktail report: header lines and the HTML table's columns", async ()
     references: { floor: scores(1.5, [1, 1]) },
   };
   const lines = headerLines(report);
+  const uneven = headerLines({ ...report, budget: { ...report.budget as object, rootKimg: 6 } });
+  assert(
+    uneven.some((l) => l.includes("6 kimg per rooting run, 2 kimg merging")),
+    `a rooting budget of its own should be named: ${uneven.join(" | ")}`,
+  );
   for (const want of ["MNIST digits 5-9", "2 kimg per stage", "seed 3", "llvmpipe", "mnist-cnn-128", "500"]) {
     assert(lines.some((l) => l.includes(want)), `the header should say '${want}': ${lines.join(" | ")}`);
   }

@@ -233,6 +233,7 @@ gpuTest(
       sources: [a, b, c],
       outDir: out,
       kimg: 0.008,
+      rootKimg: 0.012,
       methods: ["cocktail", "freezed"],
       root: 0,
       features: "pixels:4",
@@ -283,6 +284,11 @@ gpuTest(
       "the report says which sources were resampled",
     );
     assert(report.weightDistances.pairs.length === 2, "weight distances of the two rooted models");
+    // Budgets: each rooting run 12 images (3 steps of 4), merging 8; Freeze-D trains the total, 2 * 12 + 8.
+    const kimgs = (m: string) => report.methods[m].stages.map((s: { kimg: number }) => s.kimg);
+    assertClose(kimgs("cocktail"), [0.012, 0.012, 0.008], { atol: 1e-9, what: "cocktail stage budgets" });
+    assertClose(kimgs("freezed"), [0.032], { atol: 1e-9, what: "Freeze-D's budget (cocktail's total)" });
+    assert(report.budget.baselines.startsWith("0.032 kimg"), `budget line: ${report.budget.baselines}`);
 
     // Rooted models have the root's parameter names and shapes (the conditional root's).
     const root = await loadNetworks(a);

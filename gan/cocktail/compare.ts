@@ -17,7 +17,7 @@ import {
   sharedWeights,
   weightDistance,
 } from "./evaluate.ts";
-import { checkSources, type MergeMethod, mergeSources, METHODS } from "./merge.ts";
+import { checkSources, type MergeMethod, mergeSources, METHODS, totalKimg } from "./merge.ts";
 import {
   classGrids,
   type CompareReport,
@@ -43,6 +43,8 @@ export interface CompareOptions {
   outDir: string;
   /** Budget per stage in kimg (merge.ts explains how methods share it). */
   kimg: number;
+  /** Cocktail's budget per rooting run (default `kimg`). */
+  rootKimg?: number;
   methods?: MergeMethod[];
   root?: number | "auto";
   /** Real data per source (dataset specs), for evaluation only. */
@@ -308,8 +310,13 @@ export async function compareMethods(
       channels: ch,
       budget: {
         kimgPerStage: o.kimg,
-        cocktail: `${o.kimg} kimg per rooted model (${sources.length - 1}) + ${o.kimg} kimg merging`,
-        baselines: `${o.kimg * sources.length} kimg each (the same number of images as cocktail in total)`,
+        rootKimg: o.rootKimg ?? o.kimg,
+        cocktail: `${o.rootKimg ?? o.kimg} kimg per rooted model (${
+          sources.length - 1
+        }) + ${o.kimg} kimg merging`,
+        baselines: `${
+          totalKimg(o.kimg, sources.length, o.rootKimg)
+        } kimg each (the same number of images as cocktail in total)`,
       },
       notes,
       sourceGrids,
@@ -325,6 +332,7 @@ export async function compareMethods(
         method,
         outDir: o.outDir,
         kimg: o.kimg,
+        rootKimg: o.rootKimg,
         root,
         proportions: o.proportions,
         seed,

@@ -34,6 +34,8 @@ export interface MergeOptions {
   outDir: string;
   /** Budget per stage in kimg (see the header). */
   kimg: number;
+  /** Cocktail: budget of each rooting run in kimg (default `kimg`); baselines then train (N-1) R + K. */
+  rootKimg?: number;
   root: number;
   /** Class proportions of the batches (uniform by default). */
   proportions?: number[];
@@ -69,6 +71,14 @@ export interface MergeResult extends Networks {
   averaged?: string;
   settings: { preset: string; recipe: TrainingRecipe; seed: number; proportions: number[]; root: number };
   notes: string[];
+}
+
+/**
+ * The images every method trains on, in kimg: cocktail's N-1 rooting runs of `rootKimg` (default `kimg`)
+ * plus `kimg` of merging; a baseline trains this many in one run.
+ */
+export function totalKimg(kimg: number, numSources: number, rootKimg?: number): number {
+  return (numSources - 1) * (rootKimg ?? kimg) + kimg;
 }
 
 function summary(r: StageResult): StageSummary {
@@ -147,6 +157,9 @@ export async function mergeSources(o: MergeOptions): Promise<MergeResult> {
   const notes = checkSources(o.sources, o.root);
   if (!METHODS.includes(o.method)) throw new Error(`unknown method ${o.method} (${METHODS.join(", ")})`);
   if (!(o.kimg > 0)) throw new Error(`kimg must be positive, got ${o.kimg}`);
+  if (o.rootKimg !== undefined && !(o.rootKimg > 0)) {
+    throw new Error(`rootKimg must be positive, got ${o.rootKimg}`);
+  }
   const n = o.sources.length;
   const proportions = normaliseProportions(o.proportions, n);
   const { settings, notes: more } = await stageSettings(o);
@@ -165,7 +178,7 @@ export async function mergeSources(o: MergeOptions): Promise<MergeResult> {
       root: o.root,
       proportions,
       outDir: o.outDir,
-      kimg: o.kimg * n,
+      kimg: totalKimg(o.kimg, n, o.rootKimg),
       settings,
       freezeD: o.freezeD,
       ewcLambda: o.ewcLambda,
@@ -197,7 +210,7 @@ async function cocktail(
   const dir = `${o.outDir}/cocktail`;
   const res = sources[root].resolution, ch = sources[root].channels;
   // Stage 1: rooting.
-  const rooted = await rootModels({ sources, root, outDir: dir, kimg: o.kimg, settings });
+  const rooted = await rootModels({ sources, root, outDir: dir, kimg: o.rootKimg ?? o.kimg, settings });
   const stages = [...rooted.values()].map(summary);
   let averagedPath = "";
   try {

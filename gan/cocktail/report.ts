@@ -174,11 +174,16 @@ export function classLine(c: ClassInfo): string {
 
 /** The report's opening: what each class is, budget, seed, adapter, networks, sample counts. */
 export function headerLines(r: CompareReport): string[] {
-  const b = r.budget as { kimgPerStage?: number; cocktail?: string; baselines?: string } | undefined;
+  const b = r.budget as
+    | { kimgPerStage?: number; rootKimg?: number; cocktail?: string; baselines?: string }
+    | undefined;
+  const perStage = b?.rootKimg === undefined || b.rootKimg === b.kimgPerStage
+    ? `${b?.kimgPerStage} kimg per stage`
+    : `${b.rootKimg} kimg per rooting run, ${b.kimgPerStage} kimg merging`;
   const f = r.classFidelity as { ceiling?: number; steps?: number; batch?: number } | null | undefined;
   return [
     ...((r.classes as ClassInfo[] | undefined) ?? []).map(classLine),
-    `budget: ${b?.kimgPerStage} kimg per stage; cocktail ${b?.cocktail}; baselines ${b?.baselines}`,
+    `budget: ${perStage}; cocktail ${b?.cocktail}; baselines ${b?.baselines}`,
     `seed ${r.seed ?? 0}; adapter ${r.adapter ?? "not recorded"}`,
     `feature network for FID/KID/precision/recall: ${r.featureNetwork}; FID covariance ${r.covariance}`,
     `samples per class: ${r.samplesPerClass} (generated at psi 1 with random noise, quantised to uint8)`,
