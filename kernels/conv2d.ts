@@ -24,7 +24,7 @@ import {
   type OperandLoader,
   tileCount,
 } from "./gemm.ts";
-import { type ImageLayout, imageLayout, packImage } from "./pack_texture.ts";
+import { type ImageLayout, imageLayout, packImage, type PackSource } from "./pack_texture.ts";
 import { checkBuffer, checkCounts } from "./matmul.ts";
 import { gpu } from "./runtime.ts";
 
@@ -125,8 +125,35 @@ function uniformWords(p: Conv2dParams, alpha = 1): number[] {
   ];
 }
 
-function checkDistinct(what: string, out: GPUBuffer, ...inputs: (GPUBuffer | undefined)[]): void {
-  if (inputs.includes(out)) throw new Error(`${what}: the output buffer must differ from the inputs`);
+function checkDistinct(what: string, out: GPUBuffer, ...inputs: (PackSource | undefined)[]): void {
+  const reads = inputs.flatMap((i) =>
+    i === undefined ? [] : i instanceof GPUBuffer ? [i] : i.operands.map((o) => o.buffer)
+  );
+  if (reads.includes(out)) throw new Error(`${what}: the output buffer must differ from the inputs`);
+}
+
+/** Throws unless a source holds at least `elems` f32 (a tree: exactly `elems`). */
+function checkSource(what: string, src: PackSource, elems: number): void {
+  if (src instanceof GPUBuffer) return checkBuffer(what, src, elems);
+  const n = src.shape.reduce((a, d) => a * d, 1);
+  if (n !== elems) throw new Error(`${what}: elementwise source has ${n} elements, needs ${elems}`);
+}
+
+/** The buffer of a source on the storage path (an elementwise source takes the texture path only). */
+function bufferOf(what: string, src: PackSource): GPUBuffer {
+  if (src instanceof GPUBuffer) return src;
+  throw new Error(`${what}: an elementwise source needs the texture path (check conv2dTakesTrees first)`);
+}
+
+/**
+ * Whether a conv2d pass runs on the texture path here, where its operands may be elementwise trees
+ * (packed as they are computed) instead of buffers.
+ */
+export function conv2dTakesTrees(p: Conv2dParams, pass: "forward" | "inputGrad" | "weightGrad"): boolean {
+  if (gemmPath(conv2dFlops(p)) !== "texture") return false;
+  if (pass === "forward") return forwardLayouts(p) !== null;
+  if (pass === "inputGrad") return inputGradLayouts(p) !== null;
+  return weightGradLayouts(p) !== null;
 }
 
 /** Weights as GEMM A rows (o = fixed index, k = (ci, ky, kx)), vec4 along k when K % 4 == 0. */
@@ -148,19 +175,20 @@ function weightRowsLoader(vec4: boolean): OperandLoader {
 
 /** y = conv2d(x, w) (+ bias along cout, then the epilogue expression). */
 export function conv2dForward(
-  x: GPUBuffer,
-  w: GPUBuffer,
+  x: PackSource,
+  w: PackSource,
   out: GPUBuffer,
   p: Conv2dParams,
   epi?: Epilogue,
 ): void {
   validate(p);
-  checkBuffer("conv2dForward: x", x, p.batch * p.cin * p.h * p.w);
-  checkBuffer("conv2dForward: w", w, p.cout * (p.cin / p.groups) * p.kh * p.kw);
+  checkSource("conv2dForward: x", x, p.batch * p.cin * p.h * p.w);
+  checkSource("conv2dForward: w", w, p.cout * (p.cin / p.groups) * p.kh * p.kw);
   checkBuffer("conv2dForward: out", out, p.batch * p.cout * p.outH * p.outW);
   checkEpilogue("conv2dForward", epi, p.cout);
   checkDistinct("conv2dForward", out, x, w, epi?.bias);
   if (gemmPath(conv2dFlops(p)) === "texture" && forwardTexture(x, w, out, p, epi)) return;
+  [x, w] = [bufferOf("conv2dForward", x), bufferOf("conv2dForward", w)];
   const m = p.cout / p.groups, n = p.batch * p.outH * p.outW, k = (p.cin / p.groups) * p.kh * p.kw;
   const vecW = k % 4 === 0;
   const tile = gemmTile(m, n, k, p.groups);
@@ -274,13 +302,14 @@ fn cUYUX() -> u32 { return U(${W_UY}u) * U(${W_UX}u); }
 fn cHTWT() -> u32 { return U(${W_HT}u) * U(${W_WT}u); }`;
 
 /** dx = the adjoint of conv2dForward with respect to x, applied to dy (dx is fully overwritten). */
-export function conv2dInputGrad(dy: GPUBuffer, w: GPUBuffer, dx: GPUBuffer, p: Conv2dParams): void {
+export function conv2dInputGrad(dy: PackSource, w: PackSource, dx: GPUBuffer, p: Conv2dParams): void {
   validate(p);
-  checkBuffer("conv2dInputGrad: dy", dy, p.batch * p.cout * p.outH * p.outW);
-  checkBuffer("conv2dInputGrad: w", w, p.cout * (p.cin / p.groups) * p.kh * p.kw);
+  checkSource("conv2dInputGrad: dy", dy, p.batch * p.cout * p.outH * p.outW);
+  checkSource("conv2dInputGrad: w", w, p.cout * (p.cin / p.groups) * p.kh * p.kw);
   checkBuffer("conv2dInputGrad: dx", dx, p.batch * p.cin * p.h * p.w);
   checkDistinct("conv2dInputGrad", dx, dy, w);
   if (gemmPath(conv2dFlops(p)) === "texture" && inputGradTexture(dy, w, dx, p)) return;
+  [dy, w] = [bufferOf("conv2dInputGrad", dy), bufferOf("conv2dInputGrad", w)];
   const phases = inputGradPhases(p);
   for (const ph of phases) {
     // GEMM per phase: M = cin/g, N = batch*ht*wt (b, t, s), K = cout/g*uy*ux (o, u, v).
@@ -345,13 +374,14 @@ fn ldDY(base: u32, oy: i32, ox: i32, ok: bool) -> f32 {
 }
 
 /** dw = the adjoint of conv2dForward with respect to w, applied to dy (dw is fully overwritten). */
-export function conv2dWeightGrad(x: GPUBuffer, dy: GPUBuffer, dw: GPUBuffer, p: Conv2dParams): void {
+export function conv2dWeightGrad(x: PackSource, dy: PackSource, dw: GPUBuffer, p: Conv2dParams): void {
   validate(p);
-  checkBuffer("conv2dWeightGrad: x", x, p.batch * p.cin * p.h * p.w);
-  checkBuffer("conv2dWeightGrad: dy", dy, p.batch * p.cout * p.outH * p.outW);
+  checkSource("conv2dWeightGrad: x", x, p.batch * p.cin * p.h * p.w);
+  checkSource("conv2dWeightGrad: dy", dy, p.batch * p.cout * p.outH * p.outW);
   checkBuffer("conv2dWeightGrad: dw", dw, p.cout * (p.cin / p.groups) * p.kh * p.kw);
   checkDistinct("conv2dWeightGrad", dw, x, dy);
   if (gemmPath(conv2dFlops(p)) === "texture" && weightGradTexture(x, dy, dw, p)) return;
+  [x, dy] = [bufferOf("conv2dWeightGrad", x), bufferOf("conv2dWeightGrad", dy)];
   const m = p.cout / p.groups, n = (p.cin / p.groups) * p.kh * p.kw, k = p.batch * p.outH * p.outW;
   const tile = gemmTile(m, n, k, p.groups);
   const splits = kSplits(tileCount(m, n, p.groups, tile), k);
@@ -432,7 +462,7 @@ function xFrame(p: Conv2dParams): { hp: number; wp: number } {
 }
 
 /** Packs x[b, g*cinG + c, y, x] as image blocks b*groups + g, framed for the taps. */
-function packX(x: GPUBuffer, p: Conv2dParams, l: ImageLayout) {
+function packX(x: PackSource, p: Conv2dParams, l: ImageLayout) {
   return packImage(x, {
     batch: p.batch,
     groups: p.groups,
@@ -449,7 +479,7 @@ function packX(x: GPUBuffer, p: Conv2dParams, l: ImageLayout) {
 }
 
 /** Packs dy[b, g*coutG + o, y, x] as image blocks b*groups + g with the given border. */
-function packDy(dy: GPUBuffer, p: Conv2dParams, l: ImageLayout, padTop: number, padLeft: number) {
+function packDy(dy: PackSource, p: Conv2dParams, l: ImageLayout, padTop: number, padLeft: number) {
   return packImage(dy, {
     batch: p.batch,
     groups: p.groups,
@@ -469,7 +499,7 @@ function packDy(dy: GPUBuffer, p: Conv2dParams, l: ImageLayout, padTop: number, 
  * Packs w[o, ci, ky, kx] as blocks o with channels ci, each block one row of kh*kw taps: forward
  * chunks (quad, tap) walk along a texture row, and the input grad reads 4 input channels per texel.
  */
-function packW(w: GPUBuffer, p: Conv2dParams, l: ImageLayout) {
+function packW(w: PackSource, p: Conv2dParams, l: ImageLayout) {
   const cinG = p.cin / p.groups, khw = p.kh * p.kw;
   return packImage(w, {
     batch: p.cout,
@@ -491,17 +521,23 @@ function release(...textures: { texture: GPUTexture }[]): void {
 }
 
 /** Forward on textures: K = (channel quad, ky, kx) x 4 channels; false when a pack does not fit. */
+function forwardLayouts(p: Conv2dParams): { lw: ImageLayout; lx: ImageLayout } | null {
+  const cinG = p.cin / p.groups, f = xFrame(p);
+  const lw = imageLayout(p.cout, cinG, 1, p.kh * p.kw),
+    lx = imageLayout(p.batch * p.groups, cinG, f.hp, f.wp);
+  return lw && lx ? { lw, lx } : null;
+}
+
 function forwardTexture(
-  x: GPUBuffer,
-  w: GPUBuffer,
+  x: PackSource,
+  w: PackSource,
   out: GPUBuffer,
   p: Conv2dParams,
   epi?: Epilogue,
 ): boolean {
-  const cinG = p.cin / p.groups, f = xFrame(p);
-  const lw = imageLayout(p.cout, cinG, 1, p.kh * p.kw),
-    lx = imageLayout(p.batch * p.groups, cinG, f.hp, f.wp);
-  if (!lw || !lx) return false;
+  const layouts = forwardLayouts(p);
+  if (!layouts) return false;
+  const { lw, lx } = layouts;
   const rt = gpu();
   const tw = packW(w, p, lw), tx = packX(x, p, lx);
   const m = p.cout / p.groups, n = p.batch * p.outH * p.outW, k = lw.c4 * p.kh * p.kw * 4;
@@ -563,7 +599,9 @@ function forwardTexture(
  * Input grad on textures, one GEMM per stride phase; K = (output-channel quad, u, v) x 4 output
  * channels. A reads the forward weight pack, 4 input channels (rows) per texel.
  */
-function inputGradTexture(dy: GPUBuffer, w: GPUBuffer, dx: GPUBuffer, p: Conv2dParams): boolean {
+function inputGradLayouts(
+  p: Conv2dParams,
+): { lw: ImageLayout; ldy: ImageLayout; pt: number; pl: number; phases: InputGradPhase[] } | null {
   const cinG = p.cin / p.groups, coutG = p.cout / p.groups;
   const phases = inputGradPhases(p);
   // dy rows t + cy - u and columns s + cx - v of every phase must land inside the frame.
@@ -572,7 +610,14 @@ function inputGradTexture(dy: GPUBuffer, w: GPUBuffer, dx: GPUBuffer, p: Conv2dP
   let hp = pt + p.outH, wp = pl + p.outW;
   for (const ph of phases) [hp, wp] = [Math.max(hp, pt + ph.ht + ph.cy), Math.max(wp, pl + ph.wt + ph.cx)];
   const lw = imageLayout(p.cout, cinG, 1, p.kh * p.kw), ldy = imageLayout(p.batch * p.groups, coutG, hp, wp);
-  if (!lw || !ldy) return false;
+  return lw && ldy ? { lw, ldy, pt, pl, phases } : null;
+}
+
+function inputGradTexture(dy: PackSource, w: PackSource, dx: GPUBuffer, p: Conv2dParams): boolean {
+  const cinG = p.cin / p.groups, coutG = p.cout / p.groups;
+  const layouts = inputGradLayouts(p);
+  if (!layouts) return false;
+  const { lw, ldy, pt, pl, phases } = layouts;
   const rt = gpu();
   const tw = packW(w, p, lw), tdy = packDy(dy, p, ldy, pt, pl);
   // Output channels past coutG in the last quad would read the next group's weights: masked.
@@ -647,11 +692,18 @@ function inputGradTexture(dy: GPUBuffer, w: GPUBuffer, dx: GPUBuffer, p: Conv2dP
  * Weight grad on textures: K = pixels (b, oy, ox); A reads 4 output channels of dy per texel, B 4
  * input channels of x, so N runs over (ky, kx, channel quad) x 4 and padded channels are not stored.
  */
-function weightGradTexture(x: GPUBuffer, dy: GPUBuffer, dw: GPUBuffer, p: Conv2dParams): boolean {
+function weightGradLayouts(p: Conv2dParams): { lx: ImageLayout; ldy: ImageLayout } | null {
   const cinG = p.cin / p.groups, coutG = p.cout / p.groups, f = xFrame(p);
   const lx = imageLayout(p.batch * p.groups, cinG, f.hp, f.wp);
   const ldy = imageLayout(p.batch * p.groups, coutG, p.outH, p.outW);
-  if (!lx || !ldy) return false;
+  return lx && ldy ? { lx, ldy } : null;
+}
+
+function weightGradTexture(x: PackSource, dy: PackSource, dw: GPUBuffer, p: Conv2dParams): boolean {
+  const cinG = p.cin / p.groups, coutG = p.cout / p.groups;
+  const layouts = weightGradLayouts(p);
+  if (!layouts) return false;
+  const { lx, ldy } = layouts;
   const rt = gpu();
   const m = coutG, n = p.kh * p.kw * lx.c4 * 4, k = p.batch * p.outH * p.outW;
   const tile = gemmTile(m, n, k, p.groups, "texture");

@@ -13,9 +13,20 @@
 // what remains is mostly lavapipe's per-texel cost of textureStore.
 // Every texel a GEMM reads for an output it stores is written (zeros outside the source), so a
 // pooled texture's old contents never reach a result.
+// A source may also be an elementwise tree (kernels/prologue.ts): the pack kernel computes the values
+// as it gathers them, so the tree needs no kernel and no buffer of its own (and no staging copy).
 
 import { f32Bits, FAST_DIV_WGSL } from "./gemm.ts";
+import { type ElementwiseProgram, renderPrologue } from "./prologue.ts";
 import { gpu } from "./runtime.ts";
+
+/** What a pack reads: a buffer, or an elementwise tree read at the same flat (row-major) indices. */
+export type PackSource = GPUBuffer | ElementwiseProgram;
+
+/** Elements a pack source holds. */
+function sourceElements(src: PackSource): number {
+  return src instanceof GPUBuffer ? src.size / 4 : src.shape.reduce((a, d) => a * d, 1);
+}
 
 /** A packed operand: release `texture` (gpu().releaseTexture) after recording the GEMM that reads it. */
 export interface PackedTexture {
@@ -92,11 +103,10 @@ export function imageExtent(l: ImageLayout): [number, number] {
 
 const rcp = (v: number) => f32Bits(1 / Math.max(1, v));
 
-function checkSource(what: string, src: GPUBuffer, lastIndex: number): void {
-  if ((lastIndex + 1) * 4 > src.size) {
-    throw new Error(
-      `${what}: source buffer holds ${src.size} bytes, the layout reads up to ${(lastIndex + 1) * 4}`,
-    );
+function checkSource(what: string, src: PackSource, lastIndex: number): void {
+  const n = sourceElements(src);
+  if (lastIndex + 1 > n) {
+    throw new Error(`${what}: source holds ${n} floats, the layout reads up to ${lastIndex + 1}`);
   }
 }
 
@@ -130,9 +140,17 @@ function stageSource(src: GPUBuffer, count: number): GPUTexture | null {
 }
 
 /** The shared WGSL frame: one thread per texel of the region, `decode` sets base/step/lanes. */
-function packSource(words: number, decode: string, staged: boolean): string {
+function packSource(
+  words: number,
+  decode: string,
+  staged: boolean,
+  prologue?: { code: string; operands: number },
+): string {
   const shift = Math.log2(RAW_WIDTH);
-  const source = staged
+  const source = prologue !== undefined
+    ? `${prologue.code}
+fn src(i: u32) -> f32 { return load_src(i); }`
+    : staged
     ? `@group(0) @binding(0) var R: texture_2d<f32>;
 fn src(i: u32) -> f32 {
   let t = i >> 2u;
@@ -140,10 +158,12 @@ fn src(i: u32) -> f32 {
 }`
     : `@group(0) @binding(0) var<storage, read> S: array<f32>;
 fn src(i: u32) -> f32 { return S[i]; }`;
+  // With a prologue the texture is binding 0 and the tree's operands follow it.
+  const tb = prologue !== undefined ? 0 : 1, ub = prologue !== undefined ? 1 + prologue.operands : 2;
   return `${source}
-@group(0) @binding(1) var T: texture_storage_2d<rgba32float, write>;
+@group(0) @binding(${tb}) var T: texture_storage_2d<rgba32float, write>;
 struct Params { d: array<vec4<u32>, ${Math.ceil(words / 4)}> }
-@group(0) @binding(2) var<uniform> params: Params;
+@group(0) @binding(${ub}) var<uniform> params: Params;
 fn U(j: u32) -> u32 { return params.d[j / 4u][j % 4u]; }
 fn F(j: u32) -> f32 { return bitcast<f32>(U(j)); }
 ${FAST_DIV_WGSL}
@@ -173,12 +193,36 @@ function dispatchPack(
   name: string,
   words: number,
   decode: string,
-  src: GPUBuffer,
+  src: PackSource,
   count: number,
   tex: GPUTexture,
   u: number[],
 ): void {
   const rt = gpu();
+  const groups: [number, number, number] = [
+    Math.ceil(u[0] / (8 * TEXELS_PER_THREAD)),
+    Math.ceil(u[1] / 8),
+    1,
+  ];
+  if (!(src instanceof GPUBuffer)) {
+    // The tree's words follow the pack's in the uniform; its operands follow the texture's binding.
+    const pro = renderPrologue(src, "load_src", 1, words);
+    const data = new Uint32Array(Math.ceil((words + pro.words.length) / 4) * 4);
+    data.set(u);
+    data.set(pro.words, words);
+    rt.dispatch(
+      `${name}|pro|${pro.key}`,
+      () =>
+        packSource(words + pro.words.length, decode, false, {
+          code: pro.code,
+          operands: pro.bindings.length,
+        }),
+      [{ storageTexture: rt.view(tex) }, ...pro.bindings],
+      data,
+      groups,
+    );
+    return;
+  }
   const raw = stageSource(src, count);
   const data = new Uint32Array(Math.ceil(u.length / 4) * 4);
   data.set(u);
@@ -187,7 +231,7 @@ function dispatchPack(
     () => packSource(words, decode, raw !== null),
     [raw ? { texture: rt.view(raw) } : { buffer: src }, { storageTexture: rt.view(tex) }],
     data,
-    [Math.ceil(u[0] / (8 * TEXELS_PER_THREAD)), Math.ceil(u[1] / 8), 1],
+    groups,
   );
   if (raw) rt.releaseTexture(raw);
 }
@@ -207,7 +251,7 @@ export interface RowsSource {
  * Packs a batched matrix into a rows-layout texture (allocated here). Contiguous rows whose byte
  * length is a multiple of 256 are copied with copyBufferToTexture; anything else runs the pack kernel.
  */
-export function packRows(src: GPUBuffer, s: RowsSource, layout?: RowsLayout): PackedTexture {
+export function packRows(src: PackSource, s: RowsSource, layout?: RowsLayout): PackedTexture {
   const off = s.offset ?? 0;
   checkCounts("packRows", { batch: s.batch, rows: s.rows, cols: s.cols, offset: off });
   if (s.batch === 0 || s.rows === 0 || s.cols === 0) throw new Error("packRows: empty source");
@@ -221,7 +265,8 @@ export function packRows(src: GPUBuffer, s: RowsSource, layout?: RowsLayout): Pa
   const rt = gpu();
   const [width, height] = rowsExtent(l, s.batch);
   const texture = rt.allocTexture(width, height);
-  const contiguous = s.colStride === 1 && s.cols % 4 === 0 && s.rowStride % 64 === 0 && s.rows === l.rp &&
+  const contiguous = src instanceof GPUBuffer && s.colStride === 1 && s.cols % 4 === 0 &&
+    s.rowStride % 64 === 0 && s.rows === l.rp &&
     l.bx === 1 && (s.batch === 1 || s.zStride === s.rows * s.rowStride) && off % 4 === 0;
   if (contiguous) {
     // The texture's rows are the source rows: one copy (row pitch a multiple of 256 bytes).
@@ -282,7 +327,7 @@ export interface ImageSource {
 }
 
 /** Packs a grouped image tensor into an image-layout texture (allocated here). */
-export function packImage(src: GPUBuffer, s: ImageSource, l: ImageLayout): PackedTexture {
+export function packImage(src: PackSource, s: ImageSource, l: ImageLayout): PackedTexture {
   checkCounts("packImage", { ...s });
   if (s.batch * s.groups !== l.outer) {
     throw new Error(`packImage: layout has ${l.outer} blocks, source ${s.batch} x ${s.groups}`);
@@ -297,7 +342,7 @@ export function packImage(src: GPUBuffer, s: ImageSource, l: ImageLayout): Packe
   const rt = gpu();
   const [width, height] = imageExtent(l);
   const texture = rt.allocTexture(width, height);
-  if (blockPackable(s, l)) {
+  if (src instanceof GPUBuffer && blockPackable(s, l)) {
     packImageBlocks(src, s, l, texture, last + 1);
     return { texture, width, height };
   }

@@ -85,8 +85,6 @@ fn ${name}(z: f32, a: f32, gain: f32, cl: f32${extra}) -> f32 {
 }`;
   // b broadcasts along `dim` as [C, 1, ..., 1]: a view, so the op stays lazy and fuses with its neighbours.
   const c = x.shape[dim] ?? 1;
-  const outer = x.shape.slice(0, dim).reduce((p, q) => p * q, 1);
-  const as3 = [outer, c, x.size / Math.max(outer * c, 1)];
   const fused = (name: string, expr: string, xs: Tensor[], fn: string): Tensor => {
     const views = [...xs];
     if (b) views.push(b.view([c, ...new Array(Math.max(x.rank - dim - 1, 0)).fill(1)]));
@@ -121,8 +119,15 @@ fn ${name}(z: f32, a: f32, gain: f32, cl: f32${extra}) -> f32 {
       const bv = b ? reshape(b, [c, ...new Array(x.rank - dim - 1).fill(1)]) : null;
       dx = mul(g, derivative(x, bv, act, scalars, helpers));
     }
-    // db: sum over everything but `dim`, as two contiguous reductions.
-    const db = b && b.requiresGrad ? sum(sum(reshape(dx, as3), 2), 0) : null;
+    // db: sum over everything but `dim`, as two reductions over contiguous axis blocks (each takes dx's
+    // lazy tree as its prologue; reshaping a broadcasting tree first would compute it into a buffer).
+    let db: Tensor | null = null;
+    if (b && b.requiresGrad) {
+      const after = Array.from({ length: x.rank - dim - 1 }, (_, i) => dim + 1 + i);
+      const inner = after.length > 0 ? sum(dx, after) : dx;
+      db = dim > 0 ? sum(inner, Array.from({ length: dim }, (_, i) => i)) : inner;
+      if (db === dx) db = reshape(dx, [c]);
+    }
     return [dx, db];
   });
 }

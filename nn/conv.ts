@@ -6,11 +6,27 @@ import {
   conv2dForward,
   conv2dInputGrad,
   type Conv2dParams,
+  conv2dTakesTrees,
   conv2dWeightGrad,
   type Epilogue,
 } from "../kernels/conv2d.ts";
+import type { PackSource } from "../kernels/pack_texture.ts";
 import { record } from "./autograd.ts";
+import { maxReadBuffers, prologueOf } from "./lazy.ts";
 import { Tensor } from "./tensor.ts";
+
+/**
+ * The operands of one conv2d pass: on the texture path a lazy tensor is packed as it is computed (its
+ * elementwise tree is the pack's prologue), elsewhere its buffer.
+ */
+function sources(
+  p: Conv2dParams,
+  pass: "forward" | "inputGrad" | "weightGrad",
+  ...ts: Tensor[]
+): PackSource[] {
+  const trees = conv2dTakesTrees(p, pass);
+  return ts.map((t) => (trees && prologueOf(t.valueNode, maxReadBuffers() - 1)) || t.buffer);
+}
 
 export interface Conv2dOptions {
   stride?: number | [number, number];
@@ -70,7 +86,8 @@ export function conv2d(x: Tensor, w: Tensor, opts: Conv2dOptions = {}, epi?: Epi
 
 function convForward(x: Tensor, w: Tensor, p: Conv2dParams, epi?: Epilogue): Tensor {
   const out = Tensor.empty([p.batch, p.cout, p.outH, p.outW]);
-  conv2dForward(x.buffer, w.buffer, out.buffer, p, epi);
+  const [xs, ws] = sources(p, "forward", x, w);
+  conv2dForward(xs, ws, out.buffer, p, epi);
   if (epi) return out;
   return record(out, "conv2d", [x, w], (g) => [
     x.requiresGrad ? convInputGrad(g, w, p) : null,
@@ -81,7 +98,8 @@ function convForward(x: Tensor, w: Tensor, p: Conv2dParams, epi?: Epilogue): Ten
 /** The adjoint of conv2d with respect to its input (a transposed convolution). */
 function convInputGrad(dy: Tensor, w: Tensor, p: Conv2dParams): Tensor {
   const dx = Tensor.empty([p.batch, p.cin, p.h, p.w]);
-  conv2dInputGrad(dy.buffer, w.buffer, dx.buffer, p);
+  const [dys, ws] = sources(p, "inputGrad", dy, w);
+  conv2dInputGrad(dys, ws, dx.buffer, p);
   return record(dx, "conv2d_input_grad", [dy, w], (g) => [
     dy.requiresGrad ? convForward(g, w, p) : null,
     w.requiresGrad ? convWeightGrad(g, dy, p) : null,
@@ -91,7 +109,8 @@ function convInputGrad(dy: Tensor, w: Tensor, p: Conv2dParams): Tensor {
 /** The gradient of conv2d with respect to its weight. */
 function convWeightGrad(x: Tensor, dy: Tensor, p: Conv2dParams): Tensor {
   const dw = Tensor.empty([p.cout, p.cin / p.groups, p.kh, p.kw]);
-  conv2dWeightGrad(x.buffer, dy.buffer, dw.buffer, p);
+  const [xs, dys] = sources(p, "weightGrad", x, dy);
+  conv2dWeightGrad(xs, dys, dw.buffer, p);
   return record(dw, "conv2d_weight_grad", [x, dy], (g) => [
     x.requiresGrad ? convInputGrad(dy, g, p) : null,
     dy.requiresGrad ? convForward(x, g, p) : null,

@@ -1,6 +1,8 @@
-// Optimisers. Adam runs one fused kernel per parameter; nothing is read back, so a step never waits.
+// Optimisers. Adam runs one fused kernel per group of parameters; nothing is read back, so a step never
+// waits.
 
-import { adamStep } from "../kernels/adam.ts";
+import { type AdamItem, adamItemBindings, adamStepMulti } from "../kernels/adam.ts";
+import { gpu } from "../kernels/runtime.ts";
 import { zerosLike } from "./creation.ts";
 import { maxReadBuffers, prologueOf } from "./lazy.ts";
 import { axpby } from "./ops.ts";
@@ -28,6 +30,9 @@ function gradsOf(params: Tensor[], grads?: (Tensor | null)[]): (Tensor | null)[]
   return gs;
 }
 
+/** Parameters one multi-tensor Adam dispatch updates at most (keeps its shader small). */
+const MAX_PARAMS_PER_DISPATCH = 16;
+
 export class Adam {
   lr: number;
   betas: [number, number];
@@ -45,28 +50,57 @@ export class Adam {
     this.v = params.map((p) => keep(zerosLike(p)));
   }
 
-  /** One update from `grads` (default: each parameter's .grad); parameters without a gradient are skipped. */
+  /**
+   * One update from `grads` (default: each parameter's .grad); parameters without a gradient are skipped.
+   * Consecutive parameters share one dispatch (kernels/adam.ts adamStepMulti) while their buffers fit the
+   * adapter's binding limit; the result is the one of updating them one by one, in order.
+   */
   update(grads?: (Tensor | null)[]): void {
     const gs = gradsOf(this.params, grads);
     this.step++;
     const [b1, b2] = this.betas;
+    const scalars = {
+      lr: this.lr,
+      beta1: b1,
+      beta2: b2,
+      eps: this.eps,
+      weightDecay: this.weightDecay,
+      bc1: 1 - b1 ** this.step,
+      bc2: 1 - b2 ** this.step,
+    };
+    const limit = gpu().device.limits.maxStorageBuffersPerShaderStage;
+    let group: AdamItem[] = [];
+    let bindings = 0;
+    const writes = new Set<GPUBuffer>(), reads = new Set<GPUBuffer>();
+    const flush = () => {
+      adamStepMulti(group, scalars);
+      group = [];
+      bindings = 0;
+      writes.clear();
+      reads.clear();
+    };
     this.params.forEach((p, i) => {
       const g = gs[i];
       if (!g) return;
+      // A pending update that reads these buffers must run before they are written.
+      const targets = [p.buffer, this.m[i].buffer, this.v[i].buffer];
+      if (targets.some((b) => writes.has(b) || reads.has(b))) flush();
       // In-place targets first: lazy values reading them (the gradient too) are computed before.
       const pb = p.writableBuffer, mb = this.m[i].writableBuffer, vb = this.v[i].writableBuffer;
       // The gradient's last elementwise ops run inside the update (a fused prologue).
       const gIn = prologueOf(g.valueNode, maxReadBuffers() - 3) ?? g.buffer;
-      adamStep(pb, gIn, mb, vb, p.size, {
-        lr: this.lr,
-        beta1: b1,
-        beta2: b2,
-        eps: this.eps,
-        weightDecay: this.weightDecay,
-        bc1: 1 - b1 ** this.step,
-        bc2: 1 - b2 ** this.step,
-      });
+      const gReads = gIn instanceof GPUBuffer ? [gIn] : gIn.operands.map((o) => o.buffer);
+      const need = adamItemBindings(gIn);
+      if (
+        group.length >= MAX_PARAMS_PER_DISPATCH || bindings + need > limit ||
+        gReads.some((b) => writes.has(b))
+      ) flush();
+      group.push({ param: pb, grad: gIn, m: mb, v: vb, n: p.size });
+      bindings += need;
+      for (const b of [pb, mb, vb]) writes.add(b);
+      for (const b of gReads) reads.add(b);
     });
+    flush();
   }
 
   zeroGrad(): void {

@@ -5,7 +5,7 @@ import { elementwise } from "../kernels/elementwise.ts";
 import { reduce } from "../kernels/reduce.ts";
 import { record } from "./autograd.ts";
 import { zeros } from "./creation.ts";
-import { maxReadBuffers, prologueOf } from "./lazy.ts";
+import { maxReadBuffers, op, prologueOf } from "./lazy.ts";
 import { contiguousStrides, type Shape, sizeOf, stridedCopy, Tensor } from "./tensor.ts";
 
 function normAxis(axis: number, rank: number): number {
@@ -179,9 +179,15 @@ export function broadcastTo(x: Tensor, shape: Shape): Tensor {
   if (off < 0 || x.shape.some((d, i) => d !== 1 && d !== shape[i + off])) {
     throw new Error(`cannot broadcast [${x.shape}] to [${shape}]`);
   }
-  const st = contiguousStrides(x.shape);
-  const strides = shape.map((_, i) => (i < off || x.shape[i - off] === 1 ? 0 : st[i - off]));
-  const out = stridedCopy(x, shape, strides, 0, "broadcast");
+  let out: Tensor;
+  if (x.lazy && x.size > 0) {
+    // A lazy value broadcasts inside its own tree (elementwise ops broadcast their args): no buffer.
+    out = Tensor.fromNode(op("in0", [x.valueNode], [...shape], x.dtype));
+  } else {
+    const st = contiguousStrides(x.shape);
+    const strides = shape.map((_, i) => (i < off || x.shape[i - off] === 1 ? 0 : st[i - off]));
+    out = stridedCopy(x, shape, strides, 0, "broadcast");
+  }
   return record(out, "broadcastTo", [x], (g) => [sumTo(g, x.shape)]);
 }
 
