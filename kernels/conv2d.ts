@@ -78,8 +78,10 @@ fn divW(a: u32) -> u32 { return fdiv(a, cW(), F(${W_R_W}u)); }`;
 
 const SHAPE_WGSL = SHAPE_CORE_WGSL + `
 // x[base + y*W + x] with zero padding outside the image (ok = false also reads zero).
+// Bounds are combined with '&', not '&&': a short-circuit '&&' becomes branches, and SwiftShader (chromium's
+// CPU WebGPU) never finished compiling a GEMM that inlines 16 such loads per K step (it grew past 1.5 GB).
 fn ldX(base: i32, y: i32, x: i32, ok: bool) -> f32 {
-  let inside = ok && u32(y) < cH() && u32(x) < cW();
+  let inside = ok & (u32(y) < cH()) & (u32(x) < cW());
   return select(0.0, X[u32(base + y * i32(cW()) + x)], inside);
 }`;
 
@@ -169,7 +171,7 @@ function weightRowsLoader(vec4: boolean): OperandLoader {
   return {
     vec: "none",
     setup: (i) => `let aR${i} = ${row(i)}; let aOk${i} = ${i}u < mLeft;`,
-    load: (i, k, q) => `select(0.0, Wt[aR${i} + ${k}], aOk${i} && kOk${q})`,
+    load: (i, k, q) => `select(0.0, Wt[aR${i} + ${k}], aOk${i} & kOk${q})`,
   };
 }
 
@@ -222,7 +224,7 @@ export function conv2dForward(
         perK: (q, k) =>
           `let kc${q} = divKHW(${k}); let kr${q} = ${k} - kc${q} * cKHW(); let ky${q} = divKW(kr${q}); ` +
           `let kx${q} = i32(kr${q} - ky${q} * cKW()); let kO${q} = i32(kc${q} * cHW());`,
-        load: (j, _k, q) => `ldX(xB${j} + kO${q}, iy${j} + i32(ky${q}), ix${j} + kx${q}, bOk${j} && kOk${q})`,
+        load: (j, _k, q) => `ldX(xB${j} + kO${q}, iy${j} + i32(ky${q}), ix${j} + kx${q}, bOk${j} & kOk${q})`,
       },
       store: (_i, j) =>
         splits > 1
@@ -333,7 +335,7 @@ export function conv2dInputGrad(dy: PackSource, w: PackSource, dx: GPUBuffer, p:
         helpers: SHAPE_CORE_WGSL + PHASE_WGSL + `
 // dy[base + oy*outW + ox], zero outside the output.
 fn ldDY(base: u32, oy: i32, ox: i32, ok: bool) -> f32 {
-  let inside = ok && u32(oy) < cOH() && u32(ox) < cOW();
+  let inside = ok & (u32(oy) < cOH()) & (u32(ox) < cOW());
   return select(0.0, DY[base + u32(oy) * cOW() + u32(ox)], inside);
 }`,
         loadA: {
@@ -345,7 +347,7 @@ fn ldDY(base: u32, oy: i32, ox: i32, ok: bool) -> f32 {
             `let ku${q} = fdiv(kr${q}, cUX(), F(${W_R_UX}u)); let kv${q} = kr${q} - ku${q} * cUX(); ` +
             `let kw${q} = (z * cCoutG() + ko${q}) * cCinG() * cKHW() + ` +
             `(U(${W_PY}u) + ku${q} * cSY()) * cKW() + U(${W_PX}u) + kv${q} * cSX();`,
-          load: (i, _k, q) => `select(0.0, Wt[kw${q} + aC${i}], aOk${i} && kOk${q})`,
+          load: (i, _k, q) => `select(0.0, Wt[kw${q} + aC${i}], aOk${i} & kOk${q})`,
         },
         loadB: {
           // Column n = (b, t, s); row k = (o, u, v) reads dy[b, g*coutG + o, t + cy - u, s + cx - v].
@@ -358,7 +360,7 @@ fn ldDY(base: u32, oy: i32, ox: i32, ok: bool) -> f32 {
             `let bOk${j} = ${j}u < nLeft;`,
           perK: (q) => `let dO${q} = ko${q} * cOHW();`,
           load: (j, _k, q) =>
-            `ldDY(dB${j} + dO${q}, ty${j} - i32(ku${q}), tx${j} - i32(kv${q}), bOk${j} && kOk${q})`,
+            `ldDY(dB${j} + dO${q}, ty${j} - i32(ku${q}), tx${j} - i32(kv${q}), bOk${j} & kOk${q})`,
         },
         store: (_i, j) =>
           `DX[${splits > 1 ? "s * batch * M * N + " : ""}((bb${j} * cCin() + z * cCinG() + m) * cH() + ` +
@@ -407,7 +409,7 @@ export function conv2dWeightGrad(x: PackSource, dy: PackSource, dw: GPUBuffer, p
           `let wb${q} = divOHW(${k}); let wr${q} = ${k} - wb${q} * cOHW(); let wd${q} = wb${q} * cCout() * cOHW() + wr${q};`,
         load: vecDy
           ? (i) => `select(vec4<f32>(0.0), DY4[(wd0 + aO${i}) / 4u], aOk${i})`
-          : (i, _k, q) => `select(0.0, DY[wd${q} + aO${i}], aOk${i} && kOk${q})`,
+          : (i, _k, q) => `select(0.0, DY[wd${q} + aO${i}], aOk${i} & kOk${q})`,
       },
       loadB: {
         // x[b, g*cinG + ci, oy*sy - pt + ky, ox*sx - pl + kx] with fixed (ci, ky, kx).
@@ -421,7 +423,7 @@ export function conv2dWeightGrad(x: PackSource, dy: PackSource, dw: GPUBuffer, p
           `let xb${q} = i32(wb${q} * cCin() * cHW()); ` +
           `let iy${q} = i32(woy${q} * cSY()) - cPT(); let ix${q} = i32(wox${q} * cSX()) - cPL();`,
         load: (j, _k, q) =>
-          `ldX(xb${q} + xC${j}, iy${q} + i32(bky${j}), ix${q} + bkx${j}, bOk${j} && kOk${q})`,
+          `ldX(xb${q} + xC${j}, iy${q} + i32(bky${j}), ix${q} + bkx${j}, bOk${j} & kOk${q})`,
       },
       store: () => `DW[s * ${splits > 1 ? "batch * M * N" : "0u"} + (z * M + m) * N + n] = v;`,
       m,

@@ -351,7 +351,9 @@ export function gemmSource(spec: GemmSpec): string {
       acc.push(`var c${i}_${g} = vec4<f32>(0.0);`);
       for (let c = 0; c < 4; c++) {
         stores.push(
-          `if (${i}u < mLeft && ${4 * g + c}u < nLeft) { let m = m0 + ${i}u; let n = n0 + ${4 * g + c}u; ` +
+          `if ((${i}u < mLeft) & (${4 * g + c}u < nLeft)) { let m = m0 + ${i}u; let n = n0 + ${
+            4 * g + c
+          }u; ` +
             `let v = c${i}_${g}[${c}]; ${spec.store(i, 4 * g + c)} }`,
         );
       }

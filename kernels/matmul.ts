@@ -68,7 +68,7 @@ function stridedLoader(
     return {
       vec: "none",
       setup: (i) => `let ${p}R${i} = ${base(String(i))}; let ${p}Ok${i} = ${i}u < ${left};`,
-      load: (i, k, q) => `select(0.0, ${name}[${p}R${i} + ${k} * U(${w + 2}u)], ${p}Ok${i} && kOk${q})`,
+      load: (i, k, q) => `select(0.0, ${name}[${p}R${i} + ${k} * U(${w + 2}u)], ${p}Ok${i} & kOk${q})`,
     };
   }
   if (contig === "k") {
@@ -82,7 +82,7 @@ function stridedLoader(
     vec: "fixed",
     setup: (g) => `let ${p}R${g} = ${base(String(4 * g))}; let ${p}Ok${g} = ${4 * g}u < ${left};`,
     load: (g, k, q) =>
-      `select(vec4<f32>(0.0), ${name}4[(${p}R${g} + ${k} * U(${w + 2}u)) / 4u], ${p}Ok${g} && kOk${q})`,
+      `select(vec4<f32>(0.0), ${name}4[(${p}R${g} + ${k} * U(${w + 2}u)) / 4u], ${p}Ok${g} & kOk${q})`,
   };
 }
 

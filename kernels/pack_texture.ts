@@ -279,7 +279,7 @@ export function packRows(src: PackSource, s: RowsSource, layout?: RowsLayout): P
   let zy = fdiv(Y, U(5u), F(13u)); let r = Y - zy * U(5u);
   let z = zy * U(6u) + zx;
   let c = 4u * c4;
-  let ok = z < U(7u) && r < U(2u) && c < U(3u);
+  let ok = (z < U(7u)) & (r < U(2u)) & (c < U(3u));
   let lanes = select(0u, min(4u, U(3u) - c), ok);
   let base = U(11u) + z * U(8u) + r * U(9u) + c * U(10u);
   let step = i32(U(10u));`,
@@ -355,7 +355,7 @@ export function packImage(src: PackSource, s: ImageSource, l: ImageLayout): Pack
   let o = fdiv(rem, U(3u), F(21u)); let y = i32(rem - o * U(3u)) - i32(U(6u));
   let b = fdiv(o, U(9u), F(22u)); let g = o - b * U(9u);
   let c = 4u * (bd * U(18u) + cq);
-  let ok = u32(y) < U(4u) && u32(x) < U(5u) && c < U(8u);
+  let ok = (u32(y) < U(4u)) & (u32(x) < U(5u)) & (c < U(8u));
   let lanes = select(0u, min(4u, U(8u) - c), ok);
   let base = b * U(10u) + (g * U(8u) + c) * U(11u) + u32(y) * U(12u) + u32(x) * U(13u);
   let step = i32(U(11u));`,

@@ -220,17 +220,17 @@ function tiledCode(px: AxisPlan, py: AxisPlan): string {
   const nx = px.wMax - px.wMin + 1, ny = py.wMax - py.wMin + 1;
   for (let i = 0; i < nx; i++) {
     lines.push(
-      `let ix${i} = bx + ${i}; let vx${i} = ix${i} >= 0 && ix${i} < u.in_w; let cx${i} = clamp(ix${i}, 0, u.in_w - 1);`,
+      `let ix${i} = bx + ${i}; let vx${i} = (ix${i} >= 0) & (ix${i} < u.in_w); let cx${i} = clamp(ix${i}, 0, u.in_w - 1);`,
     );
   }
   for (let j = 0; j < ny; j++) {
     lines.push(
-      `let iy${j} = by + ${j}; let vy${j} = iy${j} >= 0 && iy${j} < u.in_h; let ry${j} = plane_in + clamp(iy${j}, 0, u.in_h - 1) * u.in_w;`,
+      `let iy${j} = by + ${j}; let vy${j} = (iy${j} >= 0) & (iy${j} < u.in_h); let ry${j} = plane_in + clamp(iy${j}, 0, u.in_h - 1) * u.in_w;`,
     );
   }
   for (let j = 0; j < ny; j++) {
     for (let i = 0; i < nx; i++) {
-      lines.push(`let v${j}_${i} = select(0.0, xs[ry${j} + cx${i}], vy${j} && vx${i});`);
+      lines.push(`let v${j}_${i} = select(0.0, xs[ry${j} + cx${i}], vy${j} & vx${i});`);
     }
   }
   const usedTaps = new Set<string>();

@@ -9,14 +9,15 @@ import { add } from "../nn/ops.ts";
 import { fromHost } from "../nn/tensor.ts";
 import { generatorFromSnapshotBytes } from "../gan/train/snapshot_bytes.ts";
 import type { Generator } from "../gan/stylegan2/generator.ts";
-import { benchGenerate, DEFAULT_SETTINGS, renderRgba, type RenderSettings, type WsEdit } from "./render.ts";
+import { directionFromJson, type SavedDirection } from "../gan/edit/direction.ts";
+import { benchGenerate, DEFAULT_SETTINGS, directionEdit, renderRgba, type RenderSettings } from "./render.ts";
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
 
 let G: Generator | null = null;
 let settings: RenderSettings = { ...DEFAULT_SETTINGS };
-/** The direction slider of `edit direction` sets this (see web/render.ts WsEdit). */
-const wsEdit: WsEdit | null = null;
+/** The loaded `edit direction` result; the slider moves ws along its normal. */
+let direction: SavedDirection | null = null;
 let rendering: Promise<void> | null = null;
 let dirty = false;
 
@@ -43,6 +44,7 @@ function readControls(): RenderSettings {
     mode: mode as RenderSettings["mode"],
     t: num("t"),
     cutoff: num("cutoff"),
+    direction: num("direction"),
   };
 }
 
@@ -56,6 +58,7 @@ function writeControls(s: RenderSettings): void {
   (document.querySelector(`input[name=mode][value=${s.mode}]`) as HTMLInputElement).checked = true;
   $<HTMLInputElement>("t").value = String(s.t);
   $<HTMLInputElement>("cutoff").value = String(s.cutoff);
+  $<HTMLInputElement>("direction").value = String(s.direction);
   showValues(s);
 }
 
@@ -63,12 +66,14 @@ function showValues(s: RenderSettings): void {
   $("psiValue").textContent = s.psi.toFixed(2);
   $("tValue").textContent = s.t.toFixed(2);
   $("cutoffValue").textContent = `${s.cutoff} of ${G?.numWs ?? "?"}`;
+  $("directionValue").textContent = `${s.direction >= 0 ? "+" : ""}${s.direction.toFixed(2)} std`;
 }
 
 async function draw(): Promise<void> {
   if (!G) return;
   const t0 = performance.now();
-  const { width, height, rgba } = await renderRgba(G, settings, wsEdit);
+  const edit = direction ? directionEdit(direction, settings.direction) : null;
+  const { width, height, rgba } = await renderRgba(G, settings, edit);
   const canvas = $<HTMLCanvasElement>("canvas");
   canvas.width = width;
   canvas.height = height;
@@ -113,6 +118,7 @@ function loadSnapshot(bytes: Uint8Array, name: string): Promise<void> {
   }
   G?.dispose();
   G = next.G;
+  if (direction && direction.normal.length !== G.wDim) setDirection(null, "");
   const names = next.state.classNames ?? [];
   const options = Array.from(
     { length: G.cDim },
@@ -138,6 +144,33 @@ function loadSnapshot(bytes: Uint8Array, name: string): Promise<void> {
   return new URLSearchParams(location.search).has("noautodraw") ? Promise.resolve() : redraw();
 }
 
+/** Shows (or clears) the direction the slider moves along. */
+function setDirection(d: SavedDirection | null, name: string): void {
+  direction = d;
+  $<HTMLInputElement>("direction").disabled = !d;
+  $("directionInfo").textContent = d
+    ? `${name}: ${d.attribute}, learned on class ${d.trainClass} (1 step = ${
+      d.projectionStd.toFixed(3)
+    } in W)`
+    : "no direction loaded: choose the JSON of cli.ts edit direction";
+}
+
+/** Loads an `edit direction` JSON for the slider; a bad file keeps the previous one and shows why. */
+function loadDirection(text: string, name: string): Promise<void> {
+  if (!G) {
+    showError(`cannot load ${name}: load a model first`);
+    return Promise.resolve();
+  }
+  try {
+    setDirection(directionFromJson(text, name, G.wDim), name);
+  } catch (e) {
+    showError(`cannot load ${name}: ${(e as Error).message}`);
+    return Promise.resolve();
+  }
+  clearError();
+  return redraw();
+}
+
 /** Sets some controls and resolves when the image shows them (tests and scripts drive the page so). */
 async function set(partial: Partial<RenderSettings>): Promise<void> {
   settings = { ...settings, ...partial };
@@ -148,7 +181,7 @@ async function set(partial: Partial<RenderSettings>): Promise<void> {
 async function loadFromServer(): Promise<void> {
   const res = await fetch("config.json").catch(() => null);
   if (!res?.ok) return;
-  const config = await res.json() as { snapshot: string | null };
+  const config = await res.json() as { snapshot: string | null; direction?: string | null };
   if (!config.snapshot) return;
   const snap = await fetch("snapshot");
   if (!snap.ok) {
@@ -156,6 +189,10 @@ async function loadFromServer(): Promise<void> {
     return;
   }
   await loadSnapshot(new Uint8Array(await snap.arrayBuffer()), config.snapshot);
+  if (!config.direction) return;
+  const dir = await fetch("direction");
+  if (!dir.ok) showError(`cannot load ${config.direction}: the server answered ${dir.status}`);
+  else await loadDirection(await dir.text(), config.direction);
 }
 
 async function start(): Promise<void> {
@@ -185,6 +222,11 @@ async function start(): Promise<void> {
     const f = (ev.target as HTMLInputElement).files?.[0];
     if (f) await loadSnapshot(new Uint8Array(await f.arrayBuffer()), f.name);
   });
+  $<HTMLInputElement>("directionFile").addEventListener("change", async (ev) => {
+    const f = (ev.target as HTMLInputElement).files?.[0];
+    if (f) await loadDirection(await f.text(), f.name);
+  });
+  setDirection(null, "");
   await loadFromServer();
 }
 
@@ -193,6 +235,7 @@ const api = {
   ready: start().catch((e) => showError((e as Error).message)),
   set,
   loadSnapshot,
+  loadDirection,
   bench: (batch: number, reps: number) => {
     if (!G) throw new Error("no model loaded");
     return benchGenerate(G, batch, reps);

@@ -9,6 +9,7 @@ import { concat, narrow } from "../nn/shape.ts";
 import { scope, type Tensor } from "../nn/tensor.ts";
 import type { Generator } from "../gan/stylegan2/generator.ts";
 import type { NoiseMode } from "../gan/stylegan2/layers.ts";
+import { moveAlong, type SavedDirection } from "../gan/edit/direction.ts";
 
 /** The page's controls. */
 export interface RenderSettings {
@@ -25,13 +26,21 @@ export interface RenderSettings {
   t: number;
   /** Style-mixing cutoff: ws [0, cutoff) from class A, [cutoff, numWs) from class B. */
   cutoff: number;
+  /** The direction slider: steps (projection stds) along a loaded `edit direction` normal (see directionEdit). */
+  direction: number;
 }
 
-/**
- * Edits of ws [1, numWs, wDim] before synthesis. The direction slider of `edit direction` (a linear SVM's
- * unit normal in W, from gan/edit/) plugs in here as ws + alpha * normal; none are built in yet.
- */
+/** Edits of ws [1, numWs, wDim] before synthesis (the direction slider is one: directionEdit). */
 export type WsEdit = (ws: Tensor) => Tensor;
+
+/**
+ * The direction slider of `edit direction`: ws moved by `steps` projection stds along the learned unit
+ * normal, as `edit direction` walks (gan/edit/direction.ts moveAlong); null at 0 steps.
+ */
+export function directionEdit(dir: SavedDirection, steps: number): WsEdit | null {
+  if (!Number.isFinite(steps)) throw new Error(`direction steps must be a finite number, got ${steps}`);
+  return steps === 0 ? null : (ws) => moveAlong(ws, dir, steps);
+}
 
 export const DEFAULT_SETTINGS: RenderSettings = {
   seed: 0,
@@ -42,6 +51,7 @@ export const DEFAULT_SETTINGS: RenderSettings = {
   mode: "sample",
   t: 0.5,
   cutoff: 4,
+  direction: 0,
 };
 
 /** One-hot rows mixed: (1 - t) * e_a + t * e_b, as c [1, cDim]. */

@@ -189,6 +189,58 @@ export async function learnDirection(
   };
 }
 
+/** A learned direction as the page uses it: the unit normal in W and the walk's step unit. */
+export interface SavedDirection {
+  normal: number[];
+  projectionStd: number;
+  attribute: string;
+  trainClass: number;
+}
+
+/**
+ * The direction in a JSON written by `cli.ts edit direction` (its "direction" field), checked against the
+ * generator's w width. `name` names the file in errors.
+ */
+export function directionFromJson(text: string, name: string, wDim: number): SavedDirection {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch (e) {
+    throw new Error(`${name}: not JSON (${(e as Error).message})`);
+  }
+  const d = (doc as { direction?: Partial<LearnedDirection> } | null)?.direction;
+  if (!d || typeof d !== "object") {
+    throw new Error(`${name}: no "direction" field: expected the JSON that \`cli.ts edit direction\` writes`);
+  }
+  const normal = d.normal;
+  if (!Array.isArray(normal) || !normal.every((v) => typeof v === "number" && Number.isFinite(v))) {
+    throw new Error(`${name}: direction.normal must be an array of finite numbers`);
+  }
+  if (normal.length !== wDim) {
+    throw new Error(`${name}: the direction has ${normal.length} dims, this generator's w has ${wDim}`);
+  }
+  const std = d.projectionStd;
+  if (typeof std !== "number" || !(std > 0) || !Number.isFinite(std)) {
+    throw new Error(`${name}: direction.projectionStd must be a positive number, got ${std}`);
+  }
+  return {
+    normal,
+    projectionStd: std,
+    attribute: String(d.attribute ?? "?"),
+    trainClass: Number(d.trainClass ?? -1),
+  };
+}
+
+/** ws + steps * projectionStd * normal (every w moves; the walk of walkDirection and the page's slider). */
+export function moveAlong(
+  ws: Tensor,
+  dir: Pick<SavedDirection, "normal" | "projectionStd">,
+  steps: number,
+): Tensor {
+  const normal = tensor(Float32Array.from(dir.normal), [1, 1, dir.normal.length]);
+  return add(ws, mul(normal, steps * dir.projectionStd));
+}
+
 /** How an attribute changes over the steps of a walk, from scores [sample][step]. */
 export interface WalkMeasures {
   /** Mean over samples at each step. */
@@ -258,7 +310,7 @@ export interface DirectionWalk {
 /** Moves the ws of z (as each listed class) along the normal by steps * projectionStd and scores them. */
 export async function walkDirection(
   G: Generator,
-  dir: LearnedDirection,
+  dir: Pick<LearnedDirection, "normal" | "projectionStd">,
   attribute: Attribute,
   z: Tensor,
   classes: readonly number[],
@@ -276,8 +328,7 @@ export async function walkDirection(
     for (const k of classes) {
       const imgs = scope(() => {
         const ws = classWs(G, z, k, o);
-        const normal = tensor(Float32Array.from(dir.normal), [1, 1, G.wDim]);
-        const moved = steps.map((s) => synthesize(G, add(ws, mul(normal, s * dir.projectionStd)), o));
+        const moved = steps.map((s) => synthesize(G, moveAlong(ws, dir, s), o));
         const rows: Tensor[] = [];
         for (let i = 0; i < n; i++) rows.push(...moved.map((img) => narrow(img, 0, i, 1)));
         return concat(rows, 0);
