@@ -34,6 +34,12 @@ export function readTorchZipArchive(zip: ZipArchive, opts: TorchZipOptions = {})
   const record = opts.record ?? "data";
   const pklName = `${prefix}${record}.pkl`;
   if (!zip.has(pklName)) throw new Error(`torch zip: no ${record}.pkl record`);
+  // torch.save and TorchScript write protocol 2+ pickles, which open with PROTO: checked before inflating.
+  const first = zip.head(pklName, 2);
+  if (first[0] !== 0x80 || !(first[1] >= 2)) {
+    const hex = Array.from(first, (b) => b.toString(16).padStart(2, "0")).join(" ");
+    throw new Error(`torch zip ${record}.pkl: not a protocol 2+ pickle (starts with ${hex || "nothing"})`);
+  }
   const pkl = zip.read(pklName);
   const order = zip.has(`${prefix}byteorder`) ? zip.read(`${prefix}byteorder`) : null;
   const littleEndian = !order || new TextDecoder().decode(order).trim() !== "big";
