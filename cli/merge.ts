@@ -108,8 +108,8 @@ export function recipeOverrides(v: Record<string, string | boolean | undefined>)
 export function progressObserver(prefix: string): StageObserver {
   let bar: Progress | null = null;
   return {
-    start: (stage, total) => {
-      bar = new Progress(`${prefix}${stage}`, total, "img");
+    start: (stage, total, unit) => {
+      bar = new Progress(`${prefix}${stage}`, total, unit ?? "img");
     },
     step: (_stage, done, stats) =>
       bar?.update(done, {
@@ -186,6 +186,7 @@ export async function mergeCommand(args: string[]): Promise<void> {
           features: v.features as string | undefined,
           samplesPerClass: num(v.samples, "samples"),
           seed,
+          observer: progressObserver(`${method}: `),
         });
       }
     } finally {

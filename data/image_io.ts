@@ -32,6 +32,11 @@ export const MAX_IMAGE_PIXELS = 2 ** 26;
  * photos and renders are far below that (MNIST PNGs ~3, flat emoji ~50); a 16 KB file claiming 16 MP is not.
  */
 const PIXELS_PER_BYTE = 256, PIXELS_ALWAYS_ALLOWED = 2 ** 22;
+/**
+ * Sides beyond this are refused even within the pixel caps: a 1 x 65535 frame holds few pixels but costs a
+ * decoder one row (and its buffers) per line. Twice WebGPU's largest guaranteed texture side (8192).
+ */
+export const MAX_IMAGE_SIDE = 16384;
 /** zlib's best case is about 1032:1, so image data cannot inflate to more than this times its size. */
 const MAX_DEFLATE_RATIO = 1032;
 
@@ -45,6 +50,9 @@ function checkPixelBudget(width: number, height: number, fileBytes: number): voi
       `${width}x${height} pixels from a ${fileBytes}-byte file is more than ${PIXELS_PER_BYTE} pixels per byte: ` +
         "a forged header or a decompression bomb",
     );
+  }
+  if (width > MAX_IMAGE_SIDE || height > MAX_IMAGE_SIDE) {
+    throw new Error(`${width}x${height} pixels: a side longer than the ${MAX_IMAGE_SIDE} pixels allowed`);
   }
 }
 

@@ -4,6 +4,11 @@
 
 /** Parses dataset.json text into path -> label, or null when it declares no labels. */
 export function parseSgaLabels(text: string, where: string): Map<string, number> | null {
+  // {"labels": [["path", label], ...]} nests 3 deep; a deeper file is refused before JSON.parse builds it.
+  const depth = jsonDepth(text);
+  if (depth > MAX_JSON_DEPTH) {
+    throw new Error(`${where}: dataset.json nests deeper than ${MAX_JSON_DEPTH} levels (at least ${depth})`);
+  }
   let json: unknown;
   try {
     json = JSON.parse(text);
@@ -56,4 +61,22 @@ export function matchSgaLabels(
     );
   }
   return paths.map((p) => labels.get(p)!);
+}
+
+const MAX_JSON_DEPTH = 64;
+
+/** The deepest bracket nesting of JSON text, outside strings (stops counting past MAX_JSON_DEPTH). */
+function jsonDepth(text: string): number {
+  let depth = 0, max = 0, inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c) i++; // backslash: skip the escaped character
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x5b || c === 0x7b) {
+      if (++depth > max && (max = depth) > MAX_JSON_DEPTH) return max;
+    } else if (c === 0x5d || c === 0x7d) depth--;
+  }
+  return max;
 }

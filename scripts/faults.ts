@@ -1,10 +1,15 @@
 // `deno task faults`: kill -9 at seeded random moments, then resume, for tiny `train`, `study transfer`
-// and `compare` runs. For each command an uninterrupted run gives the reference; each kill point starts
-// the same command in a fresh directory, SIGKILLs it after a seeded delay, checks that every JSON and
-// snapshot file there is whole, reruns it with --resume (study transfer resumes from its directory), and
-// compares the final numbers with the reference.
-//   deno run -A scripts/faults.ts [--kills 8] [--seed 1] [--commands train,study,compare] [--json out.json]
-// --kills is per command; the issue's 20+ kill points are --kills 7 over the three commands.
+// and `compare` runs. For each command an uninterrupted run gives the reference and the times at which
+// its phases start (compare: the rooting stage, the merge stage, the evaluation). Each kill point starts
+// the same command in a fresh directory and SIGKILLs it a seeded fraction of its phase after that phase
+// starts; a kill that would fall after the run ended is rescheduled earlier in the same phase (at most 6
+// tries), so every kill point fires. Then it checks that every JSON and snapshot file there is whole,
+// reruns the command with --resume (study transfer resumes from its directory), and compares the final
+// numbers with the reference.
+//   deno run -A scripts/faults.ts [--kills 7 | --kills train=6,study=6,compare=3] [--seed 1]
+//     [--commands train,study,compare] [--work DIR] [--json out.json]
+// --kills is per phase: train and study transfer have one phase, compare three (rooting, merge, evaluation),
+// so the default gives 7 + 7 + 21 = 35 kill points; train=6,study=6,compare=3 gives 21.
 
 import { parseArgs } from "node:util";
 import { mulberry32 } from "../nn/host_random.ts";
@@ -20,7 +25,15 @@ const { values } = parseArgs({
     json: { type: "string" },
   },
 });
-const kills = Number(values.kills), seed = Number(values.seed);
+// "--kills N" (every phase) or "--kills train=6,study=6,compare=3" (per phase of each command).
+const killSpec = String(values.kills);
+const killsFor = (key: string): number => {
+  if (/^\d+$/.test(killSpec)) return Number(killSpec);
+  const m = killSpec.split(",").map((x) => x.split("=")).find(([k]) => k === key);
+  if (!m || !/^\d+$/.test(m[1] ?? "")) throw new Error(`--kills ${killSpec}: no count for '${key}'`);
+  return Number(m[1]);
+};
+const seed = Number(values.seed);
 const work = values.work ?? await Deno.makeTempDir({ prefix: "faults_" });
 const trainArgs = (out: string, s = 0) => [
   "train",
@@ -45,13 +58,25 @@ const trainArgs = (out: string, s = 0) => [
   "--out",
   out,
 ];
-const commands: Record<string, FaultCommand> = {
-  train: { name: "train", args: (out) => trainArgs(out), resumeArgs: ["--resume"], result: "train" },
+interface Phase {
+  name: string;
+  /** The output that marks the phase's start; none: the command's start. */
+  marker?: RegExp;
+}
+const commands: Record<string, FaultCommand & { phases: Phase[] }> = {
+  train: {
+    name: "train",
+    args: (out) => trainArgs(out),
+    resumeArgs: ["--resume"],
+    result: "train",
+    phases: [{ name: "training" }],
+  },
   study: {
     name: "study transfer",
     args: (out) => ["study", "transfer", "--g-steps", "20", "--out", out],
     resumeArgs: [],
     result: "transfer.json",
+    phases: [{ name: "study" }],
   },
   compare: {
     name: "compare",
@@ -80,51 +105,101 @@ const commands: Record<string, FaultCommand> = {
     ],
     resumeArgs: ["--resume"],
     result: "report.json",
+    phases: [
+      { name: "rooting stage", marker: /^root \d+->\d+ \[/m },
+      { name: "merge stage", marker: /^merge \[/m },
+      { name: "evaluation", marker: /^evaluating cocktail$/m },
+    ],
   },
 };
 
 const chosen = String(values.commands).split(",");
 if (chosen.includes("compare")) {
   for (const [i, dir] of [`${work}/src0`, `${work}/src1`].entries()) {
-    const r = await runCli(trainArgs(dir, i));
+    // --resume: a source left by an earlier run with the same --work is not trained again.
+    const r = await runCli([...trainArgs(dir, i), "--resume"]);
     if (r.code !== 0) throw new Error(`making compare source ${dir} failed:\n${r.output}`);
   }
 }
+const began = new Date().toISOString(), load0 = Deno.loadavg(), t00 = performance.now();
 const rng = mulberry32(seed);
+const TRIES = 6;
 const results: unknown[] = [];
 for (const key of chosen) {
   const cmd = commands[key];
   if (!cmd) throw new Error(`unknown command '${key}' (train, study, compare)`);
   const ref = `${work}/${key}-reference`;
-  const t0 = performance.now();
-  const full = await runCli(cmd.args(ref));
-  const fullMs = performance.now() - t0;
+  const markers = cmd.phases.map((p) => p.marker ?? /(?:)/);
+  const full = await runCli(cmd.args(ref), undefined, markers);
   if (full.code !== 0) throw new Error(`${cmd.name} reference run failed:\n${full.output}`);
   const want = await finalNumbers(ref, cmd.result);
-  console.log(`${cmd.name}: reference run ${(fullMs / 1000).toFixed(0)} s`);
-  for (let k = 0; k < kills; k++) {
-    const dir = `${work}/${key}-kill${k}`;
-    const delayMs = Math.round((0.1 + 0.85 * rng()) * fullMs);
-    const killed = await runCli(cmd.args(dir), delayMs);
-    const broken = await checkRunDir(dir);
-    const resumed = await runCli([...cmd.args(dir), ...cmd.resumeArgs]);
-    const got = resumed.code === 0 ? await finalNumbers(dir, cmd.result) : null;
-    const same = got !== null && sameNumbers(got, want);
-    const r = {
-      command: cmd.name,
-      kill: k,
-      delayMs,
-      killed: killed.killed,
-      broken,
-      resumedCode: resumed.code,
-      same,
-    };
-    results.push(r);
-    console.log(JSON.stringify(r));
-    if (!same && resumed.code !== 0) console.log(resumed.output.slice(-2000));
+  // Each phase runs from its marker to the next phase's marker (the last one to the end of the run).
+  const starts = full.markMs.map((m, i) => {
+    if (m === null) throw new Error(`${cmd.name}: the reference run never printed ${markers[i]}`);
+    return cmd.phases[i].marker ? m : 0;
+  });
+  const spans = starts.map((s0, i) => (starts[i + 1] ?? full.ms) - s0);
+  console.log(
+    `${cmd.name}: reference run ${(full.ms / 1000).toFixed(1)} s; phases ${
+      cmd.phases.map((p, i) =>
+        `${p.name} at ${(starts[i] / 1000).toFixed(1)} s for ${(spans[i] / 1000).toFixed(1)} s`
+      )
+        .join(", ")
+    }`,
+  );
+  for (const [pi, phase] of cmd.phases.entries()) {
+    for (let k = 0; k < killsFor(key); k++) {
+      const dir = `${work}/${key}-${phase.name.replaceAll(" ", "_")}-kill${k}`;
+      // Past start-up for a phase that starts the command: its first 15% is process start.
+      let delayMs = Math.round(((phase.marker ? 0.02 : 0.15) + 0.8 * rng()) * spans[pi]);
+      let killed = false, tries = 0;
+      const delays: number[] = [];
+      while (!killed && tries < TRIES) {
+        await Deno.remove(dir, { recursive: true }).catch(() => {});
+        tries++;
+        delays.push(delayMs);
+        killed = (await runCli(cmd.args(dir), { ms: delayMs, after: phase.marker })).killed;
+        if (!killed) delayMs = Math.round(delayMs * 0.5);
+      }
+      const broken = await checkRunDir(dir);
+      const resumed = await runCli([...cmd.args(dir), ...cmd.resumeArgs]);
+      const got = resumed.code === 0 ? await finalNumbers(dir, cmd.result) : null;
+      const same = got !== null && sameNumbers(got, want);
+      const r = {
+        command: cmd.name,
+        phase: phase.name,
+        kill: k,
+        delaysMs: delays,
+        killed,
+        broken,
+        resumedCode: resumed.code,
+        same,
+      };
+      results.push(r);
+      console.log(JSON.stringify(r));
+      if (!same && resumed.code !== 0) console.log(resumed.output.slice(-2000));
+    }
   }
 }
-const failures = results.filter((r: any) => !r.same || r.broken.length);
-console.log(`faults: ${results.length} kill points, ${failures.length} failures; work dir ${work}`);
-if (values.json) await writeFileAtomic(values.json, JSON.stringify({ seed, results }, null, 1) + "\n");
+const failures = results.filter((r: any) => !r.same || r.broken.length || !r.killed);
+const fired = results.filter((r: any) => r.killed).length;
+console.log(
+  `faults: ${results.length} kill points, ${fired} fired, ${failures.length} failures; work dir ${work}`,
+);
+const wallS = (performance.now() - t00) / 1000, load1 = Deno.loadavg();
+console.log(
+  `wall ${(wallS / 60).toFixed(1)} min; load average ${load0.join(" ")} at start, ${load1.join(" ")} at end`,
+);
+if (values.json) {
+  const summary = {
+    began,
+    wallS,
+    loadAverage: { start: load0, end: load1 },
+    kills: killSpec,
+    seed,
+    fired,
+    failures: failures.length,
+  };
+  await writeFileAtomic(values.json, JSON.stringify({ ...summary, results }, null, 1) + "\n");
+}
 if (failures.length) Deno.exit(1);

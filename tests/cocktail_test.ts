@@ -243,7 +243,33 @@ gpuTest(
       freezeD: 3,
       fidelitySteps: 3,
     };
+    // Every long phase draws a bar: the stages, and the evaluation's parts (reference features, the
+    // classifier, each method's evaluation, the floor), each started, counted to its total and ended.
+    const bars = new Map<string, { total: number; unit?: string; last: number; ended: boolean }>();
+    settings.observer = {
+      start: (stage, total, unit) => bars.set(stage, { total, unit, last: 0, ended: false }),
+      step: (stage, done) => (bars.get(stage)!.last = done),
+      end: (stage) => (bars.get(stage)!.ended = true),
+    };
     const { reportPath } = await compareMethods(settings);
+    for (
+      const name of [
+        "reference features",
+        "source classifier",
+        "evaluating cocktail",
+        "evaluating freezed",
+        "evaluating the floor (a second sample of each source)",
+      ]
+    ) {
+      const b = bars.get(name);
+      assert(
+        b && b.ended && b.last === b.total && b.total > 0,
+        `progress bar '${name}': ${JSON.stringify(b)}`,
+      );
+    }
+    // 3 classes x 1 chunk of 12 samples, 3 per-class score sets + the union, class fidelity.
+    assert(bars.get("evaluating cocktail")!.total === 3 + 4 + 1, "evaluation parts");
+    delete settings.observer;
     const report = JSON.parse(await Deno.readTextFile(reportPath));
     // Rerun into the same directory (a killed demo rerun): finished stages and evaluations are reused.
     const written = (f: string) => Deno.statSync(f).mtime!.getTime();

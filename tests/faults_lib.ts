@@ -15,27 +15,58 @@ export interface FaultCommand {
 
 const CLI = new URL("../cli.ts", import.meta.url).pathname;
 
-/** Runs `deno run -A cli.ts ...args`; with killAfterMs, SIGKILLs it then (if still running). */
+/** When to SIGKILL a child: `ms` after its output (stdout and stderr) first matches `after`, or after start. */
+export interface KillAt {
+  ms: number;
+  after?: RegExp;
+}
+
+/**
+ * Runs `deno run -A cli.ts ...args`; with `kill` (milliseconds after start, or a KillAt), SIGKILLs it then
+ * if it is still running. `killed` says whether the kill fired; `markMs` is when the output first matched
+ * each of `marks` (null: never), `ms` the child's wall time.
+ */
 export async function runCli(
   args: string[],
-  killAfterMs?: number,
-): Promise<{ code: number; killed: boolean; output: string }> {
+  kill?: number | KillAt,
+  marks: RegExp[] = [],
+): Promise<{ code: number; killed: boolean; output: string; ms: number; markMs: (number | null)[] }> {
+  const t0 = performance.now();
+  const markMs: (number | null)[] = marks.map(() => null);
+  const at: KillAt | undefined = typeof kill === "number" ? { ms: kill } : kill;
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", CLI, ...args],
     stdout: "piped",
     stderr: "piped",
   }).spawn();
-  let killed = false;
-  const timer = killAfterMs === undefined ? undefined : setTimeout(() => {
-    try {
-      child.kill("SIGKILL");
-      killed = true;
-    } catch { /* already exited */ }
-  }, killAfterMs);
-  const out = await child.output();
+  let exited = false, timer: ReturnType<typeof setTimeout> | undefined;
+  const arm = () => {
+    if (timer !== undefined || !at) return;
+    timer = setTimeout(() => {
+      if (exited) return;
+      try {
+        child.kill("SIGKILL");
+      } catch { /* already exited */ }
+    }, at.ms);
+  };
+  if (at && !at.after) arm();
+  let output = "";
+  const read = async (stream: ReadableStream<Uint8Array>) => {
+    const dec = new TextDecoder();
+    for await (const chunk of stream) {
+      output += dec.decode(chunk, { stream: true });
+      if (at?.after && timer === undefined && at.after.test(output)) arm();
+      marks.forEach((m, i) => {
+        if (markMs[i] === null && m.test(output)) markMs[i] = performance.now() - t0;
+      });
+    }
+  };
+  const [status] = await Promise.all([child.status, read(child.stdout), read(child.stderr)]);
+  exited = true;
   clearTimeout(timer);
-  const dec = new TextDecoder();
-  return { code: out.code, killed, output: dec.decode(out.stdout) + dec.decode(out.stderr) };
+  // A kill that raced the exit does not count: only a child that died of the signal was killed.
+  const killed = status.signal === "SIGKILL";
+  return { code: status.code, killed, output, ms: performance.now() - t0, markMs };
 }
 
 /** Every .json parses and every .safetensors parses, anywhere under dir; the names of the broken ones. */

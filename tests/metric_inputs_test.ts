@@ -262,3 +262,57 @@ gpuTest("--root auto: recall with the pretrained-GAN study's k = 5 unless --k sa
     for (const s of sources) s.dispose();
   }
 });
+
+/** Runs a command in-process; returns every line it printed to stdout. */
+async function text(run: (a: string[]) => Promise<void>, ...args: string[]): Promise<string[]> {
+  const lines: string[] = [];
+  const log = console.log;
+  console.log = (...a: unknown[]) => lines.push(...a.map(String).join(" ").split("\n"));
+  try {
+    await run(args);
+  } finally {
+    console.log = log;
+  }
+  return lines;
+}
+
+// The issue's headline case, with the real trained 16x16 generator of the demo (MNIST digits 0-4) against
+// `mnist` (32x32): before, the two sides entered the feature network at different resolutions and gave
+// FID 470-720 and recall 0 for every candidate, so `select` ranked at random.
+gpuTest(
+  "headline case: a trained 16px generator against mnist (32px) in fid, metrics and select",
+  async () => {
+    const g04 = "assets/demo_sources/mnist04", g59 = "assets/demo_sources/mnist59", n = "128";
+    const out = await text(fidCommand, g04, "mnist", "--n", n, "--cache", "none");
+    const fid = Number(/^FID ([0-9.]+)/.exec(out[0])?.[1]);
+    const printed = out.join("\n");
+    if (!/B: dataset mnist .*32px, brought to 16px/.test(printed)) throw new Error(`fid output:\n${printed}`);
+    if (!/resolution 16px \(brought down to the smallest input: mnist 32px\)/.test(printed)) {
+      throw new Error(`no resolution line:\n${printed}`);
+    }
+    // 288.5 at n 256 (all ten digits against a generator of five); far below the mixed-resolution 470-720.
+    if (!(fid > 0 && fid < 470)) throw new Error(`fid ${fid}\n${printed}`);
+    const m = await json(metricsCommand, g04, "mnist:0-4", "--n", n, "--subsets", "4");
+    if (m.resolution !== 16 || !(m.fid > 0 && m.fid < fid) || !(m.recall > 0)) {
+      throw new Error(`metrics against its own digits: ${JSON.stringify(m)}`);
+    }
+    // select at one resolution scores both demo generators with recall above 0 and FIDs below the mixed
+    // range. Its ranking is not asserted: at n 128 (2026-12-02) it put mnist59 (FID 228, recall 0.117)
+    // above mnist04 (FID 313, recall 0.070) for the target mnist:0-4, which is open (see the issue's note).
+    const s = await json(selectCommand, "--target", "mnist:0-4", "--candidates", g59, g04, "--n", n);
+    if (s.resolution !== 16 || s.ranking.length !== 2) throw new Error(`select: ${JSON.stringify(s)}`);
+    for (const c of s.ranking) {
+      if (!(c.fid > 0 && c.fid < 470 && c.recall > 0)) {
+        throw new Error(`select: ${JSON.stringify(s.ranking)}`);
+      }
+    }
+    const [best, other] = s.ranking;
+    console.log(
+      `headline case, n ${n}: fid(mnist04, mnist) ${fid.toFixed(1)}; metrics vs mnist:0-4 FID ${
+        m.fid.toFixed(1)
+      } recall ${m.recall.toFixed(3)}; select ${best.candidate} FID ${best.fid.toFixed(1)} recall ${
+        best.recall.toFixed(3)
+      }, ${other.candidate} FID ${other.fid.toFixed(1)} recall ${other.recall.toFixed(3)}`,
+    );
+  },
+);

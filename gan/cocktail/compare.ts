@@ -107,18 +107,32 @@ export function unrootedAverage(sources: ImageSource[], seed: number): Promise<G
 export async function evaluateMerged(
   sources: ImageSource[],
   G: Generator,
-  o: { features?: string; samplesPerClass?: number; seed?: number; fidelitySteps?: number; ddof?: 0 | 1 },
+  o: {
+    features?: string;
+    samplesPerClass?: number;
+    seed?: number;
+    fidelitySteps?: number;
+    ddof?: 0 | 1;
+    observer?: StageObserver;
+  },
 ): Promise<{ scores: ModelScores; featureNetwork: string; classFidelity: Record<string, unknown> }> {
   const features = await openFeatures(o.features);
   let judge: FidelityJudge | null = null;
   try {
     const common = { resolution: G.imgResolution, channels: G.imgChannels, seed: o.seed ?? 0 };
     const samplesPerClass = o.samplesPerClass ?? 500;
-    const evaluator = await Evaluator.create(sources, { ...common, features, samplesPerClass, ddof: o.ddof });
+    const evaluator = await Evaluator.create(sources, {
+      ...common,
+      features,
+      samplesPerClass,
+      ddof: o.ddof,
+      observer: o.observer,
+    });
     judge = evaluator.judge = await FidelityJudge.create(sources, {
       ...common,
       steps: o.fidelitySteps,
       samplesPerClass,
+      onProgress: stepsProgress(o.observer, "source classifier"),
     });
     const scores = await evaluator.evaluate(G, "merged model");
     return { scores, featureNetwork: features.name, classFidelity: judge.describe() };
@@ -126,6 +140,16 @@ export async function evaluateMerged(
     judge?.dispose();
     features.dispose();
   }
+}
+
+/** A training loop's (step, steps) callback drawn on the observer as its own bar. */
+function stepsProgress(observer: StageObserver | undefined, label: string) {
+  if (!observer) return undefined;
+  return (step: number, steps: number) => {
+    if (step === 1) observer.start(label, steps, "steps");
+    observer.step(label, step, {});
+    if (step === steps) observer.end(label);
+  };
 }
 
 /** Scores of a method cached by a resumable run (same snapshot, same evaluation settings), or null. */
@@ -254,6 +278,7 @@ export async function compareMethods(
             channels: c,
             seed,
             ddof: o.ddof,
+            observer: o.observer,
           }, real),
         );
       }
@@ -268,6 +293,7 @@ export async function compareMethods(
         seed,
         steps: o.fidelitySteps,
         samplesPerClass: o.samplesPerClass ?? 1000,
+        onProgress: stepsProgress(o.observer, "source classifier"),
       });
     }
     const real = !!o.real?.length;
@@ -392,7 +418,7 @@ export async function compareMethods(
             const avg = await loadNetworks(r.averaged);
             try {
               const name = "cocktail average (before merge fine-tuning)";
-              report.references![name] = await evaluator.evaluate(avg.Gema);
+              report.references![name] = await evaluator.evaluate(avg.Gema, name);
               referenceGrids[name] = await classGrids(avg.Gema, o.outDir, "cocktail_average", 16, seed);
             } finally {
               for (const m of [avg.G, avg.D, avg.Gema]) m?.dispose();
@@ -402,7 +428,7 @@ export async function compareMethods(
           if (unrooted) {
             try {
               const name = "average of the sources without rooting";
-              report.references![name] = await evaluator.evaluate(unrooted);
+              report.references![name] = await evaluator.evaluate(unrooted, name);
               referenceGrids[name] = await classGrids(unrooted, o.outDir, "unrooted_average", 16, seed);
             } finally {
               unrooted.dispose();

@@ -19,6 +19,7 @@ import type { FeatureNetwork } from "../../metrics/features/index.ts";
 import type { Generator } from "../stylegan2/generator.ts";
 import { readTensors } from "../train/snapshot.ts";
 import type { FidelityJudge, FidelityScores } from "./fidelity.ts";
+import type { StageObserver } from "./stage.ts";
 import { type ImageSource, resampleImages, sampleAt } from "./sources.ts";
 
 /** Features of a set of images, on the host: n rows of d. */
@@ -68,6 +69,22 @@ export interface EvalOptions {
   prK?: number;
   kidSubsets?: number;
   batchSize?: number;
+  /** Progress of drawing, feature extraction and scoring, in parts (one per feature chunk and score set). */
+  observer?: StageObserver;
+}
+
+/** Counts an evaluation's parts done on the observer's bar (nothing without an observer). */
+class Parts {
+  private done = 0;
+  constructor(private readonly o: EvalOptions, private readonly label: string, total: number) {
+    o.observer?.start(label, total, "parts");
+  }
+  tick(): void {
+    this.o.observer?.step(this.label, ++this.done, {});
+  }
+  end(): void {
+    this.o.observer?.end(this.label);
+  }
 }
 
 /** A feature network on raw pixels (grey, area-resized to side x side, in [-1, 1]): needs no weights. */
@@ -110,6 +127,7 @@ async function drawFeatures(
   n: number,
   chunk: number,
   draw: (k: number, offset: number) => Tensor,
+  progress?: Parts,
 ): Promise<FeatureSet> {
   const parts: FeatureSet[] = [];
   for (let s = 0; s < n; s += chunk) {
@@ -120,6 +138,7 @@ async function drawFeatures(
     } finally {
       imgs.dispose();
     }
+    progress?.tick();
   }
   return concatFeatures(parts);
 }
@@ -171,23 +190,42 @@ export class Evaluator {
       );
     }
     const bs = o.batchSize ?? 128;
+    const realIdx = real?.map((ds, i) => subsetIndices(ds.size, n, (o.seed ?? 0) + i)) ?? [];
+    const progress = new Parts(
+      o,
+      "reference features",
+      sources.length * Math.ceil(n / bs) + realIdx.reduce((s, idx) => s + Math.ceil(idx.length / bs), 0),
+    );
     const refs: FeatureSet[] = [];
     for (let i = 0; i < sources.length; i++) {
       const gen = new Rng((o.seed ?? 0) * 1000 + 101 + i);
       refs.push(
-        await drawFeatures(o.features, n, bs, (k) => sampleAt(sources[i], k, o.resolution, o.channels, gen)),
+        await drawFeatures(
+          o.features,
+          n,
+          bs,
+          (k) => sampleAt(sources[i], k, o.resolution, o.channels, gen),
+          progress,
+        ),
       );
     }
     let reals: FeatureSet[] | null = null;
     if (real) {
       reals = [];
       for (const [i, ds] of real.entries()) {
-        const idx = subsetIndices(ds.size, n, (o.seed ?? 0) + i);
+        const idx = realIdx[i];
         reals.push(
-          await drawFeatures(o.features, idx.length, bs, (k, at) => realImages(ds, idx.slice(at, at + k), o)),
+          await drawFeatures(
+            o.features,
+            idx.length,
+            bs,
+            (k, at) => realImages(ds, idx.slice(at, at + k), o),
+            progress,
+          ),
         );
       }
     }
+    progress.end();
     return new Evaluator(sources, o, refs, reals);
   }
 
@@ -199,6 +237,7 @@ export class Evaluator {
       );
     }
     const n = this.o.samplesPerClass, bs = this.o.batchSize ?? 128;
+    const progress = this.parts(`evaluating ${label}`);
     const fakes: FeatureSet[] = [];
     for (let i = 0; i < this.sources.length; i++) {
       const gen = new Rng((this.o.seed ?? 0) * 1000 + 7 + i);
@@ -208,15 +247,21 @@ export class Evaluator {
           n,
           bs,
           (k) => G.sample(k, i, { truncationPsi: 1, noiseMode: "random", generator: gen }),
+          progress,
         ),
       );
     }
-    return withFidelity(await this.scoreAll(fakes), await this.judge?.score(G));
+    const scores = await this.scoreAll(fakes, progress);
+    const fidelity = await this.judge?.score(G);
+    if (this.judge) progress.tick();
+    progress.end();
+    return withFidelity(scores, fidelity);
   }
 
   /** The scores of a second, independent sample of each source: the floor set by finite samples. */
   async floor(): Promise<ModelScores> {
     const n = this.o.samplesPerClass, bs = this.o.batchSize ?? 128;
+    const progress = this.parts("evaluating the floor (a second sample of each source)");
     const fakes: FeatureSet[] = [];
     for (let i = 0; i < this.sources.length; i++) {
       const gen = new Rng((this.o.seed ?? 0) * 1000 + 503 + i);
@@ -226,24 +271,43 @@ export class Evaluator {
           n,
           bs,
           (k) => sampleAt(this.sources[i], k, this.o.resolution, this.o.channels, gen),
+          progress,
         ),
       );
     }
-    return withFidelity(await this.scoreAll(fakes), await this.judge?.scoreSources());
+    const scores = await this.scoreAll(fakes, progress);
+    const fidelity = await this.judge?.scoreSources();
+    if (this.judge) progress.tick();
+    progress.end();
+    return withFidelity(scores, fidelity);
   }
 
-  private async scoreAll(fakes: FeatureSet[]): Promise<ModelScores> {
+  /** An evaluation's parts: feature chunks of every class, the score sets, class fidelity. */
+  private parts(label: string): Parts {
+    const chunks = this.sources.length * Math.ceil(this.o.samplesPerClass / (this.o.batchSize ?? 128));
+    const sets = (this.sources.length + 1) * (this.reals ? 2 : 1);
+    return new Parts(this.o, label, chunks + sets + (this.judge ? 1 : 0));
+  }
+
+  private async scoreAll(fakes: FeatureSet[], progress: Parts): Promise<ModelScores> {
     const perClass: ClassScores[] = [];
     for (let i = 0; i < this.sources.length; i++) {
       const s = await scoreSets(this.refs[i], fakes[i], this.o);
-      const real = this.reals ? await scoreSets(this.reals[i], fakes[i], this.o) : undefined;
+      progress.tick();
+      let real: Scores | undefined;
+      if (this.reals) {
+        real = await scoreSets(this.reals[i], fakes[i], this.o);
+        progress.tick();
+      }
       perClass.push({ class: i, source: this.sources[i].name, ...s, ...(real ? { real } : {}) });
     }
     const unionFake = concatFeatures(fakes);
     const union = await scoreSets(concatFeatures(this.refs), unionFake, this.o);
+    progress.tick();
     const out: ModelScores = { unionFid: union.fid, union, perClass };
     if (this.reals) {
       const r = await scoreSets(concatFeatures(balance(this.reals)), balance([unionFake])[0], this.o);
+      progress.tick();
       out.real = { ...r, unionFid: r.fid };
     }
     return out;

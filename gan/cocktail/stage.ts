@@ -8,16 +8,19 @@ import type { Tensor } from "../../nn/tensor.ts";
 import type { StyleGAN2Config } from "../stylegan2/config.ts";
 import type { Discriminator } from "../stylegan2/discriminator.ts";
 import type { Generator } from "../stylegan2/generator.ts";
-import type { RealBatch, StepContext, TrainResult } from "../train/loop.ts";
+import type { RealBatch, StepContext, TickInfo, TrainResult } from "../train/loop.ts";
 import { train } from "../train/loop.ts";
 import { trainingPresetNames, type TrainingRecipe } from "../train/presets.ts";
 import { RunDir } from "../train/run_dir.ts";
 
 /** Receives progress of the stages (the command line draws bars from it). */
 export interface StageObserver {
-  start(stage: string, totalImages: number): void;
+  /** `unit` of the total: images (default) or, for an evaluation, parts (feature chunks and score sets). */
+  start(stage: string, totalImages: number, unit?: string): void;
   step(stage: string, doneImages: number, stats: Record<string, number>): void;
   end(stage: string): void;
+  /** At every tick of the training loop (after its statistics and snapshot), awaited. */
+  tick?(stage: string, tick: TickInfo): void | Promise<void>;
   log?(message: string): void;
 }
 
@@ -103,6 +106,7 @@ export async function runStage(spec: StageSpec, s: StageSettings): Promise<Stage
       obs?.start(spec.name, Math.max(p.totalNimg - p.startNimg, 0));
     },
     onStep: (p) => obs?.step(spec.name, p.curNimg - startNimg, p.last?.stats ?? {}),
+    onTick: obs?.tick ? (t) => obs.tick!(spec.name, t) : undefined,
   });
   obs?.end(spec.name);
   if (!result.lastSnapshot) {

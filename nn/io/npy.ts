@@ -50,8 +50,18 @@ export function parseDescr(descr: string): { dtype: HostDType; littleEndian: boo
   return { dtype, littleEndian: m[1] !== ">" };
 }
 
-/** Parses a whole .npy file. Fortran-order data is transposed into C order. */
-export function parseNpy(bytes: Uint8Array): HostArray {
+/** What an .npy header says: the dtype, shape, order, where the data starts and how many bytes it needs. */
+export interface NpyLayout {
+  dtype: HostDType;
+  littleEndian: boolean;
+  fortran: boolean;
+  shape: number[];
+  dataStart: number;
+  nbytes: number;
+}
+
+/** Reads the header of an .npy file; `bytes` needs to hold the header only, not the data. */
+export function npyLayout(bytes: Uint8Array): NpyLayout {
   if (bytes.length < 10 || MAGIC.some((b, i) => bytes[i] !== b)) {
     throw new Error("npy: bad magic (not a .npy file)");
   }
@@ -71,10 +81,13 @@ export function parseNpy(bytes: Uint8Array): HostArray {
   }
   const headerBytes = bytes.subarray(8 + lenBytes, dataStart);
   const headerText = new TextDecoder(major === 3 ? "utf-8" : "latin1").decode(headerBytes);
-  const { dtype, littleEndian, fortran, shape } = parseHeader(headerText);
+  const h = parseHeader(headerText);
+  return { ...h, dataStart, nbytes: numel(h.shape) * DTYPE_BYTES[h.dtype] };
+}
 
-  const n = numel(shape);
-  const nbytes = n * DTYPE_BYTES[dtype];
+/** Parses a whole .npy file. Fortran-order data is transposed into C order. */
+export function parseNpy(bytes: Uint8Array): HostArray {
+  const { dtype, littleEndian, fortran, shape, dataStart, nbytes } = npyLayout(bytes);
   if (bytes.length - dataStart < nbytes) {
     throw new Error(
       `npy: truncated data (shape [${shape}] ${dtype} needs ${nbytes} bytes, file has ${

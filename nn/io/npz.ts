@@ -2,22 +2,30 @@
 
 import { zipSync } from "fflate";
 import type { HostArray } from "./host.ts";
-import { encodeNpy, parseNpy } from "./npy.ts";
-import { unzipChecked } from "./zip_read.ts";
+import { encodeNpy, npyLayout, parseNpy } from "./npy.ts";
+import { ZipArchive } from "./zip_read.ts";
 
-/** Unzips an archive with a clear error on malformed input; sizes are checked before allocation. */
-export function unzipArchive(bytes: Uint8Array, what: string): Record<string, Uint8Array> {
-  return unzipChecked(bytes, what);
-}
-
-/** Parses an .npz archive into arrays keyed by entry name without '.npy'. Entries not ending in .npy are skipped. */
+/**
+ * Parses an .npz archive into arrays keyed by entry name without '.npy'. Entries not ending in .npy are
+ * skipped unread. Each entry's npy header is read first (inflating only its head), and the entry's declared
+ * size must be what the header needs before the rest is inflated.
+ */
 export function parseNpz(bytes: Uint8Array): Map<string, HostArray> {
-  const files = unzipArchive(bytes, "npz");
+  const zip = ZipArchive.open(bytes, "npz");
   const out = new Map<string, HostArray>();
-  for (const [name, data] of Object.entries(files)) {
+  for (const name of zip.names()) {
     if (!name.endsWith(".npy")) continue;
     try {
-      out.set(name.slice(0, -4), parseNpy(data));
+      const entry = zip.entries.get(name)!;
+      // numpy pads headers to 64 bytes; 4 KiB holds any header numpy writes for a plain dtype.
+      const layout = npyLayout(zip.head(name, 4096));
+      const need = layout.dataStart + layout.nbytes;
+      if (entry.size !== need) {
+        throw new Error(
+          `declares ${entry.size} bytes, its header (shape [${layout.shape}] ${layout.dtype}) needs ${need}`,
+        );
+      }
+      out.set(name.slice(0, -4), parseNpy(zip.read(name)));
     } catch (e) {
       throw new Error(`npz entry '${name}': ${(e as Error).message}`);
     }

@@ -44,6 +44,13 @@ export function unpickleAt(bytes: Uint8Array, offset: number, opts: UnpickleOpti
   return new Unpickler(bytes, offset, opts).run();
 }
 
+/**
+ * The most values (and open MARKs) the stack may hold at once. Python's pickler batches list and dict
+ * items by 1000, so a pickle it writes stays far below this unless it nests deeper than toPlain's 1000
+ * levels or holds one tuple of over 10,000 items; a 200 KB file could otherwise make 100,000 nested lists.
+ */
+export const MAX_STACK = 10_000;
+
 const latin1 = new TextDecoder("latin1");
 const utf8 = new TextDecoder("utf-8", { fatal: true });
 
@@ -127,6 +134,9 @@ class Unpickler {
 
   // ---- stack ----
   private push(v: unknown): void {
+    if (this.stack.length >= MAX_STACK) {
+      this.fail(`more than ${MAX_STACK} values on the stack at once (a nesting bomb, or a tuple too long)`);
+    }
     this.stack.push(v);
   }
   /** Items below the innermost MARK are out of reach until POP_MARK / a MARK-consuming opcode. */
@@ -252,6 +262,7 @@ class Unpickler {
           return { value, end: this.pos };
         }
         case 0x28: // MARK
+          if (this.marks.length >= MAX_STACK) this.fail(`more than ${MAX_STACK} open MARKs`);
           this.marks.push(this.stack.length);
           break;
         case 0x30: // POP

@@ -47,7 +47,41 @@ export function makeTuple(items: unknown[]): readonly unknown[] {
  * `{dtype, shape, values}`, other inert objects `{ $reduce, args, state }`. Cycles become "[cycle]".
  */
 export function toPlain(x: unknown): unknown {
+  // Count first, over each shared object once: a small pickle sharing references 60 levels deep expands
+  // to 2^60 values, found here in 60 steps instead of after converting MAX_PLAIN_NODES of them.
+  const size = expandedSize(x, new Map(), new Set());
+  if (size > MAX_PLAIN_NODES) {
+    throw new Error(`toPlain: data expands to more than ${MAX_PLAIN_NODES} values (shared references)`);
+  }
   return plain(x, new Set(), { left: MAX_PLAIN_NODES });
+}
+
+/** How many values `plain` visits for x (each shared object counted once per reference, cycles once). */
+function expandedSize(x: unknown, memo: Map<object, number>, path: Set<unknown>): number {
+  if (x === null || typeof x !== "object") return 1;
+  const known = memo.get(x);
+  if (known !== undefined) return known;
+  if (path.has(x)) return 1;
+  if (path.size > 1000) throw new Error("toPlain: data nested deeper than 1000 levels");
+  path.add(x);
+  let n = 1;
+  const add = (v: unknown) => {
+    n += expandedSize(v, memo, path);
+    if (n > MAX_PLAIN_NODES) n = MAX_PLAIN_NODES + 1; // saturate: no need to count further
+  };
+  if (x instanceof PickleGlobal || isHostArray(x) || x instanceof Uint8Array) n = 1;
+  else if (Array.isArray(x) || x instanceof Set) { for (const v of x) add(v); }
+  else if (x instanceof Map) {
+    for (const [k, v] of x) {
+      add(k);
+      add(v);
+    }
+  } else if (x instanceof PickleObject) {
+    for (const v of [x.$reduce, x.args, x.$state, x.$items, x.$list]) if (v !== undefined) add(v);
+  } else for (const v of Object.values(x)) add(v);
+  path.delete(x);
+  memo.set(x, n);
+  return n;
 }
 
 /** Shared references expand into a tree here, so a small pickle could ask for 2^60 nodes: cap them. */

@@ -2,12 +2,13 @@
 // streams and SGA network pickles. One entry point, loadStateDict, detects which it was given.
 
 import type { HostArray } from "./host.ts";
-import { parseNpz, unzipArchive } from "./npz.ts";
+import { parseNpz } from "./npz.ts";
 import { parseSafetensors } from "./safetensors.ts";
 import { readNetworkPickle, type TorchNetwork } from "./sga_pickle.ts";
 import { flattenTensors } from "./state_dict.ts";
 import { isLegacyTorchSave, isZip, readLegacyTorchSave } from "./torch_legacy.ts";
-import { readTorchZipFiles, torchZipPrefix } from "./torch_zip.ts";
+import { readTorchZipArchive, torchZipPrefix } from "./torch_zip.ts";
+import { ZipArchive } from "./zip_read.ts";
 
 export { readNetworkPickle, type TorchNetwork } from "./sga_pickle.ts";
 export { flattenTensors } from "./state_dict.ts";
@@ -27,14 +28,14 @@ export interface LoadStateDictOptions {
  */
 export function loadStateDict(bytes: Uint8Array, opts: LoadStateDictOptions = {}): Map<string, HostArray> {
   if (isZip(bytes)) {
-    const files = unzipArchive(bytes, "checkpoint zip");
-    const prefix = torchZipPrefix(files);
+    const zip = ZipArchive.open(bytes, "checkpoint zip");
+    const prefix = torchZipPrefix(zip);
     if (prefix === undefined) return parseNpz(bytes); // numpy's npz (its errors name the problem)
-    const out = flattenTensors(readTorchZipFiles(files));
+    const out = flattenTensors(readTorchZipArchive(zip));
     // TorchScript keeps some tensors in its constants table, referenced by code as CONSTANTS.c<i>.
-    const isScript = Object.keys(files).some((n) => n.startsWith(`${prefix}code/`));
-    if (isScript && files[`${prefix}constants.pkl`]) {
-      const constants = readTorchZipFiles(files, { record: "constants" });
+    const isScript = zip.names().some((n) => n.startsWith(`${prefix}code/`));
+    if (isScript && zip.has(`${prefix}constants.pkl`)) {
+      const constants = readTorchZipArchive(zip, { record: "constants" });
       if (Array.isArray(constants)) {
         constants.forEach((c, i) => {
           for (const [k, v] of flattenTensors(c, `CONSTANTS.c${i}`)) out.set(k, v);

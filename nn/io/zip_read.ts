@@ -4,7 +4,7 @@
 // cannot claim more than deflate's maximum ratio allows, and the archive's total inflated size has a cap.
 // Each entry's CRC-32 is verified, so a header that lies about sizes cannot pass silently.
 
-import { inflateSync } from "fflate";
+import { Inflate, inflateSync } from "fflate";
 
 /** Deflate's best case is about 1032:1 (258-byte matches coded in 2 bits); a larger claim is a lie. */
 const MAX_DEFLATE_RATIO = 1032;
@@ -23,12 +23,123 @@ const CENTRAL = 0x02014b50, LOCAL = 0x04034b50;
 const latin1 = new TextDecoder("latin1");
 const utf8 = new TextDecoder("utf-8");
 
+/** One file entry of a zip archive, as its central directory declares it (checked against the file). */
+export interface ZipEntry {
+  name: string;
+  /** Declared uncompressed size. */
+  size: number;
+  compressedSize: number;
+  /** 0 stored, 8 deflated. */
+  method: number;
+  crc: number;
+  /** Offset of the entry's data in the archive. */
+  start: number;
+}
+
+/**
+ * A zip archive opened from untrusted bytes: the central directory is walked and every entry's declared
+ * sizes and offsets checked when it is opened; nothing is inflated until an entry is read. So a reader
+ * can check an entry's declared size (or its first bytes, `head`) against what it expects before
+ * inflating it, and never inflates entries it does not need.
+ */
+export class ZipArchive {
+  private inflated = 0;
+  private constructor(
+    readonly what: string,
+    private readonly bytes: Uint8Array,
+    readonly entries: Map<string, ZipEntry>,
+    private readonly maxBytes: number,
+  ) {}
+
+  /** Opens `bytes`; `what` names the archive in every error. Directory entries (ending in '/') are skipped. */
+  static open(bytes: Uint8Array, what: string, opts: { maxBytes?: number } = {}): ZipArchive {
+    return new ZipArchive(what, bytes, readDirectory(bytes, what), opts.maxBytes ?? MAX_INFLATED_BYTES);
+  }
+
+  names(): string[] {
+    return [...this.entries.keys()];
+  }
+
+  has(name: string): boolean {
+    return this.entries.has(name);
+  }
+
+  private entry(name: string): ZipEntry {
+    const e = this.entries.get(name);
+    if (!e) throw new Error(`${this.what}: no entry '${name}'`);
+    return e;
+  }
+
+  /**
+   * Up to the first `n` bytes of an entry, inflating no more than that (plus one deflate block's worth);
+   * not CRC-checked (the CRC covers the whole entry), so only for deciding whether to read it.
+   */
+  head(name: string, n: number): Uint8Array {
+    const e = this.entry(name);
+    const raw = this.bytes.subarray(e.start, e.start + e.compressedSize);
+    n = Math.min(n, e.size);
+    if (e.method === 0) return raw.slice(0, n);
+    const parts: Uint8Array[] = [];
+    let got = 0;
+    const inf = new Inflate((chunk) => {
+      if (got < n) parts.push(chunk.slice(0, n - got));
+      got += chunk.length;
+    });
+    try {
+      // Small pieces: one piece of a zero bomb inflates to at most ~1000x its size.
+      for (let p = 0; p < raw.length && got < n; p += 64) inf.push(raw.subarray(p, p + 64), false);
+    } catch (err) {
+      throw new Error(`${this.what}: entry '${name}' does not inflate: ${(err as Error).message}`);
+    }
+    const out = new Uint8Array(Math.min(got, n));
+    let off = 0;
+    for (const part of parts) {
+      out.set(part.subarray(0, out.length - off), off);
+      off += part.length;
+    }
+    return out;
+  }
+
+  /** Inflates an entry whole, counted against the archive's cap, and checks its size and CRC-32. */
+  read(name: string): Uint8Array {
+    const e = this.entry(name);
+    const fail = (why: string): never => {
+      throw new Error(`${this.what}: ${why}`);
+    };
+    this.inflated += e.size;
+    if (this.inflated > this.maxBytes) {
+      fail(`inflates past the limit of ${this.maxBytes} bytes (at entry '${name}'; a zip bomb or too large)`);
+    }
+    const raw = this.bytes.subarray(e.start, e.start + e.compressedSize);
+    let data: Uint8Array;
+    if (e.method === 0) data = raw.slice();
+    else {
+      try {
+        data = inflateSync(raw, { out: new Uint8Array(e.size) });
+      } catch (err) {
+        fail(`entry '${name}' does not inflate: ${(err as Error).message}`);
+      }
+    }
+    if (data!.length !== e.size || crc32(data!) !== e.crc) {
+      fail(`entry '${name}' is corrupt (size or CRC-32 does not match its header)`);
+    }
+    return data!;
+  }
+}
+
 /** Unzips `bytes`; `what` names the archive in every error. Entries not ending in '/' only. */
 export function unzipChecked(
   bytes: Uint8Array,
   what: string,
   opts: UnzipOptions = {},
 ): Record<string, Uint8Array> {
+  const zip = ZipArchive.open(bytes, what, opts);
+  const out: Record<string, Uint8Array> = {};
+  for (const name of zip.names()) if (!opts.filter || opts.filter(name)) out[name] = zip.read(name);
+  return out;
+}
+
+function readDirectory(bytes: Uint8Array, what: string): Map<string, ZipEntry> {
   const fail = (why: string): never => {
     throw new Error(`${what}: ${why}`);
   };
@@ -64,9 +175,7 @@ export function unzipChecked(
     );
   }
 
-  const maxBytes = opts.maxBytes ?? MAX_INFLATED_BYTES;
-  const out: Record<string, Uint8Array> = {};
-  let inflated = 0;
+  const out = new Map<string, ZipEntry>();
   let p = cdOffset;
   const cdEnd = cdOffset + cdSize;
   for (let i = 0; i < count; i++) {
@@ -97,8 +206,7 @@ export function unzipChecked(
     }
     p = next;
     if (name.endsWith("/")) continue;
-    if (Object.hasOwn(out, name)) fail(`duplicate entry '${name}'`);
-    if (opts.filter && !opts.filter(name)) continue;
+    if (out.has(name)) fail(`duplicate entry '${name}'`);
     if (flags & 1) fail(`entry '${name}' is encrypted`);
     if (local + 30 > size || u32(local) !== LOCAL) fail(`entry '${name}': bad local header offset ${local}`);
     const start = local + 30 + u16(local + 26) + u16(local + 28);
@@ -114,24 +222,7 @@ export function unzipChecked(
       );
     }
     if (method !== 0 && method !== 8) fail(`entry '${name}' uses unsupported compression method ${method}`);
-    inflated += fullSize;
-    if (inflated > maxBytes) {
-      fail(`inflates past the limit of ${maxBytes} bytes (at entry '${name}'; a zip bomb or too large)`);
-    }
-    const raw = bytes.subarray(start, start + compSize);
-    let data: Uint8Array;
-    if (method === 0) data = raw.slice();
-    else {
-      try {
-        data = inflateSync(raw, { out: new Uint8Array(fullSize) });
-      } catch (err) {
-        fail(`entry '${name}' does not inflate: ${(err as Error).message}`);
-      }
-    }
-    if (data!.length !== fullSize || crc32(data!) !== crc) {
-      fail(`entry '${name}' is corrupt (size or CRC-32 does not match its header)`);
-    }
-    out[name] = data!;
+    out.set(name, { name, size: fullSize, compressedSize: compSize, method, crc, start });
   }
   return out;
 }
