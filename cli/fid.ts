@@ -110,7 +110,7 @@ export async function statsCachePath(
   dir: string,
   input: ImagesInput,
   net: FeatureNetwork,
-  o: { resolution: number; ddof: 0 | 1; n: number },
+  o: { resolution: number; ddof: 0 | 1; n: number; seed: number },
 ): Promise<string | null> {
   const fingerprint = await input.fingerprint();
   if (fingerprint === null) return null;
@@ -121,6 +121,8 @@ export async function statsCachePath(
     resolution: o.resolution,
     ddof: o.ddof,
     n: o.n,
+    // Which images: a seeded subset when n < size, all of them otherwise.
+    subset: o.n < input.max ? `seed ${o.seed}` : "all",
   });
   return `${dir}/${input.spec.replace(/[^A-Za-z0-9._-]+/g, "_").slice(0, 60)}__${await sha256(key)}.npz`;
 }
@@ -152,7 +154,7 @@ export async function statsOfInput(
   }
   const net = p.net!, res = p.resolution!, count = drawCount(p, input);
   const cachePath = o.cacheDir
-    ? await statsCachePath(o.cacheDir, input, net, { resolution: res, ddof: o.ddof, n: count })
+    ? await statsCachePath(o.cacheDir, input, net, { resolution: res, ddof: o.ddof, n: count, seed: o.seed })
     : null;
   if (cachePath) await Deno.mkdir(o.cacheDir!, { recursive: true });
   const bar = new Progress(`features ${input.spec}`.slice(0, 30), count, "img");

@@ -7,7 +7,7 @@
 //   anything else   a dataset spec (mnist, emoji:google, folder:PATH, zip:PATH, ...)
 
 import { datasetFingerprint, openDataset } from "../data/open.ts";
-import type { Dataset } from "../data/dataset.ts";
+import { type Dataset, permutation, seededRandom } from "../data/dataset.ts";
 import {
   type ImageSource as GeneratorSource,
   openSource,
@@ -127,12 +127,15 @@ function datasetInput(spec: string, ds: Dataset): ImagesInput {
     generator: false,
     resolution: ds.resolution,
     max: ds.size,
-    async sampler(resolution) {
+    async sampler(resolution, seed) {
       if (!opened.has(resolution)) opened.set(resolution, await openDataset(spec, { resolution }));
       const at = opened.get(resolution)!;
+      // A seeded random subset: datasets are stored in class order (mnist), so a prefix of n < size images
+      // would be a few classes only.
+      const order = permutation(at.size, seededRandom(seed));
       let next = 0;
       return (n) => {
-        const idx = Array.from({ length: n }, (_, i) => (next + i) % at.size);
+        const idx = Array.from({ length: n }, (_, i) => order[(next + i) % at.size]);
         next += n;
         const b = at.batch(idx);
         b.labels?.dispose();
