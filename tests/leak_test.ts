@@ -25,6 +25,18 @@ const STEPS = Number(Deno.env.get("LEAK_STEPS") ?? 300);
 const MERGE_STEPS = Number(Deno.env.get("LEAK_MERGE_STEPS") ?? 60);
 const RES = 16, BATCH = 4, STEPS_PER_TICK = 10;
 
+// R1 and path length every 2 steps, ticks of STEPS_PER_TICK: both tests sample memory at every tick.
+const RECIPE = {
+  batch: BATCH,
+  tickKimg: (STEPS_PER_TICK * BATCH) / 1000,
+  snapshotTicks: 1000,
+  r1Gamma: 1,
+  r1Interval: 2,
+  plWeight: 2,
+  plInterval: 2,
+  styleMixingProb: 0.5,
+};
+
 gpuTest(
   `leak test: ${STEPS} StyleGAN2 tiny16 iterations with R1 and path length keep live buffers and bytes flat`,
   async () => {
@@ -52,16 +64,7 @@ gpuTest(
       totalKimg: (STEPS * BATCH) / 1000,
       seed: 5,
       gridSize: 0,
-      recipe: {
-        batch: BATCH,
-        tickKimg: (STEPS_PER_TICK * BATCH) / 1000,
-        snapshotTicks: 1000,
-        r1Gamma: 1,
-        r1Interval: 2,
-        plWeight: 2,
-        plInterval: 2,
-        styleMixingProb: 0.5,
-      },
+      recipe: RECIPE,
       onTick: async () => {
         await rt.sync();
         samples.push([rt.liveBuffers, rt.liveBytes]);
@@ -111,16 +114,7 @@ gpuTest(
       kimg: (MERGE_STEPS * BATCH) / 1000,
       root: 0,
       preset: "tiny16",
-      recipe: {
-        batch: BATCH,
-        tickKimg: (STEPS_PER_TICK * BATCH) / 1000,
-        snapshotTicks: 1000,
-        r1Gamma: 1,
-        r1Interval: 2,
-        plWeight: 2,
-        plInterval: 2,
-        styleMixingProb: 0.5,
-      },
+      recipe: RECIPE,
       seed: 3,
       observer: {
         start() {},

@@ -106,6 +106,24 @@ async function generated(snapshot: string, dir: string, c: Partial<RenderSetting
   return img.data;
 }
 
+/** Runs `fn` on a tiny saved snapshot's generator (the snapshot file and its temp folder), then cleans up. */
+async function withTinyGenerator(
+  fn: (G: Generator, snap: string, dir: string) => Promise<void>,
+): Promise<void> {
+  const dir = await Deno.makeTempDir();
+  try {
+    const snap = await tinySnapshot(dir);
+    const { G } = generatorFromSnapshotBytes(await Deno.readFile(snap), snap);
+    try {
+      await fn(G, snap, dir);
+    } finally {
+      G.dispose();
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
 /** RGBA as the PNG's channels: RGB, or grey (R) for one-channel models. */
 function channels(rgba: ArrayLike<number>, c = 3): Uint8Array {
   const n = rgba.length / 4;
@@ -115,52 +133,43 @@ function channels(rgba: ArrayLike<number>, c = 3): Uint8Array {
 gpuTest(
   "web: render.ts in Deno gives generate's pixels; interpolation and mixing end at the two classes",
   async () => {
-    const dir = await Deno.makeTempDir();
-    try {
-      const snap = await tinySnapshot(dir);
-      const { G } = generatorFromSnapshotBytes(await Deno.readFile(snap), snap);
-      try {
-        for (const c of CASES) {
-          const { rgba } = await renderRgba(G, { ...DEFAULT_SETTINGS, ...c });
-          assertClose(channels(rgba), await generated(snap, dir, c), {
-            atol: 0,
-            rtol: 0,
-            what: `case ${JSON.stringify(c)}`,
-          });
-        }
-        const base = { ...DEFAULT_SETTINGS, seed: 5, classA: 0, classB: 2 };
-        const a = (await renderRgba(G, { ...base, mode: "sample" })).rgba;
-        const b = (await renderRgba(G, { ...base, classA: 2, mode: "sample" })).rgba;
-        assertClose((await renderRgba(G, { ...base, mode: "interpolate", t: 0 })).rgba, a, {
+    await withTinyGenerator(async (G, snap, dir) => {
+      for (const c of CASES) {
+        const { rgba } = await renderRgba(G, { ...DEFAULT_SETTINGS, ...c });
+        assertClose(channels(rgba), await generated(snap, dir, c), {
           atol: 0,
-          what: "t=0",
+          rtol: 0,
+          what: `case ${JSON.stringify(c)}`,
         });
-        assertClose((await renderRgba(G, { ...base, mode: "interpolate", t: 1 })).rgba, b, {
-          atol: 1,
-          what: "t=1",
-        });
-        assertClose((await renderRgba(G, { ...base, mode: "mix", cutoff: G.numWs })).rgba, a, {
-          atol: 0,
-          what: "all coarse",
-        });
-        assertClose((await renderRgba(G, { ...base, mode: "mix", cutoff: 0 })).rgba, b, {
-          atol: 0,
-          what: "all fine",
-        });
-        const mid = (await renderRgba(G, { ...base, mode: "mix", cutoff: 2 })).rgba;
-        assert(
-          mid.some((v, i) => v !== a[i]) && mid.some((v, i) => v !== b[i]),
-          "a mix should differ from both ends",
-        );
-        // toRgba follows the PNG writer's rounding (truncation, clamp, NaN -> 0).
-        const x = Float32Array.from([-2, -1, -0.5, 0, 0.00392, 0.5, 0.999, 1, 3, NaN]);
-        assertClose(channels(toRgba(x, 1, x.length, 1), 1), floatToUint8(x), { atol: 0, what: "toRgba" });
-      } finally {
-        G.dispose();
       }
-    } finally {
-      await Deno.remove(dir, { recursive: true });
-    }
+      const base = { ...DEFAULT_SETTINGS, seed: 5, classA: 0, classB: 2 };
+      const a = (await renderRgba(G, { ...base, mode: "sample" })).rgba;
+      const b = (await renderRgba(G, { ...base, classA: 2, mode: "sample" })).rgba;
+      assertClose((await renderRgba(G, { ...base, mode: "interpolate", t: 0 })).rgba, a, {
+        atol: 0,
+        what: "t=0",
+      });
+      assertClose((await renderRgba(G, { ...base, mode: "interpolate", t: 1 })).rgba, b, {
+        atol: 1,
+        what: "t=1",
+      });
+      assertClose((await renderRgba(G, { ...base, mode: "mix", cutoff: G.numWs })).rgba, a, {
+        atol: 0,
+        what: "all coarse",
+      });
+      assertClose((await renderRgba(G, { ...base, mode: "mix", cutoff: 0 })).rgba, b, {
+        atol: 0,
+        what: "all fine",
+      });
+      const mid = (await renderRgba(G, { ...base, mode: "mix", cutoff: 2 })).rgba;
+      assert(
+        mid.some((v, i) => v !== a[i]) && mid.some((v, i) => v !== b[i]),
+        "a mix should differ from both ends",
+      );
+      // toRgba follows the PNG writer's rounding (truncation, clamp, NaN -> 0).
+      const x = Float32Array.from([-2, -1, -0.5, 0, 0.00392, 0.5, 0.999, 1, 3, NaN]);
+      assertClose(channels(toRgba(x, 1, x.length, 1), 1), floatToUint8(x), { atol: 0, what: "toRgba" });
+    });
   },
 );
 
@@ -178,47 +187,38 @@ function directionJson(wDim: number): string {
 gpuTest(
   "web: the direction slider moves ws as `edit direction` walks; bad direction files are named",
   async () => {
-    const dir = await Deno.makeTempDir();
-    try {
-      const snap = await tinySnapshot(dir);
-      const { G } = generatorFromSnapshotBytes(await Deno.readFile(snap), snap);
-      try {
-        const d = directionFromJson(directionJson(G.wDim), "d.json", G.wDim);
-        assert(directionEdit(d, 0) === null, "0 steps is no edit");
-        const s = { ...DEFAULT_SETTINGS, seed: 5, classA: 1, direction: 1.5 };
-        const page = (await renderRgba(G, s, directionEdit(d, 1.5))).rgba;
-        const z = latentsFromSeeds(G, [5]);
-        const walk = await walkDirection(G, d, inkMass, z, [1], [0, 1.5]);
-        const img = await walk.images.data();
-        const n = G.imgChannels * G.imgResolution ** 2;
-        const [plain, moved] = [0, 1].map((i) =>
-          toRgba(img.subarray(i * n, (i + 1) * n), G.imgChannels, G.imgResolution, G.imgResolution)
-        );
-        z.dispose();
-        walk.images.dispose();
-        assertClose(page, moved, { atol: 1, rtol: 0, what: "slider at 1.5 vs the walk's step 1.5" });
-        assertClose((await renderRgba(G, s, null)).rgba, plain, { atol: 1, rtol: 0, what: "slider at 0" });
-        assert(page.some((v, i) => v !== plain[i]), "moving along the direction should change the image");
-        const bad: [string, RegExp][] = [
-          ["{", /d\.json: not JSON/],
-          ['{"x": 1}', /no "direction" field/],
-          [directionJson(G.wDim + 1), new RegExp(`${G.wDim + 1} dims, this generator's w has ${G.wDim}`)],
-        ];
-        for (const [text, re] of bad) {
-          let msg = "";
-          try {
-            directionFromJson(text, "d.json", G.wDim);
-          } catch (e) {
-            msg = (e as Error).message;
-          }
-          assert(re.test(msg), `bad direction ${text.slice(0, 20)}: got '${msg}'`);
+    await withTinyGenerator(async (G) => {
+      const d = directionFromJson(directionJson(G.wDim), "d.json", G.wDim);
+      assert(directionEdit(d, 0) === null, "0 steps is no edit");
+      const s = { ...DEFAULT_SETTINGS, seed: 5, classA: 1, direction: 1.5 };
+      const page = (await renderRgba(G, s, directionEdit(d, 1.5))).rgba;
+      const z = latentsFromSeeds(G, [5]);
+      const walk = await walkDirection(G, d, inkMass, z, [1], [0, 1.5]);
+      const img = await walk.images.data();
+      const n = G.imgChannels * G.imgResolution ** 2;
+      const [plain, moved] = [0, 1].map((i) =>
+        toRgba(img.subarray(i * n, (i + 1) * n), G.imgChannels, G.imgResolution, G.imgResolution)
+      );
+      z.dispose();
+      walk.images.dispose();
+      assertClose(page, moved, { atol: 1, rtol: 0, what: "slider at 1.5 vs the walk's step 1.5" });
+      assertClose((await renderRgba(G, s, null)).rgba, plain, { atol: 1, rtol: 0, what: "slider at 0" });
+      assert(page.some((v, i) => v !== plain[i]), "moving along the direction should change the image");
+      const bad: [string, RegExp][] = [
+        ["{", /d\.json: not JSON/],
+        ['{"x": 1}', /no "direction" field/],
+        [directionJson(G.wDim + 1), new RegExp(`${G.wDim + 1} dims, this generator's w has ${G.wDim}`)],
+      ];
+      for (const [text, re] of bad) {
+        let msg = "";
+        try {
+          directionFromJson(text, "d.json", G.wDim);
+        } catch (e) {
+          msg = (e as Error).message;
         }
-      } finally {
-        G.dispose();
+        assert(re.test(msg), `bad direction ${text.slice(0, 20)}: got '${msg}'`);
       }
-    } finally {
-      await Deno.remove(dir, { recursive: true });
-    }
+    });
   },
 );
 
