@@ -77,7 +77,7 @@ async function dissectTask(args: string[]): Promise<void> {
     out: { type: "string", help: "output directory of this task" },
     only: { type: "string", help: "checkpoints to fine-tune (comma-separated), or none" },
     "checkpoint-dir": { type: "string", help: "source I's checkpoints from another task" },
-    checkpoints: { type: "string", help: "checkpoints along source I", default: "100" },
+    checkpoints: { type: "string", help: "checkpoints along source I, step 0 included", default: "101" },
     every: { type: "string", help: "G steps between checkpoints", default: "50" },
     "finetune-steps": { type: "string", help: "fine-tuning G steps per checkpoint", default: "1000" },
     seed: { type: "string", help: "random seed", default: "0" },

@@ -173,6 +173,18 @@ Deno.test("k8s: an Indexed Job per stage, with indexes, env, volumes and resourc
   }
 });
 
+Deno.test("plan dissect: by default the protocol's 101 checkpoints (steps 0..5000 every 50), as study dissect", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "gc-k8s-" });
+  try {
+    const p = await writePlan(["dissect", "--scheduler", "slurm", "--out", `${dir}/job`]);
+    const finetune = p.stages.find((s) => s.name === "finetune")!;
+    assert.equal(finetune.tasks.length, 101);
+    assert.deepEqual(finetune.tasks.at(-1)!.meta, { checkpoint: 100 });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("k8s: the job directory must be on the shared volume; bad resources are named", async () => {
   const dir = await Deno.makeTempDir({ prefix: "gc-k8s-" });
   try {

@@ -174,7 +174,7 @@ function dissect(args: string[], runs: string): Built {
     }
   }
   if (rest.length) throw new Error(`plan dissect: unknown arguments ${rest.join(" ")}`);
-  const n = Number(values.checkpoints ?? 100);
+  const n = Number(values.checkpoints ?? 101); // as study dissect: steps 0..5000 every 50
   if (!Number.isInteger(n) || n < 1) throw new Error(`--checkpoints must be a positive integer, got ${n}`);
   const dir = `${runs}/dissect`;
   const ckDir = `${dir}/source/dissect_checkpoints`;
