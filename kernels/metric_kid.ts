@@ -1,56 +1,23 @@
-// KID's GPU work: for one subset pair stacked as Z = [X; Y] (2m x d), the polynomial-kernel Gram
-// matrix K = (Z Z^T / d + 1)^3 comes from one matmul with a fused epilogue, then a row kernel sums each
-// row's X half and Y half with the diagonal left out. The host adds the 2m row sums in float64.
+// KID's row kernel: given the polynomial-kernel Gram matrix K of a subset pair stacked as Z = [X; Y]
+// (nn/poly_kernel.ts makes K by one matmul with a fused epilogue), each row's X half and Y half are summed
+// with the diagonal left out; the nn op adds the 2m row sums in float64 on the host.
 
-import { matmul } from "./matmul.ts";
+import { checkBuffer } from "./matmul.ts";
 import { gpu } from "./runtime.ts";
 
 const WG = 64;
 
-/** Sums of K over the off-diagonal X-X block, the off-diagonal Y-Y block and the X-Y block. */
-export interface PolyBlockSums {
-  xx: number;
-  yy: number;
-  xy: number;
-}
-
-/** z holds X (rows 0..m-1) then Y (rows m..2m-1), row-major with d features. */
-export async function polyKernelBlockSums(z: Float32Array, m: number, d: number): Promise<PolyBlockSums> {
-  if (!Number.isInteger(m) || m < 2) {
-    throw new Error(`polyKernelBlockSums: need m >= 2 rows per set, got ${m}`);
+/**
+ * out[2i] = sum_{j < rows/2, j != i} K[i,j], out[2i+1] = sum_{j >= rows/2, j != i} K[i,j] for the
+ * rows x rows matrix K (rows even); a workgroup per row, each thread Kahan-summing a strided slice, then a
+ * tree reduction.
+ */
+export function halfRowSums(k: GPUBuffer, out: GPUBuffer, rows: number): void {
+  if (!Number.isInteger(rows) || rows < 4 || rows % 2 !== 0) {
+    throw new Error(`halfRowSums: need an even row count >= 4, got ${rows}`);
   }
-  if (!Number.isInteger(d) || d < 1) throw new Error(`polyKernelBlockSums: bad feature dimension ${d}`);
-  if (z.length !== 2 * m * d) {
-    throw new Error(`polyKernelBlockSums: got ${z.length} values, expected 2*m*d = ${2 * m * d}`);
-  }
-  const rt = gpu();
-  const rows = 2 * m;
-  const zb = rt.alloc(z.byteLength), kb = rt.alloc(rows * rows * 4), sums = rt.alloc(rows * 2 * 4);
-  try {
-    rt.upload(zb, z);
-    matmul(zb, zb, kb, { batch: 1, m: rows, n: rows, k: d, transB: true }, {
-      alpha: 1 / d,
-      expr: "(v + 1.0) * (v + 1.0) * (v + 1.0)",
-    });
-    halfRowSums(kb, sums, rows);
-    const s = new Float32Array(await rt.read(sums, rows * 2 * 4));
-    let xx = 0, yy = 0, xy = 0;
-    for (let i = 0; i < m; i++) {
-      xx += s[2 * i];
-      xy += s[2 * i + 1];
-      yy += s[2 * (m + i) + 1];
-    }
-    return { xx, yy, xy };
-  } finally {
-    rt.release(zb);
-    rt.release(kb);
-    rt.release(sums);
-  }
-}
-
-// out[2i] = sum_{j < rows/2, j != i} K[i,j], out[2i+1] = sum_{j >= rows/2, j != i} K[i,j]; a workgroup per
-// row, each thread Kahan-summing a strided slice, then a tree reduction.
-function halfRowSums(k: GPUBuffer, out: GPUBuffer, rows: number): void {
+  checkBuffer("halfRowSums: K", k, rows * rows);
+  checkBuffer("halfRowSums: out", out, rows * 2);
   const rt = gpu();
   const code = () => `
 @group(0) @binding(0) var<storage, read> k: array<f32>;

@@ -4,8 +4,9 @@
 // driven by one mulberry32 stream seeded with `seed`: for each subset, the X indices, then the Y indices.
 // When the subset size reaches both set sizes, every subset is the full sets and one evaluation serves.
 
-import { polyKernelBlockSums } from "../kernels/metric_kid.ts";
 import { mulberry32 } from "../nn/host_random.ts";
+import { polyKernelBlockSums } from "../nn/poly_kernel.ts";
+import { fromHost } from "../nn/tensor.ts";
 
 export type Vec = Float32Array | Float64Array;
 
@@ -151,8 +152,13 @@ export async function kid(
       z.set(x.subarray(ix[i] * d, ix[i] * d + d), i * d);
       z.set(y.subarray(iy[i] * d, iy[i] * d + d), (m + i) * d);
     }
-    const { xx, yy, xy } = await polyKernelBlockSums(z, m, d);
-    per[s] = mmdFromSums(xx, yy, xy, m);
+    const zt = fromHost(z, [2 * m, d], "f32");
+    try {
+      const { xx, yy, xy } = await polyKernelBlockSums(zt);
+      per[s] = mmdFromSums(xx, yy, xy, m);
+    } finally {
+      zt.dispose();
+    }
   }
   return finish(per, subsets, m, seed, wholeSets);
 }

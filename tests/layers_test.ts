@@ -21,7 +21,6 @@ const EXCEPTIONS: Record<string, string> = {
   "gan/toy2d/profile.ts": "kernels",
   // Metric kernels not yet wrapped as nn-level ops.
   "metrics/fid.ts": "kernels",
-  "metrics/kid.ts": "kernels",
   "metrics/precision_recall.ts": "kernels",
 };
 
