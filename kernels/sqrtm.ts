@@ -1,4 +1,5 @@
-// tr sqrtm(S1 S2) for PSD S1, S2 on the GPU in float32, robust to rank deficiency.
+// tr sqrtm(S1 S2) for PSD S1, S2 on the GPU in float32, robust to rank deficiency: the kernels here,
+// composed into the op by nn/sqrtm.ts traceSqrtProduct.
 //
 // Newton-Schulz square roots of S1 S2 (or of sqrt(S1) S2 sqrt(S1)) diverge or lose accuracy when the
 // covariances are singular: zero eigenvalues sit on the boundary of the iteration's convergence region,
@@ -15,7 +16,8 @@
 // result; measured against the float64 reference the FID agrees to ~1e-7..1e-5 relative (see the tests).
 // Products are summed per row in f32 with compensation and finished in float64 on the host.
 
-import { matmul } from "./matmul.ts";
+import { elementwise } from "./elementwise.ts";
+import { checkBuffer, checkCounts, matmul } from "./matmul.ts";
 import { gpu } from "./runtime.ts";
 
 const WG = 256;
@@ -48,23 +50,36 @@ export interface GpuCholesky {
 }
 
 /**
- * Blocked pivoted Cholesky of the d x d PSD matrix in `s` (f32 host data). Row k of `lt` is the k-th
- * pivot column of L. Within a panel of PANEL steps each column is S's updated column minus the panel's
- * earlier rows (left-looking, O(d * PANEL) per step); after a panel its rank-PANEL update of S is one
- * matmul, so the O(d^3) work runs as GEMM. The remaining diagonal is kept current for pivot search.
- * Stops early once the pivots have fallen below the rank cut.
+ * Blocked pivoted Cholesky of the d x d PSD matrix in `s` (f32 on the GPU; read, never written: the
+ * factorisation works on a copy). Row k of `lt` is the k-th pivot column of L. Within a panel of PANEL
+ * steps each column is S's updated column minus the panel's earlier rows (left-looking, O(d * PANEL) per
+ * step); after a panel its rank-PANEL update of S is one matmul, so the O(d^3) work runs as GEMM. The
+ * remaining diagonal is kept current for pivot search. Stops early once the pivots have fallen below the
+ * rank cut.
  */
-export async function pivotedCholesky(s: Float32Array, d: number, maxRank = d): Promise<GpuCholesky> {
-  if (s.length !== d * d) throw new Error(`pivotedCholesky: got ${s.length} values, expected ${d}x${d}`);
+export async function pivotedCholesky(s: GPUBuffer, d: number, maxRank = d): Promise<GpuCholesky> {
+  checkCounts("pivotedCholesky", { d, maxRank });
+  checkBuffer("pivotedCholesky: S", s, d * d);
   const rt = gpu();
   const a = rt.alloc(d * d * 4), lt = rt.alloc(d * d * 4);
   const panel = rt.alloc(PANEL * d * 4), upd = rt.alloc(d * d * 4);
   const diag = rt.alloc(d * 4), flags = rt.alloc(d * 4), info = rt.alloc(16), piv = rt.alloc(d * 4);
   try {
-    rt.upload(a, s);
-    const dg = new Float32Array(d);
-    for (let i = 0; i < d; i++) dg[i] = s[i * d + i];
-    rt.upload(diag, dg);
+    // The working copy of S and its diagonal (exact copies by the strided elementwise kernel).
+    const f32 = (buffer: GPUBuffer, strides: number[]) => ({
+      buffer,
+      dtype: "f32" as const,
+      strides,
+      offset: 0,
+    });
+    elementwise({ name: "chol_copy", expr: "in0", inputs: [f32(s, [1])], out: f32(a, [1]), shape: [d * d] });
+    elementwise({
+      name: "chol_diag",
+      expr: "in0",
+      inputs: [f32(s, [d + 1])],
+      out: f32(diag, [1]),
+      shape: [d],
+    });
     rt.upload(flags, new Uint32Array(d));
     rt.upload(piv, new Float32Array(d));
     let steps = Math.min(d, maxRank + 1); // one pivot past the cap is only for the record
@@ -380,54 +395,5 @@ export async function nuclearNorm(
     return { value: prev, iterations: it, converged: false };
   } finally {
     for (const b of [x, y, g, h, tmp]) rt.release(b);
-  }
-}
-
-export interface TraceSqrtResult {
-  /** tr sqrtm(S1 S2) */
-  traceSqrt: number;
-  rank1: number;
-  rank2: number;
-  iterations: number;
-  converged: boolean;
-}
-
-/**
- * tr sqrtm(S1 S2) for d x d PSD matrices given as f32 host arrays. `maxRank1/2` cap the ranks when they
- * are known (a covariance of n samples has rank <= n - 1).
- */
-export async function traceSqrtProduct(
-  s1: Float32Array,
-  s2: Float32Array,
-  d: number,
-  opts: { maxIterations?: number; tol?: number; lowerBound?: number; maxRank1?: number; maxRank2?: number } =
-    {},
-): Promise<TraceSqrtResult> {
-  const rt = gpu();
-  const f1 = await pivotedCholesky(s1, d, opts.maxRank1 ?? d);
-  try {
-    const f2 = await pivotedCholesky(s2, d, opts.maxRank2 ?? d);
-    try {
-      const r1 = f1.rank, r2 = f2.rank;
-      if (r1 === 0 || r2 === 0) return { traceSqrt: 0, rank1: r1, rank2: r2, iterations: 0, converged: true };
-      const c = rt.alloc(r2 * r1 * 4);
-      try {
-        matmul(f2.lt, f1.lt, c, { batch: 1, m: r2, n: r1, k: d, transB: true }); // C = L2^T L1
-        const nn = await nuclearNorm(c, r2, r1, opts);
-        return {
-          traceSqrt: nn.value,
-          rank1: r1,
-          rank2: r2,
-          iterations: nn.iterations,
-          converged: nn.converged,
-        };
-      } finally {
-        rt.release(c);
-      }
-    } finally {
-      rt.release(f2.lt);
-    }
-  } finally {
-    rt.release(f1.lt);
   }
 }

@@ -1,12 +1,13 @@
 // Frechet Inception Distance from feature statistics:
 //   FID = |mu1 - mu2|^2 + tr(S1) + tr(S2) - 2 tr sqrtm(S1 S2).
 // The mean term and the traces are exact float64 sums of the inputs; only tr sqrtm(S1 S2) is computed on
-// the GPU in float32 (kernels/sqrtm.ts: pivoted-Cholesky factors and a Newton-Schulz polar iteration,
+// the GPU in float32 (nn/sqrtm.ts: pivoted-Cholesky factors and a Newton-Schulz polar iteration,
 // correct for rank-deficient covariances). Covariances divide by N - ddof: ddof 1 (default, as
 // pytorch-fid and most libraries) or 0 (as StyleGAN2-ADA); the result records which.
 
-import { traceSqrtProduct } from "../kernels/sqrtm.ts";
-import { scatterMatrix } from "../kernels/metric_cov.ts";
+import { scatterMatrix } from "../nn/covariance.ts";
+import { traceSqrtProduct } from "../nn/sqrtm.ts";
+import { fromHost, scopeAsync } from "../nn/tensor.ts";
 import { fidRef } from "./linalg64.ts";
 import type { FidMode } from "./features/resize.ts";
 
@@ -48,7 +49,7 @@ export interface FidResult {
 export interface FidOptions {
   /** "gpu" (default) or "host64": the float64 host reference (O(d^3) in JavaScript, minutes at d=2048). */
   method?: "gpu" | "host64";
-  /** GPU path: polar iteration controls (see kernels/sqrtm.ts nuclearNorm). */
+  /** GPU path: polar iteration controls (see nn/sqrtm.ts TraceSqrtOptions). */
   maxIterations?: number;
   tol?: number;
   lowerBound?: number;
@@ -129,13 +130,19 @@ export async function fidFromStats(
     trace2 += b.sigma[i * d + i];
   }
   const rankCap = (s: FidStats) => (s.n === undefined ? d : Math.max(1, Math.min(d, s.n - 1)));
-  const t = await traceSqrtProduct(Float32Array.from(a.sigma), Float32Array.from(b.sigma), d, {
-    maxIterations: opts.maxIterations,
-    tol: opts.tol,
-    lowerBound: opts.lowerBound,
-    maxRank1: rankCap(a),
-    maxRank2: rankCap(b),
-  });
+  const t = await scopeAsync(() =>
+    traceSqrtProduct(
+      fromHost(Float32Array.from(a.sigma), [d, d], "f32"),
+      fromHost(Float32Array.from(b.sigma), [d, d], "f32"),
+      {
+        maxIterations: opts.maxIterations,
+        tol: opts.tol,
+        lowerBound: opts.lowerBound,
+        maxRank1: rankCap(a),
+        maxRank2: rankCap(b),
+      },
+    )
+  );
   if (!t.converged) {
     const why = `the GPU polar iteration stopped unconverged at its limit of ${t.iterations} iterations`;
     if (opts.onUnconverged === "fail") throw new Error(`fid: ${why} (use the float64 host path)`);

@@ -20,7 +20,6 @@ const EXCEPTIONS: Record<string, string> = {
   "gan/toy2d/fast_gan.ts": "kernels",
   "gan/toy2d/profile.ts": "kernels",
   // Metric kernels not yet wrapped as nn-level ops.
-  "metrics/fid.ts": "kernels",
   "metrics/precision_recall.ts": "kernels",
 };
 
