@@ -12,45 +12,69 @@ const WG = 64;
 export const MAX_K = 64;
 const BIG = 3.0e38;
 
+/** One resident chunk of feature rows: rows start..start+rows-1 and their squared norms. */
+export interface FeatureChunk {
+  rows: number;
+  start: number;
+  x: GPUBuffer;
+  norms: GPUBuffer;
+}
+
 /** Features resident on the GPU as row chunks, with their float64-accurate squared norms. */
-export interface GpuFeatureSet {
+export interface FeatureChunks {
   n: number;
   d: number;
   chunkRows: number;
-  chunks: { rows: number; start: number; x: GPUBuffer; norms: GPUBuffer }[];
+  chunks: FeatureChunk[];
+}
+
+/** Feature chunks whose buffers this object owns (uploadFeatures). */
+export interface GpuFeatureSet extends FeatureChunks {
   dispose(): void;
 }
 
-/** Uploads n x d features (row-major) in chunks of at most `chunkRows` rows (default: fits the limits). */
-export function uploadFeatures(x: Float32Array, n: number, d: number, chunkRows?: number): GpuFeatureSet {
+/** Rows per chunk for n x d features: at most `chunkRows` (default 4096), within the binding limits. */
+export function featureChunkRows(n: number, d: number, chunkRows?: number): number {
   if (!Number.isInteger(n) || n < 1 || !Number.isInteger(d) || d < 1) {
     throw new Error(`uploadFeatures: bad sizes n=${n}, d=${d}`);
   }
-  if (x.length !== n * d) throw new Error(`uploadFeatures: got ${x.length} values, expected ${n}x${d}`);
-  const rt = gpu();
-  const maxBind = rt.device.limits.maxStorageBufferBindingSize;
+  const maxBind = gpu().device.limits.maxStorageBufferBindingSize;
   // A chunk of features and a chunk x chunk distance block must both fit one binding (<= 64 MiB here).
   const fit = Math.floor(Math.min(maxBind, 1 << 26) / (4 * d));
   const rows = Math.min(n, chunkRows ?? 4096, fit, 4096);
   if (rows < 1) {
     throw new Error(`uploadFeatures: one feature row (${d} floats) exceeds the binding size limit`);
   }
-  const chunks: GpuFeatureSet["chunks"] = [];
+  return rows;
+}
+
+/** Squared norms of the rows of `part` (rows x d), summed in float64; `start` names rows in errors. */
+export function rowSqNorms(part: Float32Array, rows: number, d: number, start = 0): Float32Array {
+  const norms = new Float32Array(rows);
+  for (let i = 0; i < rows; i++) {
+    let s = 0;
+    for (let j = 0; j < d; j++) {
+      const v = part[i * d + j];
+      if (!Number.isFinite(v)) {
+        throw new Error(`uploadFeatures: feature ${j} of row ${start + i} is not finite`);
+      }
+      s += v * v;
+    }
+    norms[i] = s;
+  }
+  return norms;
+}
+
+/** Uploads n x d features (row-major) in chunks of at most `chunkRows` rows (default: fits the limits). */
+export function uploadFeatures(x: Float32Array, n: number, d: number, chunkRows?: number): GpuFeatureSet {
+  const rows = featureChunkRows(n, d, chunkRows);
+  if (x.length !== n * d) throw new Error(`uploadFeatures: got ${x.length} values, expected ${n}x${d}`);
+  const rt = gpu();
+  const chunks: FeatureChunk[] = [];
   for (let start = 0; start < n; start += rows) {
     const r = Math.min(rows, n - start);
     const part = x.subarray(start * d, (start + r) * d);
-    const norms = new Float32Array(r);
-    for (let i = 0; i < r; i++) {
-      let s = 0;
-      for (let j = 0; j < d; j++) {
-        const v = part[i * d + j];
-        if (!Number.isFinite(v)) {
-          throw new Error(`uploadFeatures: feature ${j} of row ${start + i} is not finite`);
-        }
-        s += v * v;
-      }
-      norms[i] = s;
-    }
+    const norms = rowSqNorms(part, r, d, start);
     const xb = rt.alloc(part.byteLength), nb = rt.alloc(r * 4);
     rt.upload(xb, part);
     rt.upload(nb, norms);
@@ -73,8 +97,8 @@ export function uploadFeatures(x: Float32Array, n: number, d: number, chunkRows?
 
 /** dist2 block [a.rows x b.rows] = -2 A B^T + |b|^2 (the consumer adds |a|^2 and clamps at 0). */
 function partialSqDist(
-  a: GpuFeatureSet["chunks"][0],
-  b: GpuFeatureSet["chunks"][0],
+  a: FeatureChunk,
+  b: FeatureChunk,
   d: number,
   out: GPUBuffer,
 ) {
@@ -89,7 +113,7 @@ function partialSqDist(
  * Squared distance from every point of `set` to its k-th nearest OTHER point of `set` (self is excluded
  * by index, so an exact duplicate counts as a neighbour at distance 0).
  */
-export async function kthNearestSqDist(set: GpuFeatureSet, k: number): Promise<Float32Array> {
+export async function kthNearestSqDist(set: FeatureChunks, k: number): Promise<Float32Array> {
   if (!Number.isInteger(k) || k < 1 || k > MAX_K) {
     throw new Error(`kthNearestSqDist: k must be in 1..${MAX_K}, got ${k}`);
   }
@@ -119,8 +143,8 @@ export async function kthNearestSqDist(set: GpuFeatureSet, k: number): Promise<F
  * realism score max_j sqrt(refKthSq_j) / (dist_j + 1e-5).
  */
 export async function manifoldMembership(
-  probes: GpuFeatureSet,
-  refs: GpuFeatureSet,
+  probes: FeatureChunks,
+  refs: FeatureChunks,
   refKthSq: Float32Array,
 ): Promise<{ inside: Uint8Array; realism: Float32Array }> {
   if (probes.d !== refs.d) {

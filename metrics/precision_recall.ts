@@ -4,7 +4,7 @@
 // inside the generated manifold. Realism score of a generated sample: max_j radius_j / (dist_j + 1e-5)
 // over real points j. Distances are Euclidean on the given features (VGG16 fc features in practice).
 
-import { kthNearestSqDist, manifoldMembership, MAX_K, uploadFeatures } from "../kernels/knn.ts";
+import { featureSet, kthNearestSqDist, manifoldMembership, MAX_K } from "../nn/knn.ts";
 
 export type Vec = Float32Array | Float64Array;
 
@@ -55,9 +55,9 @@ export async function precisionRecall(
   const k = opts.k ?? 3;
   check(real, nReal, fake, nFake, d, k);
   const f32 = (x: Vec) => (x instanceof Float32Array ? x : Float32Array.from(x));
-  const r = uploadFeatures(f32(real), nReal, d, opts.chunkRows);
+  const r = featureSet(f32(real), nReal, d, opts.chunkRows);
   try {
-    const f = uploadFeatures(f32(fake), nFake, d, opts.chunkRows);
+    const f = featureSet(f32(fake), nFake, d, opts.chunkRows);
     try {
       const realKth = await kthNearestSqDist(r, k), fakeKth = await kthNearestSqDist(f, k);
       const p = await manifoldMembership(f, r, realKth);

@@ -19,8 +19,6 @@ const EXCEPTIONS: Record<string, string> = {
   // The 2-D study's private fused path, until it trains through nn/.
   "gan/toy2d/fast_gan.ts": "kernels",
   "gan/toy2d/profile.ts": "kernels",
-  // Metric kernels not yet wrapped as nn-level ops.
-  "metrics/precision_recall.ts": "kernels",
 };
 
 async function* tsFiles(dir: string): AsyncGenerator<string> {
