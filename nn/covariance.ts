@@ -9,7 +9,7 @@ import { matmulT } from "./linalg.ts";
 import { fromHost, scopeAsync } from "./tensor.ts";
 
 /** The d x d scatter matrix (not yet divided by n - ddof) in float64; x is n x d, row-major. */
-export function scatterMatrix(
+export async function scatterMatrix(
   x: Float32Array | Float64Array,
   n: number,
   d: number,
@@ -26,7 +26,7 @@ export function scatterMatrix(
     1,
     Math.min(chunkRows, Math.floor(gpu().device.limits.maxStorageBufferBindingSize / (4 * d))),
   );
-  return scopeAsync(async () => {
+  return await scopeAsync(async () => {
     const hi = fromHost(new Float32Array(d * d), [d, d], "f32");
     const lo = fromHost(new Float32Array(d * d), [d, d], "f32");
     const host = new Float32Array(maxRows * d);

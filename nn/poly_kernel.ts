@@ -15,7 +15,7 @@ export interface PolyBlockSums {
 }
 
 /** z is [2m, d]: X in rows 0..m-1, then Y in rows m..2m-1. Tensors made here are freed before it returns. */
-export function polyKernelBlockSums(z: Tensor): Promise<PolyBlockSums> {
+export async function polyKernelBlockSums(z: Tensor): Promise<PolyBlockSums> {
   if (z.rank !== 2 || z.dtype !== "f32") {
     throw new Error(`polyKernelBlockSums: need an f32 matrix [2m, d], got ${z.dtype} [${z.shape}]`);
   }
@@ -25,7 +25,7 @@ export function polyKernelBlockSums(z: Tensor): Promise<PolyBlockSums> {
   }
   if (d < 1) throw new Error(`polyKernelBlockSums: bad feature dimension ${d}`);
   const m = rows / 2;
-  return scopeAsync(async () => {
+  return await scopeAsync(async () => {
     const k = matmulT(z, z, false, true, { alpha: 1 / d, expr: "(v + 1.0) * (v + 1.0) * (v + 1.0)" });
     const sums = Tensor.empty([rows, 2]);
     halfRowSums(k.buffer, sums.buffer, rows);
