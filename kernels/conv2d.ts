@@ -45,6 +45,11 @@ export interface Conv2dParams {
   groups: number;
   outH: number;
   outW: number;
+  /**
+   * The output of the forward and input-gradient passes is f16 (their f32 sums are rounded once, at
+   * the store); the weight gradient is always f32.
+   */
+  outF16?: boolean;
 }
 
 // Uniform words after the GEMM's reserved ones (GEMM_USER_WORD = 8; word 8 holds the batch).
@@ -86,7 +91,8 @@ fn ldX(base: i32, y: i32, x: i32, ok: bool) -> f32 {
 }`;
 
 function validate(p: Conv2dParams): void {
-  checkCounts("conv2d", { ...p });
+  const { outF16: _outF16, ...counts } = p;
+  checkCounts("conv2d", counts);
   for (const k of ["cin", "cout", "kh", "kw", "strideY", "strideX", "groups"] as const) {
     if (p[k] < 1) throw new Error(`conv2d: ${k} must be at least 1, got ${p[k]}`);
   }
@@ -132,6 +138,13 @@ function checkDistinct(what: string, out: GPUBuffer, ...inputs: (PackSource | un
     i === undefined ? [] : i instanceof GPUBuffer ? [i] : i.operands.map((o) => o.buffer)
   );
   if (reads.includes(out)) throw new Error(`${what}: the output buffer must differ from the inputs`);
+}
+
+/** Throws unless an output buffer holds `elems` elements (f16 where p.outF16 says so). */
+function checkOut(what: string, buf: GPUBuffer, elems: number, p: Conv2dParams): void {
+  if (buf.size < elems * (p.outF16 ? 2 : 4)) {
+    throw new Error(`${what} buffer holds ${buf.size} bytes, too few for ${elems} elements`);
+  }
 }
 
 /** Throws unless a source holds at least `elems` f32 (a tree: exactly `elems`). */
@@ -186,7 +199,7 @@ export function conv2dForward(
   validate(p);
   checkSource("conv2dForward: x", x, p.batch * p.cin * p.h * p.w);
   checkSource("conv2dForward: w", w, p.cout * (p.cin / p.groups) * p.kh * p.kw);
-  checkBuffer("conv2dForward: out", out, p.batch * p.cout * p.outH * p.outW);
+  checkOut("conv2dForward: out", out, p.batch * p.cout * p.outH * p.outW, p);
   checkEpilogue("conv2dForward", epi, p.cout);
   checkDistinct("conv2dForward", out, x, w, epi?.bias);
   if (gemmPath(conv2dFlops(p)) === "texture" && forwardTexture(x, w, out, p, epi)) return;
@@ -198,47 +211,55 @@ export function conv2dForward(
   const splits = kSplits(tileCount(m, n, p.groups, tile), k);
   const total = p.batch * p.cout * p.outH * p.outW;
   const fused = splits > 1 ? undefined : epi;
-  intoSplits(out, splits, total, (target) => {
-    gemm({
-      key: `conv_fwd|w${vecW ? 4 : 1}|${splits > 1 ? "split" : epilogueKey(epi)}`,
-      tile,
-      bindings: [
-        { buffer: x, name: "X" },
-        { buffer: w, name: vecW ? "Wt4" : "Wt", vec4: vecW },
-        ...(fused?.bias ? [{ buffer: fused.bias, name: "bias" }] : []),
-        { buffer: target, name: "Y", write: true },
-      ],
-      uniform: uniformWords(p, fused?.alpha ?? 1),
-      helpers: SHAPE_WGSL + "\n" + epilogueHelper(fused),
-      loadA: weightRowsLoader(vecW),
-      loadB: {
-        vec: "none",
-        // Column n = (b, oy, ox): the input window's corner and image base, once per thread.
-        setup: (j) =>
-          `let bb${j} = divOHW(n0 + ${j}u); let br${j} = n0 + ${j}u - bb${j} * cOHW(); ` +
-          `let boy${j} = divOW(br${j}); let box${j} = br${j} - boy${j} * cOW(); ` +
-          `let xB${j} = i32((bb${j} * cCin() + z * cCinG()) * cHW()); ` +
-          `let iy${j} = i32(boy${j} * cSY()) - cPT(); let ix${j} = i32(box${j} * cSX()) - cPL(); ` +
-          `let bOk${j} = ${j}u < nLeft;`,
-        // Row k = (ci, ky, kx): the same for every column.
-        perK: (q, k) =>
-          `let kc${q} = divKHW(${k}); let kr${q} = ${k} - kc${q} * cKHW(); let ky${q} = divKW(kr${q}); ` +
-          `let kx${q} = i32(kr${q} - ky${q} * cKW()); let kO${q} = i32(kc${q} * cHW());`,
-        load: (j, _k, q) => `ldX(xB${j} + kO${q}, iy${j} + i32(ky${q}), ix${j} + kx${q}, bOk${j} & kOk${q})`,
-      },
-      store: (_i, j) =>
-        splits > 1
-          ? `Y[s * batch * M * N + (bb${j} * cCout() + z * cCoutG() + m) * cOHW() + br${j}] = v;`
-          : `${
-            epilogueCode(epi, W_ALPHA, "z * cCoutG() + m")
-          } Y[(bb${j} * cCout() + z * cCoutG() + m) * cOHW() + br${j}] = o;`,
-      m,
-      n,
-      k,
-      batch: p.groups,
-      splits,
-    });
-  }, epi && { epi, channelStride: p.outH * p.outW, channels: p.cout });
+  intoSplits(
+    out,
+    splits,
+    total,
+    (target) => {
+      gemm({
+        key: `conv_fwd|w${vecW ? 4 : 1}|${splits > 1 ? "split" : epilogueKey(epi)}`,
+        tile,
+        bindings: [
+          { buffer: x, name: "X" },
+          { buffer: w, name: vecW ? "Wt4" : "Wt", vec4: vecW },
+          ...(fused?.bias ? [{ buffer: fused.bias, name: "bias" }] : []),
+          { buffer: target, name: "Y", write: true, f16: p.outF16 && target === out },
+        ],
+        uniform: uniformWords(p, fused?.alpha ?? 1),
+        helpers: SHAPE_WGSL + "\n" + epilogueHelper(fused),
+        loadA: weightRowsLoader(vecW),
+        loadB: {
+          vec: "none",
+          // Column n = (b, oy, ox): the input window's corner and image base, once per thread.
+          setup: (j) =>
+            `let bb${j} = divOHW(n0 + ${j}u); let br${j} = n0 + ${j}u - bb${j} * cOHW(); ` +
+            `let boy${j} = divOW(br${j}); let box${j} = br${j} - boy${j} * cOW(); ` +
+            `let xB${j} = i32((bb${j} * cCin() + z * cCinG()) * cHW()); ` +
+            `let iy${j} = i32(boy${j} * cSY()) - cPT(); let ix${j} = i32(box${j} * cSX()) - cPL(); ` +
+            `let bOk${j} = ${j}u < nLeft;`,
+          // Row k = (ci, ky, kx): the same for every column.
+          perK: (q, k) =>
+            `let kc${q} = divKHW(${k}); let kr${q} = ${k} - kc${q} * cKHW(); let ky${q} = divKW(kr${q}); ` +
+            `let kx${q} = i32(kr${q} - ky${q} * cKW()); let kO${q} = i32(kc${q} * cHW());`,
+          load: (j, _k, q) =>
+            `ldX(xB${j} + kO${q}, iy${j} + i32(ky${q}), ix${j} + kx${q}, bOk${j} & kOk${q})`,
+        },
+        store: (_i, j) =>
+          splits > 1
+            ? `Y[s * batch * M * N + (bb${j} * cCout() + z * cCoutG() + m) * cOHW() + br${j}] = v;`
+            : `${
+              epilogueCode(epi, W_ALPHA, "z * cCoutG() + m")
+            } Y[(bb${j} * cCout() + z * cCoutG() + m) * cOHW() + br${j}] = OutT(o);`,
+        m,
+        n,
+        k,
+        batch: p.groups,
+        splits,
+      });
+    },
+    epi && { epi, channelStride: p.outH * p.outW, channels: p.cout },
+    p.outF16,
+  );
 }
 
 // Input-gradient phase words (after the shape words): one GEMM per stride phase (py, px).
@@ -308,7 +329,7 @@ export function conv2dInputGrad(dy: PackSource, w: PackSource, dx: GPUBuffer, p:
   validate(p);
   checkSource("conv2dInputGrad: dy", dy, p.batch * p.cout * p.outH * p.outW);
   checkSource("conv2dInputGrad: w", w, p.cout * (p.cin / p.groups) * p.kh * p.kw);
-  checkBuffer("conv2dInputGrad: dx", dx, p.batch * p.cin * p.h * p.w);
+  checkOut("conv2dInputGrad: dx", dx, p.batch * p.cin * p.h * p.w, p);
   checkDistinct("conv2dInputGrad", dx, dy, w);
   if (gemmPath(conv2dFlops(p)) === "texture" && inputGradTexture(dy, w, dx, p)) return;
   [dy, w] = [bufferOf("conv2dInputGrad", dy), bufferOf("conv2dInputGrad", w)];
@@ -322,56 +343,64 @@ export function conv2dInputGrad(dy: PackSource, w: PackSource, dx: GPUBuffer, p:
     const whole = phases.length === 1 && ph.ht === p.h && ph.wt === p.w;
     const splits = whole ? kSplits(tileCount(m, n, p.groups, tile), k) : 1;
     const total = p.batch * p.cin * p.h * p.w;
-    intoSplits(dx, splits, total, (target) => {
-      gemm({
-        key: `conv_dx|split${splits > 1 ? 1 : 0}`,
-        tile,
-        bindings: [{ buffer: dy, name: "DY" }, { buffer: w, name: "Wt" }, {
-          buffer: target,
-          name: "DX",
-          write: true,
-        }],
-        uniform: [...uniformWords(p), ...phaseWords(ph)],
-        helpers: SHAPE_CORE_WGSL + PHASE_WGSL + `
+    intoSplits(
+      dx,
+      splits,
+      total,
+      (target) => {
+        gemm({
+          key: `conv_dx|split${splits > 1 ? 1 : 0}`,
+          tile,
+          bindings: [{ buffer: dy, name: "DY" }, { buffer: w, name: "Wt" }, {
+            buffer: target,
+            name: "DX",
+            write: true,
+            f16: p.outF16 && target === dx,
+          }],
+          uniform: [...uniformWords(p), ...phaseWords(ph)],
+          helpers: SHAPE_CORE_WGSL + PHASE_WGSL + `
 // dy[base + oy*outW + ox], zero outside the output.
 fn ldDY(base: u32, oy: i32, ox: i32, ok: bool) -> f32 {
   let inside = ok & (u32(oy) < cOH()) & (u32(ox) < cOW());
   return select(0.0, DY[base + u32(oy) * cOW() + u32(ox)], inside);
 }`,
-        loadA: {
-          // w[g*coutG + o, ci, py + u*sy, px + v*sx] with fixed ci and k = (o, u, v).
-          vec: "none",
-          setup: (i) => `let aC${i} = (m0 + ${i}u) * cKHW(); let aOk${i} = ${i}u < mLeft;`,
-          perK: (q, kk) =>
-            `let ko${q} = fdiv(${kk}, cUYUX(), F(${W_R_UYUX}u)); let kr${q} = ${kk} - ko${q} * cUYUX(); ` +
-            `let ku${q} = fdiv(kr${q}, cUX(), F(${W_R_UX}u)); let kv${q} = kr${q} - ku${q} * cUX(); ` +
-            `let kw${q} = (z * cCoutG() + ko${q}) * cCinG() * cKHW() + ` +
-            `(U(${W_PY}u) + ku${q} * cSY()) * cKW() + U(${W_PX}u) + kv${q} * cSX();`,
-          load: (i, _k, q) => `select(0.0, Wt[kw${q} + aC${i}], aOk${i} & kOk${q})`,
-        },
-        loadB: {
-          // Column n = (b, t, s); row k = (o, u, v) reads dy[b, g*coutG + o, t + cy - u, s + cx - v].
-          vec: "none",
-          setup: (j) =>
-            `let bb${j} = fdiv(n0 + ${j}u, cHTWT(), F(${W_R_HTWT}u)); let br${j} = n0 + ${j}u - bb${j} * cHTWT(); ` +
-            `let bt${j} = fdiv(br${j}, cWT(), F(${W_R_WT}u)); let bs${j} = br${j} - bt${j} * cWT(); ` +
-            `let dB${j} = (bb${j} * cCout() + z * cCoutG()) * cOHW(); ` +
-            `let ty${j} = i32(bt${j} + U(${W_CY}u)); let tx${j} = i32(bs${j} + U(${W_CX}u)); ` +
-            `let bOk${j} = ${j}u < nLeft;`,
-          perK: (q) => `let dO${q} = ko${q} * cOHW();`,
-          load: (j, _k, q) =>
-            `ldDY(dB${j} + dO${q}, ty${j} - i32(ku${q}), tx${j} - i32(kv${q}), bOk${j} & kOk${q})`,
-        },
-        store: (_i, j) =>
-          `DX[${splits > 1 ? "s * batch * M * N + " : ""}((bb${j} * cCin() + z * cCinG() + m) * cH() + ` +
-          `U(${W_RY}u) + bt${j} * cSY()) * cW() + U(${W_RX}u) + bs${j} * cSX()] = v;`,
-        m,
-        n,
-        k,
-        batch: p.groups,
-        splits,
-      });
-    });
+          loadA: {
+            // w[g*coutG + o, ci, py + u*sy, px + v*sx] with fixed ci and k = (o, u, v).
+            vec: "none",
+            setup: (i) => `let aC${i} = (m0 + ${i}u) * cKHW(); let aOk${i} = ${i}u < mLeft;`,
+            perK: (q, kk) =>
+              `let ko${q} = fdiv(${kk}, cUYUX(), F(${W_R_UYUX}u)); let kr${q} = ${kk} - ko${q} * cUYUX(); ` +
+              `let ku${q} = fdiv(kr${q}, cUX(), F(${W_R_UX}u)); let kv${q} = kr${q} - ku${q} * cUX(); ` +
+              `let kw${q} = (z * cCoutG() + ko${q}) * cCinG() * cKHW() + ` +
+              `(U(${W_PY}u) + ku${q} * cSY()) * cKW() + U(${W_PX}u) + kv${q} * cSX();`,
+            load: (i, _k, q) => `select(0.0, Wt[kw${q} + aC${i}], aOk${i} & kOk${q})`,
+          },
+          loadB: {
+            // Column n = (b, t, s); row k = (o, u, v) reads dy[b, g*coutG + o, t + cy - u, s + cx - v].
+            vec: "none",
+            setup: (j) =>
+              `let bb${j} = fdiv(n0 + ${j}u, cHTWT(), F(${W_R_HTWT}u)); let br${j} = n0 + ${j}u - bb${j} * cHTWT(); ` +
+              `let bt${j} = fdiv(br${j}, cWT(), F(${W_R_WT}u)); let bs${j} = br${j} - bt${j} * cWT(); ` +
+              `let dB${j} = (bb${j} * cCout() + z * cCoutG()) * cOHW(); ` +
+              `let ty${j} = i32(bt${j} + U(${W_CY}u)); let tx${j} = i32(bs${j} + U(${W_CX}u)); ` +
+              `let bOk${j} = ${j}u < nLeft;`,
+            perK: (q) => `let dO${q} = ko${q} * cOHW();`,
+            load: (j, _k, q) =>
+              `ldDY(dB${j} + dO${q}, ty${j} - i32(ku${q}), tx${j} - i32(kv${q}), bOk${j} & kOk${q})`,
+          },
+          store: (_i, j) =>
+            `DX[${splits > 1 ? "s * batch * M * N + " : ""}((bb${j} * cCin() + z * cCinG() + m) * cH() + ` +
+            `U(${W_RY}u) + bt${j} * cSY()) * cW() + U(${W_RX}u) + bs${j} * cSX()] = OutT(v);`,
+          m,
+          n,
+          k,
+          batch: p.groups,
+          splits,
+        });
+      },
+      undefined,
+      p.outF16,
+    );
   }
 }
 
@@ -380,6 +409,7 @@ export function conv2dWeightGrad(x: PackSource, dy: PackSource, dw: GPUBuffer, p
   validate(p);
   checkSource("conv2dWeightGrad: x", x, p.batch * p.cin * p.h * p.w);
   checkSource("conv2dWeightGrad: dy", dy, p.batch * p.cout * p.outH * p.outW);
+  if (p.outF16) throw new Error("conv2dWeightGrad: the weight gradient is f32 only (outF16 set)");
   checkBuffer("conv2dWeightGrad: dw", dw, p.cout * (p.cin / p.groups) * p.kh * p.kw);
   checkDistinct("conv2dWeightGrad", dw, x, dy);
   if (gemmPath(conv2dFlops(p)) === "texture" && weightGradTexture(x, dy, dw, p)) return;
@@ -550,7 +580,7 @@ function forwardTexture(
       { texture: rt.view(tw.texture), name: "TA" },
       { texture: rt.view(tx.texture), name: "TB" },
       ...(epi?.bias ? [{ buffer: epi.bias, name: "bias" }] : []),
-      { buffer: out, name: "Y", write: true },
+      { buffer: out, name: "Y", write: true, f16: p.outF16 },
     ],
     uniform: [
       ...uniformWords(p, epi?.alpha ?? 1),
@@ -586,7 +616,7 @@ function forwardTexture(
     store: (_i, j) =>
       `${
         epilogueCode(epi, W_ALPHA, "z * cCoutG() + m")
-      } Y[(bb${j} * cCout() + z * cCoutG() + m) * cOHW() + br${j}] = o;`,
+      } Y[(bb${j} * cCout() + z * cCoutG() + m) * cOHW() + br${j}] = OutT(o);`,
     m,
     n,
     k,
@@ -632,7 +662,7 @@ function inputGradTexture(dy: PackSource, w: PackSource, dx: GPUBuffer, p: Conv2
       bindings: [
         { texture: rt.view(tw.texture), name: "TA" },
         { texture: rt.view(tdy.texture), name: "TB" },
-        { buffer: dx, name: "DX", write: true },
+        { buffer: dx, name: "DX", write: true, f16: p.outF16 },
       ],
       uniform: [
         ...uniformWords(p),
@@ -678,7 +708,7 @@ function inputGradTexture(dy: PackSource, w: PackSource, dx: GPUBuffer, p: Conv2
       },
       store: (_i, j) =>
         `DX[((bb${j} * cCin() + z * cCinG() + m) * cH() + U(${W_RY}u) + bt${j} * cSY()) * cW() + ` +
-        `U(${W_RX}u) + bs${j} * cSX()] = v;`,
+        `U(${W_RX}u) + bs${j} * cSX()] = OutT(v);`,
       m,
       n,
       k,

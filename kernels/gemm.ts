@@ -52,6 +52,11 @@ export type GemmBinding =
     write?: boolean;
     /** Declare as array<vec4<f32>> (for vec4 loads) instead of array<f32>. */
     vec4?: boolean;
+    /**
+     * An f16 output (write bindings only): declared array<f16>, and `OutT` is f16, so stores written
+     * as `NAME[i] = OutT(o);` round the f32 sum once. Split-K partials stay f32.
+     */
+    f16?: boolean;
   }
   | { texture: GPUTextureView; name: string };
 
@@ -296,12 +301,18 @@ export function gemmSource(spec: GemmSpec): string {
   const A = spec.loadA, B = spec.loadB;
   if (A.vec === "fixed" && tm % 4 !== 0) throw new Error("gemm: vec4 A rows need tm % 4 == 0");
   const words = GEMM_USER_WORD + spec.uniform.length;
+  for (const b of spec.bindings) {
+    if ("buffer" in b && b.f16 && (!b.write || b.vec4)) {
+      throw new Error(`gemm ${spec.key}: f16 is supported for plain write bindings only (${b.name})`);
+    }
+  }
   const decls = spec.bindings.map((b, i) =>
     "texture" in b
       ? `@group(0) @binding(${i}) var ${b.name}: texture_2d<f32>;`
       : `@group(0) @binding(${i}) var<storage, ${b.write ? "read_write" : "read"}> ${b.name}: ` +
-        `array<${b.vec4 ? "vec4<f32>" : "f32"}>;`
+        `array<${b.f16 ? "f16" : b.vec4 ? "vec4<f32>" : "f32"}>;`
   ).join("\n");
+  const outT = gemmOutF16(spec) ? "f16" : "f32";
   const setup = (L: OperandLoader, count: number) => {
     if (!L.setup) return "";
     const n = L.vec === "fixed" ? count / 4 : count;
@@ -360,6 +371,7 @@ export function gemmSource(spec: GemmSpec): string {
     }
   }
   return `${decls}
+alias OutT = ${outT};
 struct Params { d: array<vec4<u32>, ${Math.ceil(words / 4)}> }
 @group(0) @binding(${spec.bindings.length}) var<uniform> params: Params;
 fn U(j: u32) -> u32 { return params.d[j / 4u][j % 4u]; }
@@ -393,6 +405,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw: vec3
 }`;
 }
 
+function gemmOutF16(spec: GemmSpec): boolean {
+  return spec.bindings.some((b) => "buffer" in b && b.f16 === true);
+}
+
 /** Records the GEMM described by `spec`. */
 export function gemm(spec: GemmSpec): void {
   const { m, n, k, batch } = spec;
@@ -413,7 +429,8 @@ export function gemm(spec: GemmSpec): void {
   u.set([m, n, k, batch, tilesN, tilesM, splits, kPer]);
   u.set(spec.uniform, GEMM_USER_WORD);
   rt.dispatch(
-    `${spec.key}|${t.tm}x${t.tn}/${t.wx}x${t.wy}|u${words}|${spec.fmaOrder ?? "q-outer"}`,
+    `${spec.key}|${t.tm}x${t.tn}/${t.wx}x${t.wy}|u${words}|${spec.fmaOrder ?? "q-outer"}` +
+      (gemmOutF16(spec) ? "|out16" : ""),
     () => gemmSource(spec),
     spec.bindings,
     u,
@@ -482,9 +499,10 @@ export function sumSplits(
   splits: number,
   count: number,
   e?: SplitEpilogue,
+  outF16 = false,
 ): void {
   if (parts === out) throw new Error("sumSplits: parts and out must be different buffers");
-  if (parts.size < splits * count * 4 || out.size < count * 4) {
+  if (parts.size < splits * count * 4 || out.size < count * (outF16 ? 2 : 4)) {
     throw new Error(`sumSplits: buffers too small for ${splits} x ${count} f32`);
   }
   if (count === 0) return;
@@ -495,13 +513,13 @@ export function sumSplits(
   const finish = e
     ? `var o = acc * bitcast<f32>(u[1].x);${bias ? " o = o + bias[(i / u[0].z) % u[0].w];" : ""}${
       e.epi.expr ? " o = epi(o);" : ""
-    } O[i] = o;`
-    : "O[i] = acc;";
+    } O[i] = ${outF16 ? "f16" : "f32"}(o);`
+    : `O[i] = ${outF16 ? "f16" : "f32"}(acc);`;
   rt.dispatch(
-    `gemm_sum_splits|${e ? epilogueKey(e.epi) : "plain"}`,
+    `gemm_sum_splits|${e ? epilogueKey(e.epi) : "plain"}${outF16 ? "|out16" : ""}`,
     () =>
       `@group(0) @binding(0) var<storage, read> P: array<f32>;
-@group(0) @binding(1) var<storage, read_write> O: array<f32>;
+@group(0) @binding(1) var<storage, read_write> O: array<${outF16 ? "f16" : "f32"}>;
 ${bias ? "@group(0) @binding(2) var<storage, read> bias: array<f32>;" : ""}
 @group(0) @binding(${uBinding}) var<uniform> u: array<vec4<u32>, 2>;
 ${e ? epilogueHelper(e.epi) : ""}
@@ -530,7 +548,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
 
 /**
  * Runs a GEMM that may split K: with one split, `record` writes `out` directly; otherwise it writes
- * `splits` partial results into a scratch buffer that sumSplits adds into `out` (running the epilogue).
+ * `splits` partial results (f32) into a scratch buffer that sumSplits adds into `out` (running the
+ * epilogue; `outF16`: out is f16).
  */
 export function intoSplits(
   out: GPUBuffer,
@@ -538,6 +557,7 @@ export function intoSplits(
   count: number,
   record: (target: GPUBuffer) => void,
   e?: SplitEpilogue,
+  outF16 = false,
 ): void {
   if (splits <= 1) {
     record(out);
@@ -547,7 +567,7 @@ export function intoSplits(
   const parts = rt.alloc(splits * count * 4);
   try {
     record(parts);
-    sumSplits(parts, out, splits, count, e);
+    sumSplits(parts, out, splits, count, e, outF16);
   } finally {
     rt.release(parts);
   }
