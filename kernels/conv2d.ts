@@ -24,7 +24,14 @@ import {
   type OperandLoader,
   tileCount,
 } from "./gemm.ts";
-import { type ImageLayout, imageLayout, packImage, type PackSource } from "./pack_texture.ts";
+import {
+  type ImageLayout,
+  imageLayout,
+  packImage,
+  type PackSource,
+  type PlainOperand,
+  plainOperand,
+} from "./pack_texture.ts";
 import { checkBuffer, checkCounts } from "./matmul.ts";
 import { gpu } from "./runtime.ts";
 
@@ -155,8 +162,9 @@ function checkSource(what: string, src: PackSource, elems: number): void {
 }
 
 /** The buffer of a source on the storage path (an elementwise source takes the texture path only). */
-function bufferOf(what: string, src: PackSource): GPUBuffer {
-  if (src instanceof GPUBuffer) return src;
+function bufferOf(what: string, src: PackSource): PlainOperand {
+  const p = plainOperand(src);
+  if (p) return p;
   throw new Error(`${what}: an elementwise source needs the texture path (check conv2dTakesTrees first)`);
 }
 
@@ -203,7 +211,7 @@ export function conv2dForward(
   checkEpilogue("conv2dForward", epi, p.cout);
   checkDistinct("conv2dForward", out, x, w, epi?.bias);
   if (gemmPath(conv2dFlops(p)) === "texture" && forwardTexture(x, w, out, p, epi)) return;
-  [x, w] = [bufferOf("conv2dForward", x), bufferOf("conv2dForward", w)];
+  const [px, pw] = [bufferOf("conv2dForward", x), bufferOf("conv2dForward", w)];
   const m = p.cout / p.groups, n = p.batch * p.outH * p.outW, k = (p.cin / p.groups) * p.kh * p.kw;
   const vecW = k % 4 === 0;
   const tile = gemmTile(m, n, k, p.groups);
@@ -220,8 +228,8 @@ export function conv2dForward(
         key: `conv_fwd|w${vecW ? 4 : 1}|${splits > 1 ? "split" : epilogueKey(epi)}`,
         tile,
         bindings: [
-          { buffer: x, name: "X" },
-          { buffer: w, name: vecW ? "Wt4" : "Wt", vec4: vecW },
+          { buffer: px.buffer, name: "X", f16: px.f16 },
+          { buffer: pw.buffer, name: vecW ? "Wt4" : "Wt", vec4: vecW, f16: pw.f16 },
           ...(fused?.bias ? [{ buffer: fused.bias, name: "bias" }] : []),
           { buffer: target, name: "Y", write: true, f16: p.outF16 && target === out },
         ],
@@ -332,7 +340,7 @@ export function conv2dInputGrad(dy: PackSource, w: PackSource, dx: GPUBuffer, p:
   checkOut("conv2dInputGrad: dx", dx, p.batch * p.cin * p.h * p.w, p);
   checkDistinct("conv2dInputGrad", dx, dy, w);
   if (gemmPath(conv2dFlops(p)) === "texture" && inputGradTexture(dy, w, dx, p)) return;
-  [dy, w] = [bufferOf("conv2dInputGrad", dy), bufferOf("conv2dInputGrad", w)];
+  const [pdy, pw] = [bufferOf("conv2dInputGrad", dy), bufferOf("conv2dInputGrad", w)];
   const phases = inputGradPhases(p);
   for (const ph of phases) {
     // GEMM per phase: M = cin/g, N = batch*ht*wt (b, t, s), K = cout/g*uy*ux (o, u, v).
@@ -351,7 +359,11 @@ export function conv2dInputGrad(dy: PackSource, w: PackSource, dx: GPUBuffer, p:
         gemm({
           key: `conv_dx|split${splits > 1 ? 1 : 0}`,
           tile,
-          bindings: [{ buffer: dy, name: "DY" }, { buffer: w, name: "Wt" }, {
+          bindings: [{ buffer: pdy.buffer, name: "DY", f16: pdy.f16 }, {
+            buffer: pw.buffer,
+            name: "Wt",
+            f16: pw.f16,
+          }, {
             buffer: target,
             name: "DX",
             write: true,
@@ -413,7 +425,7 @@ export function conv2dWeightGrad(x: PackSource, dy: PackSource, dw: GPUBuffer, p
   checkBuffer("conv2dWeightGrad: dw", dw, p.cout * (p.cin / p.groups) * p.kh * p.kw);
   checkDistinct("conv2dWeightGrad", dw, x, dy);
   if (gemmPath(conv2dFlops(p)) === "texture" && weightGradTexture(x, dy, dw, p)) return;
-  [x, dy] = [bufferOf("conv2dWeightGrad", x), bufferOf("conv2dWeightGrad", dy)];
+  const [px, pdy] = [bufferOf("conv2dWeightGrad", x), bufferOf("conv2dWeightGrad", dy)];
   const m = p.cout / p.groups, n = (p.cin / p.groups) * p.kh * p.kw, k = p.batch * p.outH * p.outW;
   const tile = gemmTile(m, n, k, p.groups);
   const splits = kSplits(tileCount(m, n, p.groups, tile), k);
@@ -425,8 +437,8 @@ export function conv2dWeightGrad(x: PackSource, dy: PackSource, dw: GPUBuffer, p
       key: `conv_dw|dy${vecDy ? 4 : 1}|split${splits > 1 ? 1 : 0}`,
       tile,
       bindings: [
-        { buffer: x, name: "X" },
-        { buffer: dy, name: vecDy ? "DY4" : "DY", vec4: vecDy },
+        { buffer: px.buffer, name: "X", f16: px.f16 },
+        { buffer: pdy.buffer, name: vecDy ? "DY4" : "DY", vec4: vecDy, f16: pdy.f16 },
         { buffer: target, name: "DW", write: true },
       ],
       uniform: uniformWords(p),

@@ -53,8 +53,10 @@ export type GemmBinding =
     /** Declare as array<vec4<f32>> (for vec4 loads) instead of array<f32>. */
     vec4?: boolean;
     /**
-     * An f16 output (write bindings only): declared array<f16>, and `OutT` is f16, so stores written
-     * as `NAME[i] = OutT(o);` round the f32 sum once. Split-K partials stay f32.
+     * f16 storage. A write binding is declared array<f16> and `OutT` is f16, so stores written as
+     * `NAME[i] = OutT(o);` round the f32 sum once (split-K partials stay f32). A read binding is declared
+     * array<f16> (array<vec4<f16>> with vec4) and every `NAME[...]` read in the kernel is widened to
+     * f32, so loaders are written once for both.
      */
     f16?: boolean;
   }
@@ -302,15 +304,15 @@ export function gemmSource(spec: GemmSpec): string {
   if (A.vec === "fixed" && tm % 4 !== 0) throw new Error("gemm: vec4 A rows need tm % 4 == 0");
   const words = GEMM_USER_WORD + spec.uniform.length;
   for (const b of spec.bindings) {
-    if ("buffer" in b && b.f16 && (!b.write || b.vec4)) {
-      throw new Error(`gemm ${spec.key}: f16 is supported for plain write bindings only (${b.name})`);
+    if ("buffer" in b && b.f16 && b.write && b.vec4) {
+      throw new Error(`gemm ${spec.key}: f16 outputs are scalar bindings (${b.name})`);
     }
   }
   const decls = spec.bindings.map((b, i) =>
     "texture" in b
       ? `@group(0) @binding(${i}) var ${b.name}: texture_2d<f32>;`
       : `@group(0) @binding(${i}) var<storage, ${b.write ? "read_write" : "read"}> ${b.name}: ` +
-        `array<${b.f16 ? "f16" : b.vec4 ? "vec4<f32>" : "f32"}>;`
+        `array<${b.vec4 ? `vec4<${b.f16 ? "f16" : "f32"}>` : b.f16 ? "f16" : "f32"}>;`
   ).join("\n");
   const outT = gemmOutF16(spec) ? "f16" : "f32";
   const setup = (L: OperandLoader, count: number) => {
@@ -370,7 +372,7 @@ export function gemmSource(spec: GemmSpec): string {
       }
     }
   }
-  return `${decls}
+  let src = `${decls}
 alias OutT = ${outT};
 struct Params { d: array<vec4<u32>, ${Math.ceil(words / 4)}> }
 @group(0) @binding(${spec.bindings.length}) var<uniform> params: Params;
@@ -403,10 +405,38 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw: vec3
   }
   ${stores.join("\n  ")}
 }`;
+  for (const b of spec.bindings) {
+    if ("buffer" in b && b.f16 && !b.write) src = widenReads(src, b.name, b.vec4 ? "vec4<f32>" : "f32");
+  }
+  return src;
+}
+
+/** Wraps every `name[...]` (brackets balanced) in `type(...)`: f16 loads become f32 values. */
+export function widenReads(src: string, name: string, type: string): string {
+  const re = new RegExp(`\\b${name}\\[`, "g");
+  let out = "", last = 0;
+  for (let m = re.exec(src); m; m = re.exec(src)) {
+    let depth = 0, j = m.index + name.length;
+    for (; j < src.length; j++) {
+      if (src[j] === "[") depth++;
+      else if (src[j] === "]" && --depth === 0) break;
+    }
+    if (j >= src.length) throw new Error(`widenReads: unbalanced ${name}[ in a GEMM kernel`);
+    out += `${src.slice(last, m.index)}${type}(${src.slice(m.index, j + 1)})`;
+    last = j + 1;
+    re.lastIndex = last;
+  }
+  return out + src.slice(last);
 }
 
 function gemmOutF16(spec: GemmSpec): boolean {
-  return spec.bindings.some((b) => "buffer" in b && b.f16 === true);
+  return spec.bindings.some((b) => "buffer" in b && b.f16 === true && b.write === true);
+}
+
+/** The f16 bindings' part of a pipeline key. */
+function f16Key(spec: GemmSpec): string {
+  const names = spec.bindings.filter((b) => "buffer" in b && b.f16).map((b) => b.name);
+  return names.length ? `|f16:${names.join(",")}` : "";
 }
 
 /** Records the GEMM described by `spec`. */
@@ -429,8 +459,7 @@ export function gemm(spec: GemmSpec): void {
   u.set([m, n, k, batch, tilesN, tilesM, splits, kPer]);
   u.set(spec.uniform, GEMM_USER_WORD);
   rt.dispatch(
-    `${spec.key}|${t.tm}x${t.tn}/${t.wx}x${t.wy}|u${words}|${spec.fmaOrder ?? "q-outer"}` +
-      (gemmOutF16(spec) ? "|out16" : ""),
+    `${spec.key}|${t.tm}x${t.tn}/${t.wx}x${t.wy}|u${words}|${spec.fmaOrder ?? "q-outer"}${f16Key(spec)}`,
     () => gemmSource(spec),
     spec.bindings,
     u,

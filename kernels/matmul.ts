@@ -18,7 +18,7 @@ import {
   gemmTile,
   type OperandLoader,
 } from "./gemm.ts";
-import { packRows, type PackSource, rowsLayout } from "./pack_texture.ts";
+import { packRows, type PackSource, plainOperand, rowsLayout } from "./pack_texture.ts";
 import { gpu } from "./runtime.ts";
 
 export { checkEpilogue, type Epilogue, epilogueCode, epilogueHelper, epilogueKey };
@@ -211,8 +211,9 @@ function matmulTexture(
 }
 
 /**
- * out[b,m,n] = epilogue(sum_k A[b,m,k] * B[b,k,n]). A and B are f32 buffers, or elementwise trees where
- * matmulTakesTrees(p) (the texture path).
+ * out[b,m,n] = epilogue(sum_k A[b,m,k] * B[b,k,n]). A and B are f32 buffers or f16 buffers as one-load
+ * programs (kernels/pack_texture.ts plainOperand), or any elementwise trees where matmulTakesTrees(p)
+ * (the texture path).
  */
 export function matmul(
   a: PackSource,
@@ -235,7 +236,8 @@ export function matmul(
   checkEpilogue("matmul", epi, epi?.biasAlong === "m" ? m : n);
   if (batch * m * n === 0) return;
   if (k > 0 && gemmPath(matmulFlops(p)) === "texture" && matmulTexture(a, b, out, p, epi)) return;
-  if (!(a instanceof GPUBuffer) || !(b instanceof GPUBuffer)) {
+  const pa = plainOperand(a), pb = plainOperand(b);
+  if (!pa || !pb) {
     throw new Error("matmul: elementwise operands need the texture path (check matmulTakesTrees first)");
   }
   const tile: GemmTile = gemmTile(m, n, k, batch);
@@ -247,8 +249,8 @@ export function matmul(
   const aVec = p.transA ? m % 4 === 0 && tile.tm % 4 === 0 : k % 4 === 0;
   const bVec = p.transB ? k % 4 === 0 : n % 4 === 0;
   const bindings = [
-    { buffer: a, name: aVec ? "A4" : "A", vec4: aVec },
-    { buffer: b, name: bVec ? "B4" : "B", vec4: bVec },
+    { buffer: pa.buffer, name: aVec ? "A4" : "A", vec4: aVec, f16: pa.f16 },
+    { buffer: pb.buffer, name: bVec ? "B4" : "B", vec4: bVec, f16: pb.f16 },
     ...(epi?.bias ? [{ buffer: epi.bias, name: "bias" }] : []),
     { buffer: out, name: "C", write: true, f16: p.outF16 },
   ];

@@ -12,15 +12,13 @@ import {
 } from "../kernels/conv2d.ts";
 import type { PackSource } from "../kernels/pack_texture.ts";
 import { record } from "./autograd.ts";
-import { maxReadBuffers, sourceOf } from "./lazy.ts";
-import { cast } from "./ops.ts";
+import { maxReadBuffers, sourceOf, storedSourceOf } from "./lazy.ts";
 import { type DType, Tensor } from "./tensor.ts";
 
 /**
  * Runs one conv2d pass on its operands: on the texture path a lazy tensor is packed as it is computed
  * (its elementwise tree is the pack's prologue; f16 tensors load into f32 texels there), elsewhere its
- * buffer. The storage-path kernels read f32 only, so an f16 operand reaches them as an f32 copy (freed
- * after the pass is recorded): f16 there saves memory between kernels, not inside this one.
+ * buffer (an f16 one as a one-load program, which the storage kernels bind as array<f16>).
  */
 function withSources(
   p: Conv2dParams,
@@ -29,19 +27,7 @@ function withSources(
   run: (srcs: PackSource[]) => void,
 ): void {
   const trees = conv2dTakesTrees(p, pass);
-  const temps: Tensor[] = [];
-  const srcs = ts.map((t) => {
-    if (trees) return sourceOf(t.valueNode, maxReadBuffers() - 1);
-    if (t.dtype !== "f16") return t.buffer;
-    const wide = cast(t, "f32");
-    temps.push(wide);
-    return wide.buffer;
-  });
-  try {
-    run(srcs);
-  } finally {
-    for (const t of temps) t.dispose();
-  }
+  run(ts.map((t) => trees ? sourceOf(t.valueNode, maxReadBuffers() - 1) : storedSourceOf(t.valueNode)));
 }
 
 /** The output dtype of a GEMM-class op: f16 when every operand is f16, else f32 (f32 sums either way). */

@@ -335,6 +335,15 @@ export function sourceOf(n: Node, maxOperands: number): ElementwiseProgram | GPU
   return n.dtype === "f16" ? program(n) : s.buffer;
 }
 
+/**
+ * What a kernel that takes an f32 buffer or an f16 buffer as a one-load program (the storage-path GEMMs,
+ * kernels/pack_texture.ts plainOperand) reads for `n`: its value computed into its own buffer first.
+ */
+export function storedSourceOf(n: Node): ElementwiseProgram | GPUBuffer {
+  const s = materialise(n);
+  return n.dtype === "f16" ? program(n) : s.buffer;
+}
+
 /** The tree under `root` as straight-line code over strided operands (shared subtrees computed once). */
 function program(root: Node): ElementwiseProgram {
   const rootShape = root.shape;

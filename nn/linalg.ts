@@ -5,8 +5,7 @@ import { type Epilogue, matmul as gemm, type MatmulParams, matmulTakesTrees } fr
 import type { PackSource } from "../kernels/pack_texture.ts";
 import { record } from "./autograd.ts";
 import { gemmOutType } from "./conv.ts";
-import { maxReadBuffers, sourceOf } from "./lazy.ts";
-import { cast } from "./ops.ts";
+import { maxReadBuffers, sourceOf, storedSourceOf } from "./lazy.ts";
 import { reshape, sumTo } from "./shape.ts";
 import { Tensor } from "./tensor.ts";
 
@@ -58,21 +57,15 @@ export function matmulT(a: Tensor, b: Tensor, transA = false, transB = false, ep
     broadcastB: B.batch.length === 0 && batch > 1,
     outF16: dtype === "f16",
   };
-  // f16 operands: packed from f32 loads on the texture path; f32 copies for the storage kernel.
+  // f16 operands: packed from f16 loads on the texture path, bound as array<f16> on the storage path.
   const trees = matmulTakesTrees(p) && (a.dtype === "f16" || b.dtype === "f16");
-  const temps: Tensor[] = [];
-  const src = (t: Tensor): PackSource => {
-    if (t.dtype !== "f16") return t.buffer;
-    if (trees) return sourceOf(t.valueNode, maxReadBuffers() - 1);
-    const wide = cast(t, "f32");
-    temps.push(wide);
-    return wide.buffer;
-  };
-  try {
-    gemm(src(a), src(b), out.buffer, p, epi);
-  } finally {
-    for (const t of temps) t.dispose();
-  }
+  const src = (t: Tensor): PackSource =>
+    t.dtype !== "f16"
+      ? t.buffer
+      : trees
+      ? sourceOf(t.valueNode, maxReadBuffers() - 1)
+      : storedSourceOf(t.valueNode);
+  gemm(src(a), src(b), out.buffer, p, epi);
   if (epi) return out; // fused epilogues are forward-only (inference paths)
   return record(out, "matmul", [a, b], (g) => {
     // dA' = G B'^T, dB' = A'^T G, mapped back through the transposes.
