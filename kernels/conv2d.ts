@@ -219,55 +219,47 @@ export function conv2dForward(
   const splits = kSplits(tileCount(m, n, p.groups, tile), k);
   const total = p.batch * p.cout * p.outH * p.outW;
   const fused = splits > 1 ? undefined : epi;
-  intoSplits(
-    out,
-    splits,
-    total,
-    (target) => {
-      gemm({
-        key: `conv_fwd|w${vecW ? 4 : 1}|${splits > 1 ? "split" : epilogueKey(epi)}`,
-        tile,
-        bindings: [
-          { buffer: px.buffer, name: "X", f16: px.f16 },
-          { buffer: pw.buffer, name: vecW ? "Wt4" : "Wt", vec4: vecW, f16: pw.f16 },
-          ...(fused?.bias ? [{ buffer: fused.bias, name: "bias" }] : []),
-          { buffer: target, name: "Y", write: true, f16: p.outF16 && target === out },
-        ],
-        uniform: uniformWords(p, fused?.alpha ?? 1),
-        helpers: SHAPE_WGSL + "\n" + epilogueHelper(fused),
-        loadA: weightRowsLoader(vecW),
-        loadB: {
-          vec: "none",
-          // Column n = (b, oy, ox): the input window's corner and image base, once per thread.
-          setup: (j) =>
-            `let bb${j} = divOHW(n0 + ${j}u); let br${j} = n0 + ${j}u - bb${j} * cOHW(); ` +
-            `let boy${j} = divOW(br${j}); let box${j} = br${j} - boy${j} * cOW(); ` +
-            `let xB${j} = i32((bb${j} * cCin() + z * cCinG()) * cHW()); ` +
-            `let iy${j} = i32(boy${j} * cSY()) - cPT(); let ix${j} = i32(box${j} * cSX()) - cPL(); ` +
-            `let bOk${j} = ${j}u < nLeft;`,
-          // Row k = (ci, ky, kx): the same for every column.
-          perK: (q, k) =>
-            `let kc${q} = divKHW(${k}); let kr${q} = ${k} - kc${q} * cKHW(); let ky${q} = divKW(kr${q}); ` +
-            `let kx${q} = i32(kr${q} - ky${q} * cKW()); let kO${q} = i32(kc${q} * cHW());`,
-          load: (j, _k, q) =>
-            `ldX(xB${j} + kO${q}, iy${j} + i32(ky${q}), ix${j} + kx${q}, bOk${j} & kOk${q})`,
-        },
-        store: (_i, j) =>
-          splits > 1
-            ? `Y[s * batch * M * N + (bb${j} * cCout() + z * cCoutG() + m) * cOHW() + br${j}] = v;`
-            : `${
-              epilogueCode(epi, W_ALPHA, "z * cCoutG() + m")
-            } Y[(bb${j} * cCout() + z * cCoutG() + m) * cOHW() + br${j}] = OutT(o);`,
-        m,
-        n,
-        k,
-        batch: p.groups,
-        splits,
-      });
-    },
-    epi && { epi, channelStride: p.outH * p.outW, channels: p.cout },
-    p.outF16,
-  );
+  intoSplits({ buffer: out, f16: !!p.outF16 }, splits, total, (target) => {
+    gemm({
+      key: `conv_fwd|w${vecW ? 4 : 1}|${splits > 1 ? "split" : epilogueKey(epi)}`,
+      tile,
+      bindings: [
+        { buffer: px.buffer, name: "X", f16: px.f16 },
+        { buffer: pw.buffer, name: vecW ? "Wt4" : "Wt", vec4: vecW, f16: pw.f16 },
+        ...(fused?.bias ? [{ buffer: fused.bias, name: "bias" }] : []),
+        { buffer: target, name: "Y", write: true, f16: p.outF16 && target === out },
+      ],
+      uniform: uniformWords(p, fused?.alpha ?? 1),
+      helpers: SHAPE_WGSL + "\n" + epilogueHelper(fused),
+      loadA: weightRowsLoader(vecW),
+      loadB: {
+        vec: "none",
+        // Column n = (b, oy, ox): the input window's corner and image base, once per thread.
+        setup: (j) =>
+          `let bb${j} = divOHW(n0 + ${j}u); let br${j} = n0 + ${j}u - bb${j} * cOHW(); ` +
+          `let boy${j} = divOW(br${j}); let box${j} = br${j} - boy${j} * cOW(); ` +
+          `let xB${j} = i32((bb${j} * cCin() + z * cCinG()) * cHW()); ` +
+          `let iy${j} = i32(boy${j} * cSY()) - cPT(); let ix${j} = i32(box${j} * cSX()) - cPL(); ` +
+          `let bOk${j} = ${j}u < nLeft;`,
+        // Row k = (ci, ky, kx): the same for every column.
+        perK: (q, k) =>
+          `let kc${q} = divKHW(${k}); let kr${q} = ${k} - kc${q} * cKHW(); let ky${q} = divKW(kr${q}); ` +
+          `let kx${q} = i32(kr${q} - ky${q} * cKW()); let kO${q} = i32(kc${q} * cHW());`,
+        load: (j, _k, q) => `ldX(xB${j} + kO${q}, iy${j} + i32(ky${q}), ix${j} + kx${q}, bOk${j} & kOk${q})`,
+      },
+      store: (_i, j) =>
+        splits > 1
+          ? `Y[s * batch * M * N + (bb${j} * cCout() + z * cCoutG() + m) * cOHW() + br${j}] = v;`
+          : `${
+            epilogueCode(epi, W_ALPHA, "z * cCoutG() + m")
+          } Y[(bb${j} * cCout() + z * cCoutG() + m) * cOHW() + br${j}] = OutT(o);`,
+      m,
+      n,
+      k,
+      batch: p.groups,
+      splits,
+    });
+  }, epi && { epi, channelStride: p.outH * p.outW, channels: p.cout });
 }
 
 // Input-gradient phase words (after the shape words): one GEMM per stride phase (py, px).
@@ -351,68 +343,61 @@ export function conv2dInputGrad(dy: PackSource, w: PackSource, dx: GPUBuffer, p:
     const whole = phases.length === 1 && ph.ht === p.h && ph.wt === p.w;
     const splits = whole ? kSplits(tileCount(m, n, p.groups, tile), k) : 1;
     const total = p.batch * p.cin * p.h * p.w;
-    intoSplits(
-      dx,
-      splits,
-      total,
-      (target) => {
-        gemm({
-          key: `conv_dx|split${splits > 1 ? 1 : 0}`,
-          tile,
-          bindings: [{ buffer: pdy.buffer, name: "DY", f16: pdy.f16 }, {
-            buffer: pw.buffer,
-            name: "Wt",
-            f16: pw.f16,
-          }, {
-            buffer: target,
-            name: "DX",
-            write: true,
-            f16: p.outF16 && target === dx,
-          }],
-          uniform: [...uniformWords(p), ...phaseWords(ph)],
-          helpers: SHAPE_CORE_WGSL + PHASE_WGSL + `
+    intoSplits({ buffer: dx, f16: !!p.outF16 }, splits, total, (target) => {
+      gemm({
+        key: `conv_dx|split${splits > 1 ? 1 : 0}`,
+        tile,
+        bindings: [{ buffer: pdy.buffer, name: "DY", f16: pdy.f16 }, {
+          buffer: pw.buffer,
+          name: "Wt",
+          f16: pw.f16,
+        }, {
+          buffer: target,
+          name: "DX",
+          write: true,
+          f16: p.outF16 && target === dx,
+        }],
+        uniform: [...uniformWords(p), ...phaseWords(ph)],
+        helpers: SHAPE_CORE_WGSL + PHASE_WGSL + `
 // dy[base + oy*outW + ox], zero outside the output.
 fn ldDY(base: u32, oy: i32, ox: i32, ok: bool) -> f32 {
   let inside = ok & (u32(oy) < cOH()) & (u32(ox) < cOW());
   return select(0.0, DY[base + u32(oy) * cOW() + u32(ox)], inside);
 }`,
-          loadA: {
-            // w[g*coutG + o, ci, py + u*sy, px + v*sx] with fixed ci and k = (o, u, v).
-            vec: "none",
-            setup: (i) => `let aC${i} = (m0 + ${i}u) * cKHW(); let aOk${i} = ${i}u < mLeft;`,
-            perK: (q, kk) =>
-              `let ko${q} = fdiv(${kk}, cUYUX(), F(${W_R_UYUX}u)); let kr${q} = ${kk} - ko${q} * cUYUX(); ` +
-              `let ku${q} = fdiv(kr${q}, cUX(), F(${W_R_UX}u)); let kv${q} = kr${q} - ku${q} * cUX(); ` +
-              `let kw${q} = (z * cCoutG() + ko${q}) * cCinG() * cKHW() + ` +
-              `(U(${W_PY}u) + ku${q} * cSY()) * cKW() + U(${W_PX}u) + kv${q} * cSX();`,
-            load: (i, _k, q) => `select(0.0, Wt[kw${q} + aC${i}], aOk${i} & kOk${q})`,
-          },
-          loadB: {
-            // Column n = (b, t, s); row k = (o, u, v) reads dy[b, g*coutG + o, t + cy - u, s + cx - v].
-            vec: "none",
-            setup: (j) =>
-              `let bb${j} = fdiv(n0 + ${j}u, cHTWT(), F(${W_R_HTWT}u)); let br${j} = n0 + ${j}u - bb${j} * cHTWT(); ` +
-              `let bt${j} = fdiv(br${j}, cWT(), F(${W_R_WT}u)); let bs${j} = br${j} - bt${j} * cWT(); ` +
-              `let dB${j} = (bb${j} * cCout() + z * cCoutG()) * cOHW(); ` +
-              `let ty${j} = i32(bt${j} + U(${W_CY}u)); let tx${j} = i32(bs${j} + U(${W_CX}u)); ` +
-              `let bOk${j} = ${j}u < nLeft;`,
-            perK: (q) => `let dO${q} = ko${q} * cOHW();`,
-            load: (j, _k, q) =>
-              `ldDY(dB${j} + dO${q}, ty${j} - i32(ku${q}), tx${j} - i32(kv${q}), bOk${j} & kOk${q})`,
-          },
-          store: (_i, j) =>
-            `DX[${splits > 1 ? "s * batch * M * N + " : ""}((bb${j} * cCin() + z * cCinG() + m) * cH() + ` +
-            `U(${W_RY}u) + bt${j} * cSY()) * cW() + U(${W_RX}u) + bs${j} * cSX()] = OutT(v);`,
-          m,
-          n,
-          k,
-          batch: p.groups,
-          splits,
-        });
-      },
-      undefined,
-      p.outF16,
-    );
+        loadA: {
+          // w[g*coutG + o, ci, py + u*sy, px + v*sx] with fixed ci and k = (o, u, v).
+          vec: "none",
+          setup: (i) => `let aC${i} = (m0 + ${i}u) * cKHW(); let aOk${i} = ${i}u < mLeft;`,
+          perK: (q, kk) =>
+            `let ko${q} = fdiv(${kk}, cUYUX(), F(${W_R_UYUX}u)); let kr${q} = ${kk} - ko${q} * cUYUX(); ` +
+            `let ku${q} = fdiv(kr${q}, cUX(), F(${W_R_UX}u)); let kv${q} = kr${q} - ku${q} * cUX(); ` +
+            `let kw${q} = (z * cCoutG() + ko${q}) * cCinG() * cKHW() + ` +
+            `(U(${W_PY}u) + ku${q} * cSY()) * cKW() + U(${W_PX}u) + kv${q} * cSX();`,
+          load: (i, _k, q) => `select(0.0, Wt[kw${q} + aC${i}], aOk${i} & kOk${q})`,
+        },
+        loadB: {
+          // Column n = (b, t, s); row k = (o, u, v) reads dy[b, g*coutG + o, t + cy - u, s + cx - v].
+          vec: "none",
+          setup: (j) =>
+            `let bb${j} = fdiv(n0 + ${j}u, cHTWT(), F(${W_R_HTWT}u)); let br${j} = n0 + ${j}u - bb${j} * cHTWT(); ` +
+            `let bt${j} = fdiv(br${j}, cWT(), F(${W_R_WT}u)); let bs${j} = br${j} - bt${j} * cWT(); ` +
+            `let dB${j} = (bb${j} * cCout() + z * cCoutG()) * cOHW(); ` +
+            `let ty${j} = i32(bt${j} + U(${W_CY}u)); let tx${j} = i32(bs${j} + U(${W_CX}u)); ` +
+            `let bOk${j} = ${j}u < nLeft;`,
+          perK: (q) => `let dO${q} = ko${q} * cOHW();`,
+          load: (j, _k, q) =>
+            `ldDY(dB${j} + dO${q}, ty${j} - i32(ku${q}), tx${j} - i32(kv${q}), bOk${j} & kOk${q})`,
+        },
+        store: (_i, j) =>
+          `DX[${splits > 1 ? "s * batch * M * N + " : ""}((bb${j} * cCin() + z * cCinG() + m) * cH() + ` +
+          `U(${W_RY}u) + bt${j} * cSY()) * cW() + U(${W_RX}u) + bs${j} * cSX()] = OutT(v);`,
+        m,
+        n,
+        k,
+        batch: p.groups,
+        splits,
+      });
+    });
   }
 }
 

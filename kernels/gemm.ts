@@ -578,16 +578,16 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
 /**
  * Runs a GEMM that may split K: with one split, `record` writes `out` directly; otherwise it writes
  * `splits` partial results (f32) into a scratch buffer that sumSplits adds into `out` (running the
- * epilogue; `outF16`: out is f16).
+ * epilogue; `{ buffer, f16: true }`: out is f16).
  */
 export function intoSplits(
-  out: GPUBuffer,
+  into: GPUBuffer | { buffer: GPUBuffer; f16: boolean },
   splits: number,
   count: number,
   record: (target: GPUBuffer) => void,
   e?: SplitEpilogue,
-  outF16 = false,
 ): void {
+  const [out, outF16] = into instanceof GPUBuffer ? [into, false] : [into.buffer, into.f16];
   if (splits <= 1) {
     record(out);
     return;

@@ -188,8 +188,12 @@ gpuTest(
     const x: [Float32Array, number[]] = [rounded(2 * 5 * 9 * 7, 8), [2, 5, 9, 7]];
     const w: [Float32Array, number[]] = [rounded(6 * 5 * 3 * 3, 9), [6, 5, 3, 3]];
     const y: [Float32Array, number[]] = [rounded(2 * 6 * 5 * 4, 10), [2, 6, 5, 4]];
+    // K = 64 * 9 = 576 over few output tiles: the storage path splits K; its sum pass stores the f16.
+    const xk: [Float32Array, number[]] = [rounded(64 * 3 * 3, 16), [1, 64, 3, 3]];
+    const wk: [Float32Array, number[]] = [rounded(4 * 64 * 3 * 3, 17), [4, 64, 3, 3]];
     await onBothPaths(async (path) => {
       await againstF32(`conv2d 3x3 pad 1 (${path})`, [x, w], ([a, b]) => conv2d(a, b, { padding: 1 }));
+      await againstF32(`conv2d K=576 (${path})`, [xk, wk], ([a, b]) => conv2d(a, b, { padding: 1 }));
       await againstF32(
         `conv2dTranspose stride 2 (${path})`,
         [y, w],
