@@ -244,7 +244,10 @@ async function start(): Promise<void> {
   });
   // ?precision=f16 asks for f16 from the start (f32, with the reason shown, where it is unavailable).
   if (new URLSearchParams(location.search).get("precision") === "f16") await setPrecision("f16");
-  for (const el of document.querySelectorAll("#controls input, #controls select:not(#precision)")) {
+  // File inputs and the precision select load a model or direction themselves: a redraw from their input
+  // event would race that load and clear the error a bad file shows.
+  const live = "#controls input:not([type=file]), #controls select:not(#precision)";
+  for (const el of document.querySelectorAll(live)) {
     el.addEventListener("input", () => {
       settings = readControls();
       showValues(settings);
