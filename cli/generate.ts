@@ -30,7 +30,11 @@ const OPTIONS = {
   "noise-mode": { type: "string", help: "noise: random, const or none", default: "const" },
   network: { type: "string", help: "G_ema or G", default: "G_ema" },
   cols: { type: "string", help: "images per row of the grid" },
-  precision: { type: "string", help: "f32 (f16 is not implemented yet: a note, then f32)", default: "f32" },
+  precision: {
+    type: "string",
+    help: "f32, or f16 (weights and activations; f32 where the adapter lacks shader-f16, with a note)",
+    default: "f32",
+  },
   json: { type: "boolean", help: "print the result as JSON" },
 } as const;
 
@@ -50,19 +54,23 @@ export function parseSeeds(spec: string): number[] {
 }
 
 /**
- * --precision: only f32 runs today. f16 asks the adapter (probeShaderF16) so the note says which of the
- * two is missing here: the adapter's f16, or the f16 generator path (not written yet).
+ * --precision: f32, or f16 where the adapter's shader-f16 passes its known-answer check
+ * (probeShaderF16); elsewhere a note saying why, then f32. The f16 run is the same generator code with
+ * its parameters stored as f16 (Module.toPrecision): f16 weights and activations in GPU memory, f32
+ * arithmetic inside the kernels.
  */
-async function precisionNote(p: string, rt: Runtime): Promise<string | null> {
-  if (p === "f32") return null;
+export async function resolvePrecision(
+  p: string,
+  rt: Runtime,
+): Promise<{ precision: "f32" | "f16"; note: string | null }> {
+  if (p === "f32") return { precision: "f32", note: null };
   if (p !== "f16") throw new Error(`--precision must be f32 or f16, got '${p}'`);
   const probe = await rt.probeShaderF16();
-  const note = probe.ok
-    ? "--precision f16: this adapter's shader-f16 passes its known-answer check, but the f16 generator " +
-      "path is not implemented yet; generating in f32"
-    : `--precision f16: shader-f16 is not usable on this adapter (${probe.detail}); generating in f32`;
+  if (probe.ok) return { precision: "f16", note: null };
+  const note =
+    `--precision f16: shader-f16 is not usable on this adapter (${probe.detail}); generating in f32`;
   console.error(`note: ${note}`);
-  return note;
+  return { precision: "f32", note };
 }
 
 export async function generateCommand(args: string[]): Promise<void> {
@@ -79,7 +87,7 @@ export async function generateCommand(args: string[]): Promise<void> {
   const which = String(v.network);
   if (which !== "G_ema" && which !== "G") throw new Error(`--network must be G_ema or G, got '${which}'`);
   const rt = await initGPU();
-  const precision = await precisionNote(String(v.precision), rt);
+  const { precision, note: precisionNote } = await resolvePrecision(String(v.precision), rt);
   const spec = String(v.snapshot);
   const src = await openGenerator(spec, { allClasses: true });
   const out = String(v.out);
@@ -89,6 +97,7 @@ export async function generateCommand(args: string[]): Promise<void> {
       if (psi !== 1 || cutoff !== null) throw new Error("--trunc: a DCGAN generator has no truncation");
       if (v.class !== undefined) throw new Error("--class: a DCGAN generator is unconditional");
       if (which !== "G_ema") throw new Error("--network: a DCGAN snapshot holds one generator");
+      if (precision === "f16") throw new Error("--precision f16: only StyleGAN2 generators run in f16");
       await scopeAsync(async () => {
         const imgs = seeds.map((s) => src.sample(1, new Rng(s)));
         await saveImageGrid(out, concat(imgs, 0), { cols });
@@ -114,6 +123,7 @@ export async function generateCommand(args: string[]): Promise<void> {
   const nets = await loadNetworks(src.path);
   const G = which === "G" ? nets.G : nets.Gema;
   try {
+    if (precision === "f16") G.toPrecision("f16");
     const classNames = nets.state?.classNames ?? [];
     const specClass = parseSourceSpec(spec).classLabel;
     let classOf: (i: number) => number | null = () => null;
@@ -157,11 +167,11 @@ export async function generateCommand(args: string[]): Promise<void> {
         truncationPsi: psi,
         noiseMode,
         generator: src.path,
-        precision: "f32",
-        ...(precision ? { precisionNote: precision } : {}),
+        precision,
+        ...(precisionNote ? { precisionNote } : {}),
       },
       !!v.json,
-      `wrote ${seeds.length} images (${G.imgResolution}px, ${which} of ${src.path}) to ${out}`,
+      `wrote ${seeds.length} images (${G.imgResolution}px, ${which} of ${src.path}, ${precision}) to ${out}`,
     );
   } finally {
     nets.G.dispose();

@@ -24,7 +24,14 @@ import {
   type OperandLoader,
   tileCount,
 } from "./gemm.ts";
-import { type ImageLayout, imageLayout, packImage, type PackSource } from "./pack_texture.ts";
+import {
+  type ImageLayout,
+  imageLayout,
+  packImage,
+  type PackSource,
+  type PlainOperand,
+  plainOperand,
+} from "./pack_texture.ts";
 import { checkBuffer, checkCounts } from "./matmul.ts";
 import { gpu } from "./runtime.ts";
 
@@ -45,6 +52,11 @@ export interface Conv2dParams {
   groups: number;
   outH: number;
   outW: number;
+  /**
+   * The output of the forward and input-gradient passes is f16 (their f32 sums are rounded once, at
+   * the store); the weight gradient is always f32.
+   */
+  outF16?: boolean;
 }
 
 // Uniform words after the GEMM's reserved ones (GEMM_USER_WORD = 8; word 8 holds the batch).
@@ -86,7 +98,8 @@ fn ldX(base: i32, y: i32, x: i32, ok: bool) -> f32 {
 }`;
 
 function validate(p: Conv2dParams): void {
-  checkCounts("conv2d", { ...p });
+  const { outF16: _outF16, ...counts } = p;
+  checkCounts("conv2d", counts);
   for (const k of ["cin", "cout", "kh", "kw", "strideY", "strideX", "groups"] as const) {
     if (p[k] < 1) throw new Error(`conv2d: ${k} must be at least 1, got ${p[k]}`);
   }
@@ -134,6 +147,13 @@ function checkDistinct(what: string, out: GPUBuffer, ...inputs: (PackSource | un
   if (reads.includes(out)) throw new Error(`${what}: the output buffer must differ from the inputs`);
 }
 
+/** Throws unless an output buffer holds `elems` elements (f16 where p.outF16 says so). */
+function checkOut(what: string, buf: GPUBuffer, elems: number, p: Conv2dParams): void {
+  if (buf.size < elems * (p.outF16 ? 2 : 4)) {
+    throw new Error(`${what} buffer holds ${buf.size} bytes, too few for ${elems} elements`);
+  }
+}
+
 /** Throws unless a source holds at least `elems` f32 (a tree: exactly `elems`). */
 function checkSource(what: string, src: PackSource, elems: number): void {
   if (src instanceof GPUBuffer) return checkBuffer(what, src, elems);
@@ -142,8 +162,9 @@ function checkSource(what: string, src: PackSource, elems: number): void {
 }
 
 /** The buffer of a source on the storage path (an elementwise source takes the texture path only). */
-function bufferOf(what: string, src: PackSource): GPUBuffer {
-  if (src instanceof GPUBuffer) return src;
+function bufferOf(what: string, src: PackSource): PlainOperand {
+  const p = plainOperand(src);
+  if (p) return p;
   throw new Error(`${what}: an elementwise source needs the texture path (check conv2dTakesTrees first)`);
 }
 
@@ -186,11 +207,11 @@ export function conv2dForward(
   validate(p);
   checkSource("conv2dForward: x", x, p.batch * p.cin * p.h * p.w);
   checkSource("conv2dForward: w", w, p.cout * (p.cin / p.groups) * p.kh * p.kw);
-  checkBuffer("conv2dForward: out", out, p.batch * p.cout * p.outH * p.outW);
+  checkOut("conv2dForward: out", out, p.batch * p.cout * p.outH * p.outW, p);
   checkEpilogue("conv2dForward", epi, p.cout);
   checkDistinct("conv2dForward", out, x, w, epi?.bias);
   if (gemmPath(conv2dFlops(p)) === "texture" && forwardTexture(x, w, out, p, epi)) return;
-  [x, w] = [bufferOf("conv2dForward", x), bufferOf("conv2dForward", w)];
+  const [px, pw] = [bufferOf("conv2dForward", x), bufferOf("conv2dForward", w)];
   const m = p.cout / p.groups, n = p.batch * p.outH * p.outW, k = (p.cin / p.groups) * p.kh * p.kw;
   const vecW = k % 4 === 0;
   const tile = gemmTile(m, n, k, p.groups);
@@ -198,15 +219,15 @@ export function conv2dForward(
   const splits = kSplits(tileCount(m, n, p.groups, tile), k);
   const total = p.batch * p.cout * p.outH * p.outW;
   const fused = splits > 1 ? undefined : epi;
-  intoSplits(out, splits, total, (target) => {
+  intoSplits({ buffer: out, f16: !!p.outF16 }, splits, total, (target) => {
     gemm({
       key: `conv_fwd|w${vecW ? 4 : 1}|${splits > 1 ? "split" : epilogueKey(epi)}`,
       tile,
       bindings: [
-        { buffer: x, name: "X" },
-        { buffer: w, name: vecW ? "Wt4" : "Wt", vec4: vecW },
+        { buffer: px.buffer, name: "X", f16: px.f16 },
+        { buffer: pw.buffer, name: vecW ? "Wt4" : "Wt", vec4: vecW, f16: pw.f16 },
         ...(fused?.bias ? [{ buffer: fused.bias, name: "bias" }] : []),
-        { buffer: target, name: "Y", write: true },
+        { buffer: target, name: "Y", write: true, f16: p.outF16 && target === out },
       ],
       uniform: uniformWords(p, fused?.alpha ?? 1),
       helpers: SHAPE_WGSL + "\n" + epilogueHelper(fused),
@@ -231,7 +252,7 @@ export function conv2dForward(
           ? `Y[s * batch * M * N + (bb${j} * cCout() + z * cCoutG() + m) * cOHW() + br${j}] = v;`
           : `${
             epilogueCode(epi, W_ALPHA, "z * cCoutG() + m")
-          } Y[(bb${j} * cCout() + z * cCoutG() + m) * cOHW() + br${j}] = o;`,
+          } Y[(bb${j} * cCout() + z * cCoutG() + m) * cOHW() + br${j}] = OutT(o);`,
       m,
       n,
       k,
@@ -308,10 +329,10 @@ export function conv2dInputGrad(dy: PackSource, w: PackSource, dx: GPUBuffer, p:
   validate(p);
   checkSource("conv2dInputGrad: dy", dy, p.batch * p.cout * p.outH * p.outW);
   checkSource("conv2dInputGrad: w", w, p.cout * (p.cin / p.groups) * p.kh * p.kw);
-  checkBuffer("conv2dInputGrad: dx", dx, p.batch * p.cin * p.h * p.w);
+  checkOut("conv2dInputGrad: dx", dx, p.batch * p.cin * p.h * p.w, p);
   checkDistinct("conv2dInputGrad", dx, dy, w);
   if (gemmPath(conv2dFlops(p)) === "texture" && inputGradTexture(dy, w, dx, p)) return;
-  [dy, w] = [bufferOf("conv2dInputGrad", dy), bufferOf("conv2dInputGrad", w)];
+  const [pdy, pw] = [bufferOf("conv2dInputGrad", dy), bufferOf("conv2dInputGrad", w)];
   const phases = inputGradPhases(p);
   for (const ph of phases) {
     // GEMM per phase: M = cin/g, N = batch*ht*wt (b, t, s), K = cout/g*uy*ux (o, u, v).
@@ -322,14 +343,19 @@ export function conv2dInputGrad(dy: PackSource, w: PackSource, dx: GPUBuffer, p:
     const whole = phases.length === 1 && ph.ht === p.h && ph.wt === p.w;
     const splits = whole ? kSplits(tileCount(m, n, p.groups, tile), k) : 1;
     const total = p.batch * p.cin * p.h * p.w;
-    intoSplits(dx, splits, total, (target) => {
+    intoSplits({ buffer: dx, f16: !!p.outF16 }, splits, total, (target) => {
       gemm({
         key: `conv_dx|split${splits > 1 ? 1 : 0}`,
         tile,
-        bindings: [{ buffer: dy, name: "DY" }, { buffer: w, name: "Wt" }, {
+        bindings: [{ buffer: pdy.buffer, name: "DY", f16: pdy.f16 }, {
+          buffer: pw.buffer,
+          name: "Wt",
+          f16: pw.f16,
+        }, {
           buffer: target,
           name: "DX",
           write: true,
+          f16: p.outF16 && target === dx,
         }],
         uniform: [...uniformWords(p), ...phaseWords(ph)],
         helpers: SHAPE_CORE_WGSL + PHASE_WGSL + `
@@ -364,7 +390,7 @@ fn ldDY(base: u32, oy: i32, ox: i32, ok: bool) -> f32 {
         },
         store: (_i, j) =>
           `DX[${splits > 1 ? "s * batch * M * N + " : ""}((bb${j} * cCin() + z * cCinG() + m) * cH() + ` +
-          `U(${W_RY}u) + bt${j} * cSY()) * cW() + U(${W_RX}u) + bs${j} * cSX()] = v;`,
+          `U(${W_RY}u) + bt${j} * cSY()) * cW() + U(${W_RX}u) + bs${j} * cSX()] = OutT(v);`,
         m,
         n,
         k,
@@ -380,10 +406,11 @@ export function conv2dWeightGrad(x: PackSource, dy: PackSource, dw: GPUBuffer, p
   validate(p);
   checkSource("conv2dWeightGrad: x", x, p.batch * p.cin * p.h * p.w);
   checkSource("conv2dWeightGrad: dy", dy, p.batch * p.cout * p.outH * p.outW);
+  if (p.outF16) throw new Error("conv2dWeightGrad: the weight gradient is f32 only (outF16 set)");
   checkBuffer("conv2dWeightGrad: dw", dw, p.cout * (p.cin / p.groups) * p.kh * p.kw);
   checkDistinct("conv2dWeightGrad", dw, x, dy);
   if (gemmPath(conv2dFlops(p)) === "texture" && weightGradTexture(x, dy, dw, p)) return;
-  [x, dy] = [bufferOf("conv2dWeightGrad", x), bufferOf("conv2dWeightGrad", dy)];
+  const [px, pdy] = [bufferOf("conv2dWeightGrad", x), bufferOf("conv2dWeightGrad", dy)];
   const m = p.cout / p.groups, n = (p.cin / p.groups) * p.kh * p.kw, k = p.batch * p.outH * p.outW;
   const tile = gemmTile(m, n, k, p.groups);
   const splits = kSplits(tileCount(m, n, p.groups, tile), k);
@@ -395,8 +422,8 @@ export function conv2dWeightGrad(x: PackSource, dy: PackSource, dw: GPUBuffer, p
       key: `conv_dw|dy${vecDy ? 4 : 1}|split${splits > 1 ? 1 : 0}`,
       tile,
       bindings: [
-        { buffer: x, name: "X" },
-        { buffer: dy, name: vecDy ? "DY4" : "DY", vec4: vecDy },
+        { buffer: px.buffer, name: "X", f16: px.f16 },
+        { buffer: pdy.buffer, name: vecDy ? "DY4" : "DY", vec4: vecDy, f16: pdy.f16 },
         { buffer: target, name: "DW", write: true },
       ],
       uniform: uniformWords(p),
@@ -550,7 +577,7 @@ function forwardTexture(
       { texture: rt.view(tw.texture), name: "TA" },
       { texture: rt.view(tx.texture), name: "TB" },
       ...(epi?.bias ? [{ buffer: epi.bias, name: "bias" }] : []),
-      { buffer: out, name: "Y", write: true },
+      { buffer: out, name: "Y", write: true, f16: p.outF16 },
     ],
     uniform: [
       ...uniformWords(p, epi?.alpha ?? 1),
@@ -586,7 +613,7 @@ function forwardTexture(
     store: (_i, j) =>
       `${
         epilogueCode(epi, W_ALPHA, "z * cCoutG() + m")
-      } Y[(bb${j} * cCout() + z * cCoutG() + m) * cOHW() + br${j}] = o;`,
+      } Y[(bb${j} * cCout() + z * cCoutG() + m) * cOHW() + br${j}] = OutT(o);`,
     m,
     n,
     k,
@@ -632,7 +659,7 @@ function inputGradTexture(dy: PackSource, w: PackSource, dx: GPUBuffer, p: Conv2
       bindings: [
         { texture: rt.view(tw.texture), name: "TA" },
         { texture: rt.view(tdy.texture), name: "TB" },
-        { buffer: dx, name: "DX", write: true },
+        { buffer: dx, name: "DX", write: true, f16: p.outF16 },
       ],
       uniform: [
         ...uniformWords(p),
@@ -678,7 +705,7 @@ function inputGradTexture(dy: PackSource, w: PackSource, dx: GPUBuffer, p: Conv2
       },
       store: (_i, j) =>
         `DX[((bb${j} * cCin() + z * cCinG() + m) * cH() + U(${W_RY}u) + bt${j} * cSY()) * cW() + ` +
-        `U(${W_RX}u) + bs${j} * cSX()] = v;`,
+        `U(${W_RX}u) + bs${j} * cSX()] = OutT(v);`,
       m,
       n,
       k,

@@ -5,8 +5,27 @@
 
 import { gpu } from "./runtime.ts";
 
-export type DType = "f32" | "i32";
+/**
+ * Element types of tensors. "f16" is a storage type: kernels load it into f32, compute in f32 and round
+ * to f16 only when storing (WGSL's `enable f16;`, which needs the device's shader-f16 feature).
+ */
+export type DType = "f32" | "i32" | "f16";
 export const MAX_RANK = 8;
+
+/** Bytes per element of a dtype. */
+export function dtypeBytes(d: DType): number {
+  return d === "f16" ? 2 : 4;
+}
+
+/** The WGSL type a loaded element is computed in (f16 loads widen to f32). */
+export function computeType(d: DType): "f32" | "i32" {
+  return d === "i32" ? "i32" : "f32";
+}
+
+/** A WGSL load of a `d` element as its compute type. */
+export function loadAs(d: DType, expr: string): string {
+  return d === "f16" ? `f32(${expr})` : expr;
+}
 
 export interface StridedOperand {
   buffer: GPUBuffer;
@@ -101,7 +120,9 @@ export function elementwise(spec: ElementwiseSpec): void {
         coords.push(`let c${d} = rem % U(${4 + d}u); rem = rem / U(${4 + d}u);`);
       }
     }
-    const loads = spec.inputs.map((_, i) => `let in${i} = in${i}_buf[${idx(i)}];`).join("\n  ");
+    const loads = spec.inputs.map((o, i) => `let in${i} = ${loadAs(o.dtype, `in${i}_buf[${idx(i)}]`)};`).join(
+      "\n  ",
+    );
     return `${decl}
 struct Params { d: array<vec4<u32>, ${uvec}> }
 @group(0) @binding(${k}) var<uniform> params: Params;
@@ -129,7 +150,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   );
 }
 
-/** Bytes moved by an elementwise op (for benchmarks). */
+/** Bytes moved by an elementwise op over f32 operands (for benchmarks). */
 export function elementwiseBytes(n: number, nInputs: number): number {
   return 4 * n * (nInputs + 1);
 }

@@ -52,6 +52,13 @@ export type GemmBinding =
     write?: boolean;
     /** Declare as array<vec4<f32>> (for vec4 loads) instead of array<f32>. */
     vec4?: boolean;
+    /**
+     * f16 storage. A write binding is declared array<f16> and `OutT` is f16, so stores written as
+     * `NAME[i] = OutT(o);` round the f32 sum once (split-K partials stay f32). A read binding is declared
+     * array<f16> (array<vec4<f16>> with vec4) and every `NAME[...]` read in the kernel is widened to
+     * f32, so loaders are written once for both.
+     */
+    f16?: boolean;
   }
   | { texture: GPUTextureView; name: string };
 
@@ -296,12 +303,18 @@ export function gemmSource(spec: GemmSpec): string {
   const A = spec.loadA, B = spec.loadB;
   if (A.vec === "fixed" && tm % 4 !== 0) throw new Error("gemm: vec4 A rows need tm % 4 == 0");
   const words = GEMM_USER_WORD + spec.uniform.length;
+  for (const b of spec.bindings) {
+    if ("buffer" in b && b.f16 && b.write && b.vec4) {
+      throw new Error(`gemm ${spec.key}: f16 outputs are scalar bindings (${b.name})`);
+    }
+  }
   const decls = spec.bindings.map((b, i) =>
     "texture" in b
       ? `@group(0) @binding(${i}) var ${b.name}: texture_2d<f32>;`
       : `@group(0) @binding(${i}) var<storage, ${b.write ? "read_write" : "read"}> ${b.name}: ` +
-        `array<${b.vec4 ? "vec4<f32>" : "f32"}>;`
+        `array<${b.vec4 ? `vec4<${b.f16 ? "f16" : "f32"}>` : b.f16 ? "f16" : "f32"}>;`
   ).join("\n");
+  const outT = gemmOutF16(spec) ? "f16" : "f32";
   const setup = (L: OperandLoader, count: number) => {
     if (!L.setup) return "";
     const n = L.vec === "fixed" ? count / 4 : count;
@@ -359,7 +372,8 @@ export function gemmSource(spec: GemmSpec): string {
       }
     }
   }
-  return `${decls}
+  let src = `${decls}
+alias OutT = ${outT};
 struct Params { d: array<vec4<u32>, ${Math.ceil(words / 4)}> }
 @group(0) @binding(${spec.bindings.length}) var<uniform> params: Params;
 fn U(j: u32) -> u32 { return params.d[j / 4u][j % 4u]; }
@@ -391,6 +405,38 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw: vec3
   }
   ${stores.join("\n  ")}
 }`;
+  for (const b of spec.bindings) {
+    if ("buffer" in b && b.f16 && !b.write) src = widenReads(src, b.name, b.vec4 ? "vec4<f32>" : "f32");
+  }
+  return src;
+}
+
+/** Wraps every `name[...]` (brackets balanced) in `type(...)`: f16 loads become f32 values. */
+export function widenReads(src: string, name: string, type: string): string {
+  const re = new RegExp(`\\b${name}\\[`, "g");
+  let out = "", last = 0;
+  for (let m = re.exec(src); m; m = re.exec(src)) {
+    let depth = 0, j = m.index + name.length;
+    for (; j < src.length; j++) {
+      if (src[j] === "[") depth++;
+      else if (src[j] === "]" && --depth === 0) break;
+    }
+    if (j >= src.length) throw new Error(`widenReads: unbalanced ${name}[ in a GEMM kernel`);
+    out += `${src.slice(last, m.index)}${type}(${src.slice(m.index, j + 1)})`;
+    last = j + 1;
+    re.lastIndex = last;
+  }
+  return out + src.slice(last);
+}
+
+function gemmOutF16(spec: GemmSpec): boolean {
+  return spec.bindings.some((b) => "buffer" in b && b.f16 === true && b.write === true);
+}
+
+/** The f16 bindings' part of a pipeline key. */
+function f16Key(spec: GemmSpec): string {
+  const names = spec.bindings.filter((b) => "buffer" in b && b.f16).map((b) => b.name);
+  return names.length ? `|f16:${names.join(",")}` : "";
 }
 
 /** Records the GEMM described by `spec`. */
@@ -413,7 +459,7 @@ export function gemm(spec: GemmSpec): void {
   u.set([m, n, k, batch, tilesN, tilesM, splits, kPer]);
   u.set(spec.uniform, GEMM_USER_WORD);
   rt.dispatch(
-    `${spec.key}|${t.tm}x${t.tn}/${t.wx}x${t.wy}|u${words}|${spec.fmaOrder ?? "q-outer"}`,
+    `${spec.key}|${t.tm}x${t.tn}/${t.wx}x${t.wy}|u${words}|${spec.fmaOrder ?? "q-outer"}${f16Key(spec)}`,
     () => gemmSource(spec),
     spec.bindings,
     u,
@@ -482,9 +528,10 @@ export function sumSplits(
   splits: number,
   count: number,
   e?: SplitEpilogue,
+  outF16 = false,
 ): void {
   if (parts === out) throw new Error("sumSplits: parts and out must be different buffers");
-  if (parts.size < splits * count * 4 || out.size < count * 4) {
+  if (parts.size < splits * count * 4 || out.size < count * (outF16 ? 2 : 4)) {
     throw new Error(`sumSplits: buffers too small for ${splits} x ${count} f32`);
   }
   if (count === 0) return;
@@ -495,13 +542,13 @@ export function sumSplits(
   const finish = e
     ? `var o = acc * bitcast<f32>(u[1].x);${bias ? " o = o + bias[(i / u[0].z) % u[0].w];" : ""}${
       e.epi.expr ? " o = epi(o);" : ""
-    } O[i] = o;`
-    : "O[i] = acc;";
+    } O[i] = ${outF16 ? "f16" : "f32"}(o);`
+    : `O[i] = ${outF16 ? "f16" : "f32"}(acc);`;
   rt.dispatch(
-    `gemm_sum_splits|${e ? epilogueKey(e.epi) : "plain"}`,
+    `gemm_sum_splits|${e ? epilogueKey(e.epi) : "plain"}${outF16 ? "|out16" : ""}`,
     () =>
       `@group(0) @binding(0) var<storage, read> P: array<f32>;
-@group(0) @binding(1) var<storage, read_write> O: array<f32>;
+@group(0) @binding(1) var<storage, read_write> O: array<${outF16 ? "f16" : "f32"}>;
 ${bias ? "@group(0) @binding(2) var<storage, read> bias: array<f32>;" : ""}
 @group(0) @binding(${uBinding}) var<uniform> u: array<vec4<u32>, 2>;
 ${e ? epilogueHelper(e.epi) : ""}
@@ -530,15 +577,17 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
 
 /**
  * Runs a GEMM that may split K: with one split, `record` writes `out` directly; otherwise it writes
- * `splits` partial results into a scratch buffer that sumSplits adds into `out` (running the epilogue).
+ * `splits` partial results (f32) into a scratch buffer that sumSplits adds into `out` (running the
+ * epilogue; `{ buffer, f16: true }`: out is f16).
  */
 export function intoSplits(
-  out: GPUBuffer,
+  into: GPUBuffer | { buffer: GPUBuffer; f16: boolean },
   splits: number,
   count: number,
   record: (target: GPUBuffer) => void,
   e?: SplitEpilogue,
 ): void {
+  const [out, outF16] = into instanceof GPUBuffer ? [into, false] : [into.buffer, into.f16];
   if (splits <= 1) {
     record(out);
     return;
@@ -547,7 +596,7 @@ export function intoSplits(
   const parts = rt.alloc(splits * count * 4);
   try {
     record(parts);
-    sumSplits(parts, out, splits, count, e);
+    sumSplits(parts, out, splits, count, e, outF16);
   } finally {
     rt.release(parts);
   }

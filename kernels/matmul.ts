@@ -1,4 +1,5 @@
-// Batched matrix multiply on f32 buffers with optional transposes, broadcast operands and a fused
+// Batched matrix multiply on f32 buffers (or elementwise trees, f16 tensors among them, on the texture
+// path; outputs f32 or f16) with optional transposes, broadcast operands and a fused
 // epilogue (alpha, bias, activation expression). Layouts become strides in the uniform; a compiled
 // variant differs only where vec4 loads are possible (a contiguous extent that is a multiple of 4).
 // On the texture path (gemmPath) A and B are first packed into rgba32float textures along their
@@ -17,7 +18,7 @@ import {
   gemmTile,
   type OperandLoader,
 } from "./gemm.ts";
-import { packRows, rowsLayout } from "./pack_texture.ts";
+import { packRows, type PackSource, plainOperand, rowsLayout } from "./pack_texture.ts";
 import { gpu } from "./runtime.ts";
 
 export { checkEpilogue, type Epilogue, epilogueCode, epilogueHelper, epilogueKey };
@@ -31,6 +32,8 @@ export interface MatmulParams {
   transB?: boolean;
   broadcastA?: boolean;
   broadcastB?: boolean;
+  /** The output is f16 (the f32 sums are rounded once, at the store). */
+  outF16?: boolean;
 }
 
 /** Throws unless `buf` holds at least `elems` f32. */
@@ -38,6 +41,13 @@ export function checkBuffer(what: string, buf: GPUBuffer, elems: number): void {
   if (buf.size < elems * 4) {
     throw new Error(`${what} buffer holds ${buf.size} bytes, needs ${elems * 4} (${elems} f32)`);
   }
+}
+
+/** Throws unless a buffer holds at least `elems` f32, or a tree exactly `elems` elements. */
+function checkOperand(what: string, src: PackSource, elems: number): void {
+  if (src instanceof GPUBuffer) return checkBuffer(what, src, elems);
+  const n = src.shape.reduce((x, d) => x * d, 1);
+  if (n !== elems) throw new Error(`${what}: elementwise source has ${n} elements, needs ${elems}`);
 }
 
 /** Throws unless every listed value is a non-negative integer. */
@@ -115,15 +125,38 @@ function textureLoader(
   };
 }
 
-/** The texture path of matmul; false (nothing recorded) when an operand does not fit a texture. */
-function matmulTexture(a: GPUBuffer, b: GPUBuffer, out: GPUBuffer, p: MatmulParams, epi?: Epilogue): boolean {
+/** The packed-texture layouts of A and B, or null when an operand does not fit a texture. */
+function textureLayouts(p: MatmulParams) {
   const { batch, m, n, k } = p;
   // Source matrices as [rows][cols] with cols contiguous: A is [m][k] or [k][m], B is [k][n] or [n][k].
   const aBatch = p.broadcastA ? 1 : batch, bBatch = p.broadcastB ? 1 : batch;
   const [aRows, aCols] = p.transA ? [k, m] : [m, k];
   const [bRows, bCols] = p.transB ? [n, k] : [k, n];
   const la = rowsLayout(aBatch, aRows, aCols), lb = rowsLayout(bBatch, bRows, bCols);
-  if (!la || !lb) return false;
+  return la && lb ? { aBatch, bBatch, aRows, aCols, bRows, bCols, la, lb } : null;
+}
+
+/**
+ * Whether matmul runs on the texture path here, where A and B may be elementwise trees (f16 tensors
+ * among them: the pack loads them into f32 texels) instead of f32 buffers.
+ */
+export function matmulTakesTrees(p: MatmulParams): boolean {
+  return p.batch * p.m * p.n > 0 && p.k > 0 && gemmPath(matmulFlops(p)) === "texture" &&
+    textureLayouts(p) !== null;
+}
+
+/** The texture path of matmul; false (nothing recorded) when an operand does not fit a texture. */
+function matmulTexture(
+  a: PackSource,
+  b: PackSource,
+  out: GPUBuffer,
+  p: MatmulParams,
+  epi?: Epilogue,
+): boolean {
+  const { batch, m, n, k } = p;
+  const t = textureLayouts(p);
+  if (!t) return false;
+  const { aBatch, bBatch, aRows, aCols, bRows, bCols, la, lb } = t;
   const rt = gpu();
   const ta = packRows(a, {
     batch: aBatch,
@@ -149,7 +182,7 @@ function matmulTexture(a: GPUBuffer, b: GPUBuffer, out: GPUBuffer, p: MatmulPara
       { texture: rt.view(ta.texture), name: "TA" },
       { texture: rt.view(tb.texture), name: "TB" },
       ...(epi?.bias ? [{ buffer: epi.bias, name: "bias" }] : []),
-      { buffer: out, name: "C", write: true },
+      { buffer: out, name: "C", write: true, f16: p.outF16 },
     ],
     uniform: [
       la.w,
@@ -165,7 +198,7 @@ function matmulTexture(a: GPUBuffer, b: GPUBuffer, out: GPUBuffer, p: MatmulPara
     helpers: epilogueHelper(epi),
     loadA: textureLoader("TA", 8, "m", aAlong),
     loadB: textureLoader("TB", 12, "n", bAlong),
-    store: () => `${epilogueCode(epi, 16)} C[(z * M + m) * N + n] = o;`,
+    store: () => `${epilogueCode(epi, 16)} C[(z * M + m) * N + n] = OutT(o);`,
     m,
     n,
     k,
@@ -177,19 +210,36 @@ function matmulTexture(a: GPUBuffer, b: GPUBuffer, out: GPUBuffer, p: MatmulPara
   return true;
 }
 
-/** out[b,m,n] = epilogue(sum_k A[b,m,k] * B[b,k,n]). */
-export function matmul(a: GPUBuffer, b: GPUBuffer, out: GPUBuffer, p: MatmulParams, epi?: Epilogue): void {
+/**
+ * out[b,m,n] = epilogue(sum_k A[b,m,k] * B[b,k,n]). A and B are f32 buffers or f16 buffers as one-load
+ * programs (kernels/pack_texture.ts plainOperand), or any elementwise trees where matmulTakesTrees(p)
+ * (the texture path).
+ */
+export function matmul(
+  a: PackSource,
+  b: PackSource,
+  out: GPUBuffer,
+  p: MatmulParams,
+  epi?: Epilogue,
+): void {
   const { batch, m, n, k } = p;
   checkCounts("matmul", { batch, m, n, k });
-  if (a === out || b === out || epi?.bias === out) {
+  const reads = [a, b].flatMap((s) => s instanceof GPUBuffer ? [s] : s.operands.map((o) => o.buffer));
+  if (reads.includes(out) || epi?.bias === out) {
     throw new Error("matmul: the output buffer must differ from the inputs");
   }
-  checkBuffer("matmul: A", a, (p.broadcastA ? 1 : batch) * m * k);
-  checkBuffer("matmul: B", b, (p.broadcastB ? 1 : batch) * k * n);
-  checkBuffer("matmul: out", out, batch * m * n);
+  checkOperand("matmul: A", a, (p.broadcastA ? 1 : batch) * m * k);
+  checkOperand("matmul: B", b, (p.broadcastB ? 1 : batch) * k * n);
+  if (out.size < batch * m * n * (p.outF16 ? 2 : 4)) {
+    throw new Error(`matmul: out buffer holds ${out.size} bytes, too few for ${batch * m * n} elements`);
+  }
   checkEpilogue("matmul", epi, epi?.biasAlong === "m" ? m : n);
   if (batch * m * n === 0) return;
   if (k > 0 && gemmPath(matmulFlops(p)) === "texture" && matmulTexture(a, b, out, p, epi)) return;
+  const pa = plainOperand(a), pb = plainOperand(b);
+  if (!pa || !pb) {
+    throw new Error("matmul: elementwise operands need the texture path (check matmulTakesTrees first)");
+  }
   const tile: GemmTile = gemmTile(m, n, k, batch);
   // A as (z, m, k) strides, B as (z, n, k) strides (the loader's fixed index first).
   const aZ = p.broadcastA ? 0 : m * k, bZ = p.broadcastB ? 0 : k * n;
@@ -199,10 +249,10 @@ export function matmul(a: GPUBuffer, b: GPUBuffer, out: GPUBuffer, p: MatmulPara
   const aVec = p.transA ? m % 4 === 0 && tile.tm % 4 === 0 : k % 4 === 0;
   const bVec = p.transB ? k % 4 === 0 : n % 4 === 0;
   const bindings = [
-    { buffer: a, name: aVec ? "A4" : "A", vec4: aVec },
-    { buffer: b, name: bVec ? "B4" : "B", vec4: bVec },
+    { buffer: pa.buffer, name: aVec ? "A4" : "A", vec4: aVec, f16: pa.f16 },
+    { buffer: pb.buffer, name: bVec ? "B4" : "B", vec4: bVec, f16: pb.f16 },
     ...(epi?.bias ? [{ buffer: epi.bias, name: "bias" }] : []),
-    { buffer: out, name: "C", write: true },
+    { buffer: out, name: "C", write: true, f16: p.outF16 },
   ];
   gemm({
     key: `matmul|${aContig}${aVec ? 4 : 1}${bContig}${bVec ? 4 : 1}|${epilogueKey(epi)}`,
@@ -212,7 +262,7 @@ export function matmul(a: GPUBuffer, b: GPUBuffer, out: GPUBuffer, p: MatmulPara
     helpers: epilogueHelper(epi),
     loadA: stridedLoader("A", 8, "m", aContig, aVec),
     loadB: stridedLoader("B", 11, "n", bContig, bVec),
-    store: () => `${epilogueCode(epi, 14)} C[(z * M + m) * N + n] = o;`,
+    store: () => `${epilogueCode(epi, 14)} C[(z * M + m) * N + n] = OutT(o);`,
     m,
     n,
     k,

@@ -23,6 +23,30 @@ import { gpu } from "./runtime.ts";
 /** What a pack reads: a buffer, or an elementwise tree read at the same flat (row-major) indices. */
 export type PackSource = GPUBuffer | ElementwiseProgram;
 
+/** A storage buffer and whether it holds f16 (what the storage-path GEMMs bind). */
+export interface PlainOperand {
+  buffer: GPUBuffer;
+  f16: boolean;
+}
+
+/**
+ * The buffer of a source read as it is stored: an f32 buffer, or a program that only loads one contiguous
+ * f16 buffer (how f16 tensors travel to kernels); null for any other program.
+ */
+export function plainOperand(src: PackSource): PlainOperand | null {
+  if (src instanceof GPUBuffer) return { buffer: src, f16: false };
+  const o = src.operands[0];
+  const n = src.shape.reduce((a, d) => a * d, 1);
+  let expect = 1, contiguous = true;
+  for (let d = src.shape.length - 1; d >= 0; d--) {
+    if (src.shape[d] !== 1 && o?.strides[d] !== expect) contiguous = false;
+    expect *= src.shape[d];
+  }
+  const plain = src.operands.length === 1 && o.dtype === "f16" && o.offset === 0 && contiguous &&
+    src.body === "" && src.result === "in0" && n > 0;
+  return plain ? { buffer: o.buffer, f16: true } : null;
+}
+
 /** Elements a pack source holds. */
 function sourceElements(src: PackSource): number {
   return src instanceof GPUBuffer ? src.size / 4 : src.shape.reduce((a, d) => a * d, 1);

@@ -5,7 +5,7 @@
 // bindings, with its shape, strides and scalars appended to the consumer's uniform.
 
 import type { Binding } from "./runtime.ts";
-import type { StridedOperand } from "./elementwise.ts";
+import { loadAs, type StridedOperand } from "./elementwise.ts";
 
 /** An elementwise tree as data: what kernels/elementwise.ts runs, or a consumer inlines. */
 export interface ElementwiseProgram {
@@ -70,12 +70,12 @@ export function renderPrologue(
     coords.push("var rem = i;");
     for (let d = rank - 1; d >= 0; d--) coords.push(`let c${d} = rem % ${U(d)}; rem = rem / ${U(d)};`);
   }
-  const loads = p.operands.map((_, j) => {
+  const loads = p.operands.map((o, j) => {
     const base = rank + j * stride;
     const idx = flat[j]
       ? `${U(base)} + i`
       : [U(base), ...p.shape.map((_, d) => `c${d} * ${U(base + 1 + d)}`)].join(" + ");
-    return `let in${j} = ${name}_in${j}[${idx}];`;
+    return `let in${j} = ${loadAs(o.dtype, `${name}_in${j}[${idx}]`)};`;
   });
   // The body reads scalar j as P(ju): here that is word sBase + j of the prologue's uniform part.
   const body = p.body.replace(/\bP\((\d+)u\)/g, (_, j: string) => `bitcast<f32>(${U(sBase + Number(j))})`);

@@ -58,20 +58,21 @@ export function reduce(
   op: ReduceOp,
   dtype: DType = "f32",
 ): void {
-  if (dtype !== "f32") throw new Error(`reduce: only f32 is supported, got ${dtype}`);
+  // Sums run in f32 whatever the storage: an f16 output is rounded once, at the store.
+  if (dtype === "i32") throw new Error("reduce: i32 outputs are not supported (f32 or f16)");
   const rt = gpu();
   if (outer * inner === 0) return;
   if (inner === 1 && r > 4 * CHUNK) {
     // Two passes: partials over chunks of the row, then the partials.
     const chunks = Math.ceil(r / CHUNK);
     const tmp = rt.alloc(outer * chunks * 4);
-    rowReduce(x, tmp, outer * chunks, r, CHUNK, chunks, op);
-    rowReduce(tmp, out, outer, chunks, chunks, 1, op);
+    rowReduce(x, tmp, outer * chunks, r, CHUNK, chunks, op, "f32");
+    rowReduce(tmp, out, outer, chunks, chunks, 1, op, dtype);
     rt.release(tmp);
   } else if (inner === 1 && r >= 32) {
-    rowReduce(x, out, outer, r, r, 1, op);
+    rowReduce(x, out, outer, r, r, 1, op, dtype);
   } else {
-    columnReduce(x, out, outer, r, inner, op);
+    columnReduce(x, out, outer, r, inner, op, dtype);
   }
 }
 
@@ -84,6 +85,7 @@ function rowReduce(
   chunk: number,
   chunks: number,
   op: ReduceOp,
+  dtype: DType,
 ): void {
   const rt = gpu();
   const inp = inputOf(x);
@@ -91,7 +93,7 @@ function rowReduce(
   const ob = inp.bindings.length;
   const code = () => `
 ${inp.code}
-@group(0) @binding(${ob}) var<storage, read_write> out: array<f32>;
+@group(0) @binding(${ob}) var<storage, read_write> out: array<${dtype}>;
 struct Params { d: array<vec4<u32>, ${u.length / 4}> }
 @group(0) @binding(${ob + 1}) var<uniform> params: Params;
 fn U(j: u32) -> u32 { return params.d[j / 4u][j % 4u]; }
@@ -116,10 +118,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw: vec3
     if (lid < s) { part[lid] = ${combine[op]("part[lid]", "part[lid + s]")}; }
     workgroupBarrier();
   }
-  if (lid == 0u) { out[g] = part[0]; }
+  if (lid == 0u) { out[g] = ${dtype}(part[0]); }
 }`;
   rt.dispatch(
-    `reduce_rows|${op}|${inp.key}`,
+    `reduce_rows|${op}|${dtype}|${inp.key}`,
     code,
     [...inp.bindings, { buffer: out, write: true }],
     u,
@@ -128,7 +130,15 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw: vec3
 }
 
 // Thread per output element, looping over the reduced axis (coalesced across inner).
-function columnReduce(x: ReduceInput, out: GPUBuffer, outer: number, r: number, inner: number, op: ReduceOp) {
+function columnReduce(
+  x: ReduceInput,
+  out: GPUBuffer,
+  outer: number,
+  r: number,
+  inner: number,
+  op: ReduceOp,
+  dtype: DType,
+) {
   const rt = gpu();
   const n = outer * inner;
   const inp = inputOf(x);
@@ -136,7 +146,7 @@ function columnReduce(x: ReduceInput, out: GPUBuffer, outer: number, r: number, 
   const ob = inp.bindings.length;
   const code = () => `
 ${inp.code}
-@group(0) @binding(${ob}) var<storage, read_write> out: array<f32>;
+@group(0) @binding(${ob}) var<storage, read_write> out: array<${dtype}>;
 struct Params { d: array<vec4<u32>, ${u.length / 4}> }
 @group(0) @binding(${ob + 1}) var<uniform> params: Params;
 fn U(j: u32) -> u32 { return params.d[j / 4u][j % 4u]; }
@@ -152,10 +162,10 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     acc = ${combine[op]("acc", inp.load("idx"))};
     idx = idx + U(2u);
   }
-  out[i] = acc;
+  out[i] = ${dtype}(acc);
 }`;
   rt.dispatch(
-    `reduce_cols|${op}|${inp.key}`,
+    `reduce_cols|${op}|${dtype}|${inp.key}`,
     code,
     [...inp.bindings, { buffer: out, write: true }],
     u,

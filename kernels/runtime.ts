@@ -74,6 +74,8 @@ class Runtime {
   /** Live buffers owned by tensors (not pooled) and their bytes: the leak test watches these. */
   liveBuffers = 0;
   liveBytes = 0;
+  /** The most liveBytes seen since the last resetPeakBytes() (memory footprints: the f16 test). */
+  peakLiveBytes = 0;
   pooledBuffers = 0;
   /** Buffers ever created (a pool that works stops growing this during a steady loop). */
   createdBuffers = 0;
@@ -186,7 +188,13 @@ class Runtime {
     }
     this.liveBuffers++;
     this.liveBytes += size;
+    if (this.liveBytes > this.peakLiveBytes) this.peakLiveBytes = this.liveBytes;
     return buf;
+  }
+
+  /** Starts a new peak of live buffer bytes from what is live now. */
+  resetPeakBytes(): void {
+    this.peakLiveBytes = this.liveBytes;
   }
 
   /** Gives a buffer back; it is reused only after the commands recorded so far are submitted. */
@@ -331,7 +339,7 @@ class Runtime {
         buffer: { type: "uniform", hasDynamicOffset: true },
       });
     }
-    const src = code();
+    const src = withF16Directive(code(), key, this.device);
     this.device.pushErrorScope("validation");
     const module = this.device.createShaderModule({ code: src, label: key });
     const layout = this.device.createBindGroupLayout({ entries, label: key });
@@ -566,6 +574,20 @@ class Runtime {
     await this.device.queue.onSubmittedWorkDone();
     this.checkError();
   }
+}
+
+/**
+ * WGSL of a kernel that uses f16 types gets the `enable f16;` directive at its top: directives must
+ * precede every declaration, and f16 bindings come from several places (elementwise operands, prologues
+ * pasted into a consumer, GEMM outputs), so it is added here once. Without shader-f16 on the device such
+ * a kernel is a clear error instead of a compile failure.
+ */
+function withF16Directive(src: string, key: string, device: GPUDevice): string {
+  if (!/\bf16\b/.test(src) || /^\s*enable f16;/.test(src)) return src;
+  if (!device.features.has("shader-f16")) {
+    throw new Error(`kernel ${key} uses f16, but this device has no shader-f16 (use f32 tensors here)`);
+  }
+  return `enable f16;\n${src}`;
 }
 
 /** The outcome of Runtime.probeShaderF16(). */

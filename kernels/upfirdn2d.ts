@@ -25,6 +25,28 @@ export interface Upfirdn2dParams {
   /** true: correlate with the filter as stored; false: a true convolution (the filter flipped). */
   flip: boolean;
   gain: number;
+  /** x is f16 (loaded into f32; the filter sums run in f32). */
+  xF16?: boolean;
+  /** out is f16 (each f32 sum is rounded once, at the store). */
+  outF16?: boolean;
+}
+
+/** Storage types of a pass's input and output (the filter is always f32). */
+interface Io {
+  x16: boolean;
+  o16: boolean;
+}
+
+function ioDecls(io: Io): string {
+  return `@group(0) @binding(0) var<storage, read> xs: array<${io.x16 ? "f16" : "f32"}>;
+@group(0) @binding(1) var<storage, read> fs: array<f32>;
+@group(0) @binding(2) var<storage, read_write> out: array<${io.o16 ? "f16" : "f32"}>;
+alias OutT = ${io.o16 ? "f16" : "f32"};
+fn ldx(i: i32) -> f32 { return f32(xs[i]); }`;
+}
+
+function ioKey(io: Io): string {
+  return `${io.x16 ? "x16" : "x32"}${io.o16 ? "o16" : "o32"}`;
 }
 
 /**
@@ -78,7 +100,8 @@ function checkParams(p: Upfirdn2dParams): void {
 export function upfirdn2dDirect(x: GPUBuffer, f: GPUBuffer, out: GPUBuffer, p: Upfirdn2dParams): void {
   checkParams(p);
   const taps = { base: 0, strideY: p.x.taps, strideX: 1, normIdx: -1 };
-  if (!tiled(x, f, out, p.planes, p.x, p.y, taps, p.flip, p.gain)) generic2d(x, f, out, p);
+  const io = { x16: !!p.xF16, o16: !!p.outF16 };
+  if (!tiled(x, f, out, p.planes, p.x, p.y, taps, p.flip, p.gain, io)) generic2d(x, f, out, p, io);
 }
 
 /** The same result as upfirdn2dDirect for a separable filter, as an x pass then a y pass. */
@@ -95,11 +118,13 @@ export function upfirdn2dSeparable(
   const mid = rt.alloc(Math.max(4, p.planes * p.y.inLen * p.x.outLen * 4));
   const rows = p.planes * p.y.inLen;
   const tx = { base: layout.xBase, strideY: 0, strideX: layout.xStride, normIdx: -1 };
-  if (!tiled(x, f, mid, 1, p.x, identityAxis(rows), tx, p.flip, p.gain)) {
-    generic1d(x, f, mid, rows, 1, p.x, layout.xBase, layout.xStride, -1, p.flip, p.gain);
+  // The intermediate is f32: x's storage type in, out's out.
+  const io1 = { x16: !!p.xF16, o16: false }, io2 = { x16: false, o16: !!p.outF16 };
+  if (!tiled(x, f, mid, 1, p.x, identityAxis(rows), tx, p.flip, p.gain, io1)) {
+    generic1d(x, f, mid, rows, 1, p.x, layout.xBase, layout.xStride, -1, p.flip, p.gain, io1);
   }
   const ty = { base: layout.yBase, strideY: layout.yStride, strideX: 0, normIdx: layout.normIdx };
-  if (!tiled(mid, f, out, p.planes, identityAxis(p.x.outLen), p.y, ty, p.flip, 1)) {
+  if (!tiled(mid, f, out, p.planes, identityAxis(p.x.outLen), p.y, ty, p.flip, 1, io2)) {
     generic1d(
       mid,
       f,
@@ -112,6 +137,7 @@ export function upfirdn2dSeparable(
       layout.normIdx,
       p.flip,
       1,
+      io2,
     );
   }
   rt.release(mid);
@@ -197,6 +223,7 @@ function tiled(
   t: TapLayout,
   flip: boolean,
   gain: number,
+  io: Io,
 ): boolean {
   const px = planAxis(ax, flip, ax.outLen > 1 ? UNITS : 1),
     py = planAxis(ay, flip, ay.outLen > 1 ? UNITS : 1);
@@ -209,13 +236,13 @@ function tiled(
   u.set([ax.inLen, ay.inLen, ax.outLen, ay.outLen, px.shift, py.shift, gx, gy, total]);
   u.set([t.base, t.strideY, t.strideX, t.normIdx], 9);
   new Float32Array(u.buffer)[13] = gain;
-  const key = `upfirdn2d_tiled|${px.key}|${py.key}|${flip}`;
+  const key = `upfirdn2d_tiled|${px.key}|${py.key}|${flip}|${ioKey(io)}`;
   const bindings = [{ buffer: x }, { buffer: f }, { buffer: out, write: true }];
-  rt.dispatch(key, () => tiledCode(px, py), bindings, u, rt.grid(Math.ceil(total / WG)));
+  rt.dispatch(key, () => tiledCode(px, py, io), bindings, u, rt.grid(Math.ceil(total / WG)));
   return true;
 }
 
-function tiledCode(px: AxisPlan, py: AxisPlan): string {
+function tiledCode(px: AxisPlan, py: AxisPlan, io: Io): string {
   const lines: string[] = [];
   const nx = px.wMax - px.wMin + 1, ny = py.wMax - py.wMin + 1;
   for (let i = 0; i < nx; i++) {
@@ -230,7 +257,7 @@ function tiledCode(px: AxisPlan, py: AxisPlan): string {
   }
   for (let j = 0; j < ny; j++) {
     for (let i = 0; i < nx; i++) {
-      lines.push(`let v${j}_${i} = select(0.0, xs[ry${j} + cx${i}], vy${j} & vx${i});`);
+      lines.push(`let v${j}_${i} = select(0.0, ldx(ry${j} + cx${i}), vy${j} & vx${i});`);
     }
   }
   const usedTaps = new Set<string>();
@@ -246,9 +273,9 @@ function tiledCode(px: AxisPlan, py: AxisPlan): string {
       }
       stores.push(`{
     let oy = gy * ${py.outs} + ${oy}; let ox = gx * ${px.outs} + ${ox};
-    if (oy < u.out_h && ox < u.out_w) { out[plane_out + oy * u.out_w + ox] = scale * (${
+    if (oy < u.out_h && ox < u.out_w) { out[plane_out + oy * u.out_w + ox] = OutT(scale * (${
         terms.join(" + ") || "0.0"
-      }); }
+      })); }
   }`);
     }
   }
@@ -257,9 +284,7 @@ function tiledCode(px: AxisPlan, py: AxisPlan): string {
     return `let f${s} = fs[u.tap_base + ${ky} * u.tap_sy + ${kx} * u.tap_sx];`;
   });
   return `
-@group(0) @binding(0) var<storage, read> xs: array<f32>;
-@group(0) @binding(1) var<storage, read> fs: array<f32>;
-@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+${ioDecls(io)}
 struct P { in_w: i32, in_h: i32, out_w: i32, out_h: i32, shift_x: i32, shift_y: i32, gx: i32, gy: i32, total: i32,
   tap_base: i32, tap_sy: i32, tap_sx: i32, norm_idx: i32, gain: f32, _a: i32, _b: i32 }
 @group(0) @binding(3) var<uniform> u: P;
@@ -285,7 +310,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
 
 // ---- generic kernels: any up/down/padding/filter size ----
 
-function generic2d(x: GPUBuffer, f: GPUBuffer, out: GPUBuffer, p: Upfirdn2dParams): void {
+function generic2d(x: GPUBuffer, f: GPUBuffer, out: GPUBuffer, p: Upfirdn2dParams, io: Io): void {
   const rt = gpu();
   const n = p.planes * p.y.outLen * p.x.outLen;
   if (n === 0) return;
@@ -308,9 +333,7 @@ function generic2d(x: GPUBuffer, f: GPUBuffer, out: GPUBuffer, p: Upfirdn2dParam
   ]);
   new Float32Array(u.buffer)[14] = p.gain;
   const code = () => `
-@group(0) @binding(0) var<storage, read> xs: array<f32>;
-@group(0) @binding(1) var<storage, read> fs: array<f32>;
-@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+${ioDecls(io)}
 struct P { n: i32, in_w: i32, in_h: i32, out_w: i32, out_h: i32, up_x: i32, up_y: i32, down_x: i32, down_y: i32,
   pad_x: i32, pad_y: i32, fw: i32, fh: i32, flip: i32, gain: f32, _p: i32 }
 @group(0) @binding(3) var<uniform> u: P;
@@ -336,13 +359,13 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     let fy = select(u.fh - 1 - ky, ky, u.flip != 0);
     for (var kx = kx0; kx <= kx1; kx += u.up_x) {
       let fx = select(u.fw - 1 - kx, kx, u.flip != 0);
-      acc += xs[row + (tx + kx) / u.up_x] * fs[fy * u.fw + fx];
+      acc += ldx(row + (tx + kx) / u.up_x) * fs[fy * u.fw + fx];
     }
   }
-  out[i] = acc * u.gain;
+  out[i] = OutT(acc * u.gain);
 }`;
   rt.dispatch(
-    "upfirdn2d_generic",
+    `upfirdn2d_generic|${ioKey(io)}`,
     code,
     [{ buffer: x }, { buffer: f }, { buffer: out, write: true }],
     u,
@@ -363,6 +386,7 @@ function generic1d(
   normIdx: number,
   flip: boolean,
   gain: number,
+  io: Io,
 ): void {
   const rt = gpu();
   const n = outer * a.outLen * inner;
@@ -384,9 +408,7 @@ function generic1d(
   ]);
   new Float32Array(u.buffer)[12] = gain;
   const code = () => `
-@group(0) @binding(0) var<storage, read> xs: array<f32>;
-@group(0) @binding(1) var<storage, read> fs: array<f32>;
-@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+${ioDecls(io)}
 struct P { n: i32, in_len: i32, out_len: i32, inner: i32, up: i32, down: i32, pad0: i32, taps: i32,
   tap_base: i32, tap_stride: i32, norm_idx: i32, flip: i32, gain: f32, _a: i32, _b: i32, _c: i32 }
 @group(0) @binding(3) var<uniform> u: P;
@@ -406,14 +428,14 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   var acc = 0.0;
   for (var k = k0; k <= k1; k += u.up) {
     let fk = select(u.taps - 1 - k, k, u.flip != 0);
-    acc += xs[base + ((t + k) / u.up) * u.inner] * fs[u.tap_base + fk * u.tap_stride];
+    acc += ldx(base + ((t + k) / u.up) * u.inner) * fs[u.tap_base + fk * u.tap_stride];
   }
   var scale = u.gain;
   if (u.norm_idx >= 0) { scale = scale / fs[u.norm_idx]; }
-  out[i] = acc * scale;
+  out[i] = OutT(acc * scale);
 }`;
   rt.dispatch(
-    "upfirdn2d_generic1d",
+    `upfirdn2d_generic1d|${ioKey(io)}`,
     code,
     [{ buffer: x }, { buffer: f }, { buffer: out, write: true }],
     u,

@@ -65,7 +65,7 @@ export function biasAct(x: Tensor, b: Tensor | null, o: BiasActOptions = {}): Te
   const act = o.act ?? "linear";
   const spec = ACT[act];
   if (!spec) throw new Error(`biasAct: unknown activation "${act}" (one of ${Object.keys(ACT).join(", ")})`);
-  if (x.dtype !== "f32") throw new Error("biasAct: x must be f32");
+  if (x.dtype === "i32") throw new Error("biasAct: x must be f32 or f16");
   const dim = o.dim ?? 1;
   if (!Number.isInteger(dim) || dim < 0 || dim >= Math.max(x.rank, 1)) {
     throw new Error(`biasAct: dim ${dim} is out of range for x of shape [${x.shape}]`);

@@ -12,20 +12,27 @@ import {
 } from "../kernels/conv2d.ts";
 import type { PackSource } from "../kernels/pack_texture.ts";
 import { record } from "./autograd.ts";
-import { maxReadBuffers, prologueOf } from "./lazy.ts";
-import { Tensor } from "./tensor.ts";
+import { maxReadBuffers, sourceOf, storedSourceOf } from "./lazy.ts";
+import { type DType, Tensor } from "./tensor.ts";
 
 /**
- * The operands of one conv2d pass: on the texture path a lazy tensor is packed as it is computed (its
- * elementwise tree is the pack's prologue), elsewhere its buffer.
+ * Runs one conv2d pass on its operands: on the texture path a lazy tensor is packed as it is computed
+ * (its elementwise tree is the pack's prologue; f16 tensors load into f32 texels there), elsewhere its
+ * buffer (an f16 one as a one-load program, which the storage kernels bind as array<f16>).
  */
-function sources(
+function withSources(
   p: Conv2dParams,
   pass: "forward" | "inputGrad" | "weightGrad",
-  ...ts: Tensor[]
-): PackSource[] {
+  ts: Tensor[],
+  run: (srcs: PackSource[]) => void,
+): void {
   const trees = conv2dTakesTrees(p, pass);
-  return ts.map((t) => (trees && prologueOf(t.valueNode, maxReadBuffers() - 1)) || t.buffer);
+  run(ts.map((t) => trees ? sourceOf(t.valueNode, maxReadBuffers() - 1) : storedSourceOf(t.valueNode)));
+}
+
+/** The output dtype of a GEMM-class op: f16 when every operand is f16, else f32 (f32 sums either way). */
+export function gemmOutType(...ts: Tensor[]): DType {
+  return ts.every((t) => t.dtype === "f16") ? "f16" : "f32";
 }
 
 export interface Conv2dOptions {
@@ -85,9 +92,14 @@ export function conv2d(x: Tensor, w: Tensor, opts: Conv2dOptions = {}, epi?: Epi
 }
 
 function convForward(x: Tensor, w: Tensor, p: Conv2dParams, epi?: Epilogue): Tensor {
-  const out = Tensor.empty([p.batch, p.cout, p.outH, p.outW]);
-  const [xs, ws] = sources(p, "forward", x, w);
-  conv2dForward(xs, ws, out.buffer, p, epi);
+  const dtype = gemmOutType(x, w);
+  const out = Tensor.empty([p.batch, p.cout, p.outH, p.outW], dtype);
+  withSources(
+    p,
+    "forward",
+    [x, w],
+    ([xs, ws]) => conv2dForward(xs, ws, out.buffer, { ...p, outF16: dtype === "f16" }, epi),
+  );
   if (epi) return out;
   return record(out, "conv2d", [x, w], (g) => [
     x.requiresGrad ? convInputGrad(g, w, p) : null,
@@ -97,9 +109,14 @@ function convForward(x: Tensor, w: Tensor, p: Conv2dParams, epi?: Epilogue): Ten
 
 /** The adjoint of conv2d with respect to its input (a transposed convolution). */
 function convInputGrad(dy: Tensor, w: Tensor, p: Conv2dParams): Tensor {
-  const dx = Tensor.empty([p.batch, p.cin, p.h, p.w]);
-  const [dys, ws] = sources(p, "inputGrad", dy, w);
-  conv2dInputGrad(dys, ws, dx.buffer, p);
+  const dtype = gemmOutType(dy, w);
+  const dx = Tensor.empty([p.batch, p.cin, p.h, p.w], dtype);
+  withSources(
+    p,
+    "inputGrad",
+    [dy, w],
+    ([dys, ws]) => conv2dInputGrad(dys, ws, dx.buffer, { ...p, outF16: dtype === "f16" }),
+  );
   return record(dx, "conv2d_input_grad", [dy, w], (g) => [
     dy.requiresGrad ? convForward(g, w, p) : null,
     w.requiresGrad ? convWeightGrad(g, dy, p) : null,
@@ -109,8 +126,7 @@ function convInputGrad(dy: Tensor, w: Tensor, p: Conv2dParams): Tensor {
 /** The gradient of conv2d with respect to its weight. */
 function convWeightGrad(x: Tensor, dy: Tensor, p: Conv2dParams): Tensor {
   const dw = Tensor.empty([p.cout, p.cin / p.groups, p.kh, p.kw]);
-  const [xs, dys] = sources(p, "weightGrad", x, dy);
-  conv2dWeightGrad(xs, dys, dw.buffer, p);
+  withSources(p, "weightGrad", [x, dy], ([xs, dys]) => conv2dWeightGrad(xs, dys, dw.buffer, p));
   return record(dw, "conv2d_weight_grad", [x, dy], (g) => [
     x.requiresGrad ? convInputGrad(dy, g, p) : null,
     dy.requiresGrad ? convForward(x, g, p) : null,

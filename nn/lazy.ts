@@ -7,7 +7,14 @@
 // Memory stays deterministic: a node counts its holders (tensors and parent nodes); a leaf holds one
 // reference on its storage, and a tree releases its leaves when its last holder lets go.
 
-import { type DType, elementwise, MAX_RANK, type StridedOperand } from "../kernels/elementwise.ts";
+import {
+  computeType,
+  type DType,
+  dtypeBytes,
+  elementwise,
+  MAX_RANK,
+  type StridedOperand,
+} from "../kernels/elementwise.ts";
 import type { ElementwiseProgram } from "../kernels/prologue.ts";
 import { gpu } from "../kernels/runtime.ts";
 
@@ -197,7 +204,7 @@ export function op(
 /** Makes `n` a contiguous leaf (recording one fused kernel for its tree); returns its storage. */
 export function materialise(n: Node): Storage {
   if (n.contiguous) return n.storage!;
-  const bytes = Math.max(4, n.size * 4);
+  const bytes = Math.max(4, Math.ceil((n.size * dtypeBytes(n.dtype)) / 4) * 4);
   const storage = new Storage(gpu().alloc(bytes), bytes);
   render(n, storage.buffer);
   if (n.storage) {
@@ -306,13 +313,35 @@ function render(root: Node, out: GPUBuffer): void {
 
 /**
  * The tree of a lazy tensor's node as a program a consumer kernel can inline (kernels/prologue.ts), or
- * null when the node is a contiguous buffer already or reads more than `maxOperands` buffers.
+ * null when the node is a contiguous f32 buffer already or reads more than `maxOperands` buffers. A
+ * contiguous f16 buffer is a one-operand program: consumers whose buffer inputs are f32 load it that way.
  */
 export function prologueOf(n: Node, maxOperands: number): ElementwiseProgram | null {
-  if (n.contiguous) return null;
+  if (n.contiguous) return n.dtype === "f16" ? program(n) : null; // kernels read f16 only through programs
   if (n.buffers.size > maxOperands) return null;
   const p = program(n);
   return p.operands.length <= maxOperands ? p : null;
+}
+
+/**
+ * What a kernel that takes an f32 buffer or a program (a reduction, a texture pack) reads for `n`: its
+ * tree inlined when it fits in `maxOperands` buffers, else its buffer, which f16 values reach only as a
+ * one-operand program (the kernel's buffer inputs are f32).
+ */
+export function sourceOf(n: Node, maxOperands: number): ElementwiseProgram | GPUBuffer {
+  const p = prologueOf(n, maxOperands);
+  if (p) return p;
+  const s = materialise(n);
+  return n.dtype === "f16" ? program(n) : s.buffer;
+}
+
+/**
+ * What a kernel that takes an f32 buffer or an f16 buffer as a one-load program (the storage-path GEMMs,
+ * kernels/pack_texture.ts plainOperand) reads for `n`: its value computed into its own buffer first.
+ */
+export function storedSourceOf(n: Node): ElementwiseProgram | GPUBuffer {
+  const s = materialise(n);
+  return n.dtype === "f16" ? program(n) : s.buffer;
 }
 
 /** The tree under `root` as straight-line code over strided operands (shared subtrees computed once). */
@@ -359,7 +388,8 @@ function program(root: Node): ElementwiseProgram {
         expr = renameAll(expr, namesIn(n.helpers), `_h${h}`);
       }
       name = `t${lets.length}`;
-      lets.push(`let ${name} = ${n.dtype}(${expr});`);
+      // f16 values are computed in f32 inside a kernel: only the stored result is rounded.
+      lets.push(`let ${name} = ${computeType(n.dtype)}(${expr});`);
     }
     memo.set(key, name);
     return name;

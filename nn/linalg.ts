@@ -1,8 +1,11 @@
 // Batched matrix multiplication as a differentiable op. Transposes are flags of the GEMM kernel, so the
 // backward products read their operands in place instead of copying transposes.
 
-import { type Epilogue, matmul as gemm } from "../kernels/matmul.ts";
+import { type Epilogue, matmul as gemm, type MatmulParams, matmulTakesTrees } from "../kernels/matmul.ts";
+import type { PackSource } from "../kernels/pack_texture.ts";
 import { record } from "./autograd.ts";
+import { gemmOutType } from "./conv.ts";
+import { maxReadBuffers, sourceOf, storedSourceOf } from "./lazy.ts";
 import { reshape, sumTo } from "./shape.ts";
 import { Tensor } from "./tensor.ts";
 
@@ -41,8 +44,9 @@ export function matmulT(a: Tensor, b: Tensor, transA = false, transB = false, ep
     batchShape = A.batch;
   } else batchShape = A.batch.length ? A.batch : B.batch;
   const batch = Math.max(ba, bb);
-  const out = Tensor.empty([...batchShape, m, n]);
-  gemm(a.buffer, b.buffer, out.buffer, {
+  const dtype = gemmOutType(a, b);
+  const out = Tensor.empty([...batchShape, m, n], dtype);
+  const p: MatmulParams = {
     batch,
     m,
     n,
@@ -51,7 +55,17 @@ export function matmulT(a: Tensor, b: Tensor, transA = false, transB = false, ep
     transB,
     broadcastA: A.batch.length === 0 && batch > 1,
     broadcastB: B.batch.length === 0 && batch > 1,
-  }, epi);
+    outF16: dtype === "f16",
+  };
+  // f16 operands: packed from f16 loads on the texture path, bound as array<f16> on the storage path.
+  const trees = matmulTakesTrees(p) && (a.dtype === "f16" || b.dtype === "f16");
+  const src = (t: Tensor): PackSource =>
+    t.dtype !== "f16"
+      ? t.buffer
+      : trees
+      ? sourceOf(t.valueNode, maxReadBuffers() - 1)
+      : storedSourceOf(t.valueNode);
+  gemm(src(a), src(b), out.buffer, p, epi);
   if (epi) return out; // fused epilogues are forward-only (inference paths)
   return record(out, "matmul", [a, b], (g) => {
     // dA' = G B'^T, dB' = A'^T G, mapped back through the transposes.

@@ -5,7 +5,7 @@
 import { conv2d, conv2dTranspose } from "./conv.ts";
 import { tensor } from "./creation.ts";
 import { matmulT } from "./linalg.ts";
-import { add, mul, rsqrt, square } from "./ops.ts";
+import { add, cast, mul, rsqrt, square } from "./ops.ts";
 import { sum } from "./reduce.ts";
 import { flip, permute, reshape } from "./shape.ts";
 import type { Tensor } from "./tensor.ts";
@@ -171,8 +171,13 @@ export function modulatedConv2d(
   };
   // d[n,o] = rsqrt(sum_i styles[n,i]^2 * sum_k weight[o,i,k]^2 + 1e-8): the same sum as over w[n,o,i,k]^2,
   // without materialising per-sample weights on the non-fused path.
+  // With f16 weights the sum over i stays f32 in memory too (for 512 channels it reaches ~1e4-1e5, past
+  // f16's 65504); d itself is small and is stored at x's precision.
   const dcoefs = demodulate
-    ? rsqrt(add(matmulT(square(styles), sum(square(weight), [2, 3]), false, true), 1e-8))
+    ? cast(
+      rsqrt(add(matmulT(cast(square(styles), "f32"), sum(square(weight), [2, 3]), false, true), 1e-8)),
+      x.dtype === "f16" ? "f16" : "f32",
+    )
     : null;
   let y: Tensor;
   if (o.fused ?? true) {

@@ -107,13 +107,34 @@ export class Module {
   dispose(): void {
     for (const [, t] of [...this.namedParameters(), ...this.namedBuffers()]) t.dispose();
   }
+
+  /**
+   * Stores every float parameter and buffer as `dtype` (in place: the same tensors, new buffers), so
+   * the same forward code runs in that precision: kernels follow their operands' dtypes (f16 storage,
+   * f32 arithmetic). FIR filters (names ending in `filter`) stay f32: upfirdn2d reads its taps in f32
+   * and derives their separability from the f32 values. f16 needs shader-f16 (Runtime.probeShaderF16).
+   */
+  toPrecision(dtype: "f32" | "f16"): this {
+    for (const [name, t] of [...this.namedParameters(), ...this.namedBuffers()]) {
+      if (t.dtype === "i32" || /filter$/.test(name)) continue;
+      t.castInPlace(dtype);
+    }
+    return this;
+  }
+
+  /** The dtype of the first float parameter (what toPrecision set), f32 for a module without any. */
+  get precision(): "f32" | "f16" {
+    const p = this.namedParameters().find(([, t]) => t.dtype !== "i32");
+    return p?.[1].dtype === "f16" ? "f16" : "f32";
+  }
 }
 
-/** Copies src's values into dst in place (same size), keeping dst's identity. */
+/** Copies src's values into dst in place (same size and dtype), keeping dst's identity. */
 export function copyInto(src: Tensor, dst: Tensor): void {
   if (src.size !== dst.size) throw new Error(`copyInto: sizes ${src.size} and ${dst.size} differ`);
+  if (src.dtype !== dst.dtype) throw new Error(`copyInto: dtypes ${src.dtype} and ${dst.dtype} differ`);
   if (src.buffer === dst.buffer) return;
-  gpu().copy(src.buffer, 0, dst.writableBuffer, 0, src.size * 4);
+  gpu().copy(src.buffer, 0, dst.writableBuffer, 0, src.bytes);
   // Facts derived from dst's old values no longer hold (a filter's separability).
   carrySeparableMark(src, dst);
 }

@@ -5,7 +5,7 @@ import { record, registerAutogradOps } from "./autograd.ts";
 import { full, onesLike, zerosLike } from "./creation.ts";
 import { broadcastTo, sumTo } from "./shape.ts";
 import { op } from "./lazy.ts";
-import { contiguousStrides, type DType, type Shape, Tensor } from "./tensor.ts";
+import { contiguousStrides, type DType, requireShaderF16, type Shape, Tensor } from "./tensor.ts";
 
 export type TensorLike = Tensor | number;
 
@@ -46,13 +46,25 @@ export function mapElementwise(
 ): Tensor {
   let shape: number[] = [];
   for (const t of inputs) shape = broadcastShapes(shape, t.shape);
-  const dtype = opts.dtype ?? inputs[0]?.dtype ?? "f32";
+  const dtype = opts.dtype ?? resultType(inputs);
   const node = op(expr, inputs.map((t) => t.valueNode), shape, dtype, opts.scalars ?? [], opts.helpers ?? "");
   return Tensor.fromNode(node);
 }
 
+/**
+ * The dtype of an elementwise result: f16 only when every float input is f16 (f16 with f32 gives f32,
+ * as in PyTorch); otherwise the first input's, as before f16 existed.
+ */
+function resultType(inputs: Tensor[]): DType {
+  if (inputs.length === 0) return "f32";
+  if (inputs.some((t) => t.dtype === "f16")) return inputs.some((t) => t.dtype === "f32") ? "f32" : "f16";
+  return inputs[0].dtype;
+}
+
 function requireFloat(name: string, ...ts: Tensor[]) {
-  for (const t of ts) if (t.dtype !== "f32") throw new Error(`${name} needs f32 tensors, got ${t.dtype}`);
+  for (const t of ts) {
+    if (t.dtype === "i32") throw new Error(`${name} needs float tensors (f32 or f16), got ${t.dtype}`);
+  }
 }
 
 // ---- binary ----
@@ -278,10 +290,16 @@ function compare(op: string, a: TensorLike, b: TensorLike): Tensor {
   return mapElementwise(`cmp${op}`, `select(0.0, 1.0, f32(in0) ${op} f32(in1))`, [ta, tb], { dtype: "f32" });
 }
 
-/** Casts between f32 and i32 (truncating toward zero); no gradient. */
+/**
+ * Casts between f32, f16 (round to nearest even; needs shader-f16) and i32 (truncating toward zero).
+ * Float-to-float casts carry the gradient (cast back to the input's dtype); casts to or from i32 none.
+ */
 export function cast(a: Tensor, dtype: DType): Tensor {
   if (a.dtype === dtype) return a;
-  return mapElementwise(`cast_${dtype}`, "in0", [a], { dtype });
+  if (dtype === "f16") requireShaderF16();
+  const out = mapElementwise(`cast_${dtype}`, "in0", [a], { dtype });
+  if (a.dtype === "i32" || dtype === "i32") return out;
+  return record(out, `cast_${dtype}`, [a], (g) => [cast(g, a.dtype)]);
 }
 
 /** Marks a value as constant: the result shares storage and carries no graph. */

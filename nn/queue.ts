@@ -19,6 +19,16 @@ export function liveGpuBytes(): number {
   return gpu().liveBytes;
 }
 
+/** The most bytes of GPU buffers live at once since resetPeakGpuBytes() (a forward's footprint). */
+export function peakGpuBytes(): number {
+  return gpu().peakLiveBytes;
+}
+
+/** Restarts peakGpuBytes() from the bytes live now. */
+export function resetPeakGpuBytes(): void {
+  gpu().resetPeakBytes();
+}
+
 /** The adapter's description as the driver reports it (e.g. "llvmpipe (LLVM 15.0.6, 256 bits)"). */
 export function adapterDescription(): string {
   return gpu().info.description;

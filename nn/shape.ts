@@ -5,7 +5,7 @@ import { elementwise } from "../kernels/elementwise.ts";
 import { reduce } from "../kernels/reduce.ts";
 import { record } from "./autograd.ts";
 import { zeros } from "./creation.ts";
-import { maxReadBuffers, op, prologueOf } from "./lazy.ts";
+import { maxReadBuffers, op, sourceOf } from "./lazy.ts";
 import { contiguousStrides, type Shape, sizeOf, stridedCopy, Tensor } from "./tensor.ts";
 
 function normAxis(axis: number, rank: number): number {
@@ -223,9 +223,11 @@ export function reduceAxes(x: Tensor, axes: number[], op: "sum" | "max" | "min",
     r = sizeOf(ax.map((a) => x.shape[a]));
     inner = 1;
   }
-  const out = Tensor.empty(outShape, "f32");
+  // f16 in, f16 out; the sums run in f32 inside the kernel.
+  const dtype = x.dtype === "f16" ? "f16" : "f32";
+  const out = Tensor.empty(outShape, dtype);
   // A lazy input is computed inside the reduction as it is read (sum(square(x)) is one kernel).
-  reduce(prologueOf(src.valueNode, maxReadBuffers() - 1) ?? src.buffer, out.buffer, outer, r, inner, op);
+  reduce(sourceOf(src.valueNode, maxReadBuffers() - 1), out.buffer, outer, r, inner, op, dtype);
   if (src !== x) src.dispose();
   if (op === "sum") {
     return record(out, "sum", [x], (g) => [broadcastTo(reshape(g, keptShape), x.shape)]);

@@ -4,7 +4,7 @@
 // reshape shares storage. Memory is released deterministically: every tensor made inside `scope()` is disposed at its end
 // unless returned from it or `keep()`-ed.
 
-import type { DType } from "../kernels/elementwise.ts";
+import { type DType, dtypeBytes } from "../kernels/elementwise.ts";
 import { gpu } from "../kernels/runtime.ts";
 import { beforeOverwrite, contiguous, drop, hold, leaf, materialise, Node, op, Storage } from "./lazy.ts";
 
@@ -35,7 +35,7 @@ export function contiguousStrides(shape: Shape): number[] {
 export class Tensor {
   readonly id = nextId++;
   readonly shape: number[];
-  readonly dtype: DType;
+  private _dtype: DType;
   /** Whether gradients flow to this tensor (parameters, and results of ops on them). */
   requiresGrad = false;
   gradFn: GradNode | null = null;
@@ -47,8 +47,30 @@ export class Tensor {
   constructor(node: Node, dtype: DType) {
     this.node = hold(node);
     this.shape = [...node.shape];
-    this.dtype = dtype;
+    this._dtype = dtype;
     scopes[scopes.length - 1]?.add(this);
+  }
+
+  get dtype(): DType {
+    return this._dtype;
+  }
+
+  /**
+   * Converts the values to another float dtype in place: the same Tensor object gets a new buffer (modules
+   * and their layers hold parameters by reference, so Module.toPrecision casts through this). Lazy values
+   * that read the old buffer keep reading it. Not differentiable: for parameters, not for activations.
+   */
+  castInPlace(dtype: "f32" | "f16"): void {
+    const n = this.live();
+    if (this._dtype === dtype) return;
+    if (this._dtype === "i32") throw new Error(`castInPlace: tensor #${this.id} is i32, not a float`);
+    if (dtype === "f16") requireShaderF16();
+    const next = hold(op("in0", [n], [...n.shape], dtype));
+    materialise(next);
+    drop(n);
+    this.node = next;
+    this._dtype = dtype;
+    this.gradFn = null;
   }
 
   /** An uninitialised tensor of the given shape. */
@@ -56,7 +78,8 @@ export class Tensor {
     for (const d of shape) {
       if (!Number.isInteger(d) || d < 0) throw new Error(`invalid tensor shape [${shape}]`);
     }
-    const bytes = Math.max(4, sizeOf(shape) * 4);
+    if (dtype === "f16") requireShaderF16();
+    const bytes = storageBytes(sizeOf(shape), dtype);
     const storage = new Storage(gpu().alloc(bytes), bytes);
     const n = leaf(storage, [...shape], dtype);
     storage.release(); // the leaf holds it
@@ -131,11 +154,16 @@ export class Tensor {
     for (const s of scopes) s.delete(this);
   }
 
-  /** Reads the values back as floats (i32 tensors are converted); the host waits on the GPU here. */
+  /** Bytes of GPU memory the values take (f16: 2 per element, padded to 4). */
+  get bytes(): number {
+    return storageBytes(this.size, this.dtype);
+  }
+
+  /** Reads the values back as floats (i32 and f16 tensors are converted); the host waits on the GPU here. */
   async data(opts: { checkFinite?: boolean } = {}): Promise<Float32Array> {
-    const buf = await gpu().read(this.buffer, this.size * 4);
+    const buf = await gpu().read(this.buffer, this.size * dtypeBytes(this.dtype));
     if (this.dtype === "i32") return Float32Array.from(new Int32Array(buf));
-    const out = new Float32Array(buf);
+    const out = this.dtype === "f16" ? Float32Array.from(new Float16Array(buf)) : new Float32Array(buf);
     if (opts.checkFinite) {
       for (let i = 0; i < out.length; i++) {
         if (!Number.isFinite(out[i])) {
@@ -185,7 +213,22 @@ export function creationData(t: Tensor): Float32Array | undefined {
   return smallHostData.get(t);
 }
 
-/** Copies host data into a new tensor. */
+/** Bytes of a buffer holding n elements of dtype: WebGPU binds storage in whole 4-byte words. */
+export function storageBytes(n: number, dtype: DType): number {
+  return Math.max(4, Math.ceil((n * dtypeBytes(dtype)) / 4) * 4);
+}
+
+/** Throws a clear error where f16 tensors cannot exist: the device lacks shader-f16. */
+export function requireShaderF16(): void {
+  if (!gpu().device.features.has("shader-f16")) {
+    throw new Error(
+      "f16 tensors need the shader-f16 feature, which this adapter does not offer (check " +
+        "gpu().probeShaderF16() before choosing f16)",
+    );
+  }
+}
+
+/** Copies host data into a new tensor (f16: the values are rounded to f16 on the host). */
 export function fromHost(data: Float32Array | Int32Array, shape: Shape, dtype: DType): Tensor {
   if (data.length !== sizeOf(shape)) {
     throw new Error(
@@ -193,11 +236,23 @@ export function fromHost(data: Float32Array | Int32Array, shape: Shape, dtype: D
     );
   }
   const t = Tensor.empty(shape, dtype);
+  if (dtype === "f16") {
+    if (data.length > 0) gpu().upload(t.buffer, padToWords(Float16Array.from(data)));
+    return t;
+  }
   if (data.length > 0) gpu().upload(t.buffer, data);
   if (dtype === "f32" && shape.length === 2 && data.length <= SMALL_HOST && data instanceof Float32Array) {
     smallHostData.set(t, data.slice());
   }
   return t;
+}
+
+// writeBuffer copies whole 4-byte words: an odd number of halves gets one zero half.
+function padToWords(h: Float16Array): Float16Array {
+  if (h.length % 2 === 0) return h;
+  const out = new Float16Array(h.length + 1);
+  out.set(h);
+  return out;
 }
 
 /**

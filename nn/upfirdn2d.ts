@@ -155,8 +155,8 @@ export function parsePadding(p: Padding | undefined): [number, number, number, n
 
 /** Upsample (zero insertion), pad, FIR-filter and downsample every plane of x [N, C, H, W]. */
 export function upfirdn2d(x: Tensor, f: Tensor, o: Upfirdn2dOptions = {}): Tensor {
-  if (x.rank !== 4 || x.dtype !== "f32") {
-    throw new Error(`upfirdn2d: x must be f32 [N, C, H, W], got [${x.shape}]`);
+  if (x.rank !== 4 || x.dtype === "i32") {
+    throw new Error(`upfirdn2d: x must be f32 or f16 [N, C, H, W], got ${x.dtype} [${x.shape}]`);
   }
   if (f.dtype !== "f32") throw new Error("upfirdn2d: the filter must be f32");
   if (f.requiresGrad) throw new Error("upfirdn2d: gradients with respect to the filter are not supported");
@@ -175,13 +175,16 @@ export function upfirdn2d(x: Tensor, f: Tensor, o: Upfirdn2dOptions = {}): Tenso
         `[${px0},${px1},${py0},${py1}] and a ${fh}x${fw} filter leaves no output`,
     );
   }
-  const out = Tensor.empty([n, c, outH, outW]);
+  // x's dtype in and out (the filter is f32; the sums run in f32).
+  const out = Tensor.empty([n, c, outH, outW], x.dtype);
   const p: Upfirdn2dParams = {
     planes: n * c,
     x: { inLen: w, outLen: outW, up: upX, down: downX, pad0: px0, taps: fw },
     y: { inLen: h, outLen: outH, up: upY, down: downY, pad0: py0, taps: fh },
     flip,
     gain,
+    xF16: x.dtype === "f16",
+    outF16: x.dtype === "f16",
   };
   const layout = f.rank === 1
     ? { xBase: 0, xStride: 1, yBase: 0, yStride: 1, normIdx: -1 }

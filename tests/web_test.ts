@@ -283,6 +283,33 @@ Deno.test({
       const adapter = await page.textContent("#adapter");
       console.log(`web_test: ${adapter}`);
       assert(/WebGPU adapter: /.test(adapter ?? ""), `the page should show its adapter, shows '${adapter}'`);
+      // f16: where the page's adapter lacks it (SwiftShader), asking for it says why and stays f32.
+      const prec = await page.evaluate(async () => {
+        const g = globalThis as unknown as {
+          ganPage: { setPrecision(p: string): Promise<void>; precision(): string };
+        };
+        await g.ganPage.setPrecision("f16");
+        return g.ganPage.precision();
+      });
+      const precInfo = await page.textContent("#precisionInfo");
+      console.log(`web_test: precision f16 asked, running ${prec}: '${precInfo}'`);
+      if (prec === "f16") {
+        const f16frac = within2(
+          channels(await pagePixels(page, { ...CASES[0], mode: "sample" })),
+          await generated(snap, dir, CASES[0]),
+        );
+        console.log(`web_test: f16 page vs f32 generate: ${(100 * f16frac).toFixed(2)}% within 2 levels`);
+        assert(f16frac >= 0.99, `f16 page: only ${(100 * f16frac).toFixed(2)}% within 2 levels of f32`);
+        await page.evaluate(() =>
+          (globalThis as unknown as { ganPage: { setPrecision(p: string): Promise<void> } }).ganPage
+            .setPrecision("f32")
+        );
+      } else {
+        assert(
+          /f16 is not available here \(.+\): running f32/.test(precInfo ?? ""),
+          `precision info '${precInfo}'`,
+        );
+      }
       for (const c of CASES) {
         const t0 = performance.now();
         const frac = within2(

@@ -20,6 +20,11 @@ let settings: RenderSettings = { ...DEFAULT_SETTINGS };
 let direction: SavedDirection | null = null;
 let rendering: Promise<void> | null = null;
 let dirty = false;
+/** The loaded snapshot, kept so a precision change rebuilds G from the file's f32 values. */
+let loaded: { bytes: Uint8Array; name: string } | null = null;
+/** The precision G runs in, and why f16 cannot be chosen here (null where it can). */
+let precision: "f32" | "f16" = "f32";
+let f16Unavailable: string | null = "not probed yet";
 
 function showError(message: string): void {
   $("error").textContent = message;
@@ -118,6 +123,8 @@ function loadSnapshot(bytes: Uint8Array, name: string): Promise<void> {
   }
   G?.dispose();
   G = next.G;
+  loaded = { bytes, name };
+  if (precision === "f16") G.toPrecision("f16");
   if (direction && direction.normal.length !== G.wDim) setDirection(null, "");
   const names = next.state.classNames ?? [];
   const options = Array.from(
@@ -139,9 +146,27 @@ function loadSnapshot(bytes: Uint8Array, name: string): Promise<void> {
   settings.cutoff = Math.min(settings.cutoff, G.numWs);
   writeControls(settings);
   $("model").textContent = `${name}: ${G.imgResolution}x${G.imgResolution}, ${G.imgChannels} channel(s), ` +
-    (conditional ? `${G.cDim} classes` : "unconditional") + `, ${G.numWs} ws`;
+    (conditional ? `${G.cDim} classes` : "unconditional") + `, ${G.numWs} ws, ${precision}`;
   clearError();
   return new URLSearchParams(location.search).has("noautodraw") ? Promise.resolve() : redraw();
+}
+
+/**
+ * Runs the generator in f16 (weights and activations; f32 arithmetic in the kernels) or f32. Where the
+ * adapter lacks a working shader-f16 the page says why and stays f32. G is rebuilt from the snapshot,
+ * so going back to f32 restores the file's values rather than their f16 roundings.
+ */
+async function setPrecision(p: "f32" | "f16"): Promise<void> {
+  if (p === "f16" && f16Unavailable) {
+    $("precisionInfo").textContent = `f16 is not available here (${f16Unavailable}): running f32`;
+    p = "f32";
+  } else {
+    $("precisionInfo").textContent = p === "f16" ? "f16 storage, f32 arithmetic inside kernels" : "";
+  }
+  $<HTMLSelectElement>("precision").value = p;
+  if (p === precision) return;
+  precision = p;
+  if (loaded) await loadSnapshot(loaded.bytes, loaded.name);
 }
 
 /** Shows (or clears) the direction the slider moves along. */
@@ -211,7 +236,18 @@ async function start(): Promise<void> {
       .filter((s) => s).join(" / ") || "(no adapter info)"
   }${info.isFallbackAdapter ? " (fallback)" : ""}; ` +
     `shader-f16 ${info.features.includes("shader-f16") ? "offered" : "not offered"}`;
-  for (const el of document.querySelectorAll("#controls input, #controls select")) {
+  const probe = await gpu().probeShaderF16();
+  f16Unavailable = probe.ok ? null : probe.detail;
+  if (f16Unavailable) $<HTMLSelectElement>("precision").options[1].disabled = true;
+  $<HTMLSelectElement>("precision").addEventListener("change", (ev) => {
+    void setPrecision((ev.target as HTMLSelectElement).value === "f16" ? "f16" : "f32");
+  });
+  // ?precision=f16 asks for f16 from the start (f32, with the reason shown, where it is unavailable).
+  if (new URLSearchParams(location.search).get("precision") === "f16") await setPrecision("f16");
+  // File inputs and the precision select load a model or direction themselves: a redraw from their input
+  // event would race that load and clear the error a bad file shows.
+  const live = "#controls input:not([type=file]), #controls select:not(#precision)";
+  for (const el of document.querySelectorAll(live)) {
     el.addEventListener("input", () => {
       settings = readControls();
       showValues(settings);
@@ -236,6 +272,9 @@ const api = {
   set,
   loadSnapshot,
   loadDirection,
+  setPrecision,
+  /** The precision G runs in now. */
+  precision: () => precision,
   bench: (batch: number, reps: number) => {
     if (!G) throw new Error("no model loaded");
     return benchGenerate(G, batch, reps);

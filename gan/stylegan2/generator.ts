@@ -7,7 +7,7 @@ import type { Activation } from "../../nn/bias_act.ts";
 import { type Generator as Rng, randn, tensor } from "../../nn/creation.ts";
 import { oneHot } from "../../nn/layers.ts";
 import { Module } from "../../nn/module.ts";
-import { add, clamp } from "../../nn/ops.ts";
+import { add, cast, clamp } from "../../nn/ops.ts";
 import { broadcastTo, concat, narrow, reshape, unsqueeze } from "../../nn/shape.ts";
 import { scope, type Tensor } from "../../nn/tensor.ts";
 import { setupFilter, upsample2d } from "../../nn/upfirdn2d.ts";
@@ -105,7 +105,10 @@ export class SynthesisBlock extends Module {
 export interface SynthesisOptions extends SynthesisBlockOptions {
   channelBase?: number;
   channelMax?: number;
-  /** Recorded for SGA compatibility; everything runs in float32. */
+  /**
+   * Recorded for SGA compatibility (SGA's f16 blocks); runs here use one precision for the whole
+   * network, f32 unless Module.toPrecision("f16") was called.
+   */
   numFp16Res?: number;
 }
 
@@ -156,6 +159,7 @@ export class SynthesisNetwork extends Module {
     }
     let x: Tensor | null = null, img: Tensor | null = null;
     let idx = 0;
+    ws = cast(ws, this.precision); // edited ws may arrive in f32 (toPrecision sets the network's)
     for (const block of this.blocks) {
       const blockWs = narrow(ws, 1, idx, block.numConv + block.numTorgb);
       [x, img] = block.forward(x, img, blockWs, o);

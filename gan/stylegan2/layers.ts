@@ -7,7 +7,7 @@ import { full, type Generator as Rng, randn, zeros } from "../../nn/creation.ts"
 import { matmulT } from "../../nn/linalg.ts";
 import { conv2dResample, modulatedConv2d } from "../../nn/modulated_conv.ts";
 import { copyInto, Module } from "../../nn/module.ts";
-import { add, lerp, mul, rsqrt, square } from "../../nn/ops.ts";
+import { add, cast, lerp, mul, rsqrt, square } from "../../nn/ops.ts";
 import { mean } from "../../nn/reduce.ts";
 import { setupFilter } from "../../nn/upfirdn2d.ts";
 import { broadcastTo, concat, narrow, reshape, unsqueeze } from "../../nn/shape.ts";
@@ -204,7 +204,9 @@ export class SynthesisLayer extends Module {
     const r = this.resolution;
     let noise: Tensor | null = null;
     if (this.noiseStrength && mode === "random") {
-      noise = mul(randn([x.shape[0], 1, r, r], { generator: o.generator }), this.noiseStrength);
+      // Drawn in f32 (the same stream at every precision), stored at the layer's.
+      const draw = cast(randn([x.shape[0], 1, r, r], { generator: o.generator }), this.weight.dtype);
+      noise = mul(draw, this.noiseStrength);
     } else if (this.noiseStrength && mode === "const") {
       noise = reshape(mul(this.noiseConst!, this.noiseStrength), [1, 1, r, r]);
     }
@@ -325,15 +327,17 @@ export class MappingNetwork extends Module {
   /** [N, numWs, wDim] (or [N, wDim] when numWs is null). */
   forward(z: Tensor | null, c: Tensor | null, o: MappingForwardOptions = {}): Tensor {
     const parts: Tensor[] = [];
+    // Inputs enter at the parameters' precision (toPrecision): f32 z and c are cast here.
+    const dtype = this.precision;
     if (this.zDim > 0) {
       if (!z) throw new Error("MappingNetwork: z is required (zDim > 0)");
       checkShape(z, [null, this.zDim], "MappingNetwork z");
-      parts.push(normalize2ndMoment(z));
+      parts.push(normalize2ndMoment(cast(z, dtype)));
     }
     if (this.cDim > 0) {
       if (!c) throw new Error(`MappingNetwork: c [N, ${this.cDim}] is required (a conditional network)`);
       checkShape(c, [z ? z.shape[0] : null, this.cDim], "MappingNetwork c");
-      parts.push(normalize2ndMoment(this.embed!.forward(c)));
+      parts.push(normalize2ndMoment(this.embed!.forward(cast(c, dtype))));
     }
     let x = parts.length === 1 ? parts[0] : concat(parts, 1);
     for (const layer of this.layers) x = layer.forward(x);
