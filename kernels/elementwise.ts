@@ -17,6 +17,11 @@ export function dtypeBytes(d: DType): number {
   return d === "f16" ? 2 : 4;
 }
 
+/** Bytes of a buffer holding n elements of dtype: WebGPU binds storage in whole 4-byte words. */
+export function storageBytes(n: number, dtype: DType): number {
+  return Math.max(4, Math.ceil((n * dtypeBytes(dtype)) / 4) * 4);
+}
+
 /** The WGSL type a loaded element is computed in (f16 loads widen to f32). */
 export function computeType(d: DType): "f32" | "i32" {
   return d === "i32" ? "i32" : "f32";

@@ -10,9 +10,9 @@
 import {
   computeType,
   type DType,
-  dtypeBytes,
   elementwise,
   MAX_RANK,
+  storageBytes,
   type StridedOperand,
 } from "../kernels/elementwise.ts";
 import type { ElementwiseProgram } from "../kernels/prologue.ts";
@@ -204,7 +204,7 @@ export function op(
 /** Makes `n` a contiguous leaf (recording one fused kernel for its tree); returns its storage. */
 export function materialise(n: Node): Storage {
   if (n.contiguous) return n.storage!;
-  const bytes = Math.max(4, Math.ceil((n.size * dtypeBytes(n.dtype)) / 4) * 4);
+  const bytes = storageBytes(n.size, n.dtype);
   const storage = new Storage(gpu().alloc(bytes), bytes);
   render(n, storage.buffer);
   if (n.storage) {

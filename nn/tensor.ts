@@ -4,7 +4,7 @@
 // reshape shares storage. Memory is released deterministically: every tensor made inside `scope()` is disposed at its end
 // unless returned from it or `keep()`-ed.
 
-import { type DType, dtypeBytes } from "../kernels/elementwise.ts";
+import { type DType, dtypeBytes, storageBytes } from "../kernels/elementwise.ts";
 import { gpu } from "../kernels/runtime.ts";
 import { beforeOverwrite, contiguous, drop, hold, leaf, materialise, Node, op, Storage } from "./lazy.ts";
 
@@ -211,11 +211,6 @@ const smallHostData = new WeakMap<Tensor, Float32Array>();
 /** The data a small 2-D f32 tensor was created from on the host, if it was (see smallHostData). */
 export function creationData(t: Tensor): Float32Array | undefined {
   return smallHostData.get(t);
-}
-
-/** Bytes of a buffer holding n elements of dtype: WebGPU binds storage in whole 4-byte words. */
-export function storageBytes(n: number, dtype: DType): number {
-  return Math.max(4, Math.ceil((n * dtypeBytes(dtype)) / 4) * 4);
 }
 
 /** Throws a clear error where f16 tensors cannot exist: the device lacks shader-f16. */
