@@ -2,7 +2,9 @@
 // matches (default: the SGA and train iteration rows), one warm-up run, one counted run with its
 // dispatches by kernel family, copies and bound bytes, then RUNS (default 0) timed runs whose median wall
 // time is printed (timings skew under load; the counts are deterministic). Lighter than `bench --counts`,
-// which builds and checks every row.
+// which builds and checks every row. With `--time`, one more run with every dispatch timed on the GPU
+// (timestamp-query, one pass per dispatch): GPU milliseconds by kernel family, largest first;
+// `--time-keys`: the 40 costliest pipeline keys with their workgroup grids instead.
 
 import { gpu, initGPU } from "../kernels/runtime.ts";
 import { caseInput, numel } from "./harness.ts";
@@ -10,8 +12,11 @@ import { STYLEGAN_CASES } from "./cases_stylegan.ts";
 
 await initGPU();
 const rt = gpu();
-const filter = new RegExp(Deno.args[0] ?? "train iter tiny32|SGA iter", "i");
-const runs = Number(Deno.args[1] ?? 0);
+const timed = Deno.args.includes("--time") || Deno.args.includes("--time-keys");
+const byKey = Deno.args.includes("--time-keys");
+const args = Deno.args.filter((a) => !a.startsWith("--time"));
+const filter = new RegExp(args[0] ?? "train iter tiny32|SGA iter", "i");
+const runs = Number(args[1] ?? 0);
 for (const c of STYLEGAN_CASES.filter((c) => filter.test(c.name))) {
   const inputs = c.inputs.map((shape, i) => {
     const buf = rt.alloc(4 * numel(shape));
@@ -55,6 +60,25 @@ for (const c of STYLEGAN_CASES.filter((c) => filter.test(c.name))) {
           Deno.loadavg()[0].toFixed(1)
         })`,
     );
+  }
+  if (timed) {
+    rt.startTiming(byKey);
+    const t = performance.now();
+    runner.run();
+    const byFamily = [...(await rt.stopTiming())].sort((x, y) => y[1].ms - x[1].ms);
+    const wall = performance.now() - t;
+    const gpuMs = byFamily.reduce((a, [, v]) => a + v.ms, 0);
+    console.log(
+      `  timed run: ${gpuMs.toFixed(0)} ms in kernels, ${wall.toFixed(0)} ms wall (one pass per dispatch)`,
+    );
+    for (const [f, v] of byKey ? byFamily.slice(0, 40) : byFamily) {
+      console.log(
+        `    ${f.padEnd(22)} ${v.dispatches.toString().padStart(5)} dispatches ${
+          v.ms.toFixed(1).padStart(8)
+        } ms ` +
+          `${(100 * v.ms / gpuMs).toFixed(1).padStart(5)}%`,
+      );
+    }
   }
   runner.dispose?.();
   for (const x of [...inputs, out]) rt.release(x);

@@ -78,6 +78,7 @@ export function elementwise(spec: ElementwiseSpec): void {
   const operands = [...spec.inputs, spec.out];
   // Operands that are contiguous over the whole output shape index directly with the flat index.
   const flat = operands.map((o) => isContiguous(o.strides, spec.shape));
+  const fast = fastCoords(spec.shape);
   const key = [
     "ew",
     spec.name,
@@ -86,12 +87,15 @@ export function elementwise(spec: ElementwiseSpec): void {
     spec.body ?? "",
     rank,
     operands.map((o, i) => o.dtype + (flat[i] ? "c" : "s")).join(","),
+    fast ? "fdiv" : "div",
   ].join("|");
   // Uniform: n, then shape (MAX_RANK), then per operand offset + strides (MAX_RANK), then scalars.
   const k = operands.length;
   // Scalars take at least four words (p0..p3), then the u32 words.
   const nScalars = Math.max(4, Math.ceil((spec.scalars?.length ?? 0) / 4) * 4);
-  const words = 4 + MAX_RANK + k * (4 + MAX_RANK) + nScalars + 4;
+  // ...then the shape's reciprocals (fast coordinate division).
+  const rBase = 4 + MAX_RANK + k * (4 + MAX_RANK) + nScalars + 4;
+  const words = rBase + MAX_RANK;
   const u = new Uint32Array(Math.ceil(words / 4) * 4);
   const f = new Float32Array(u.buffer);
   u[0] = n;
@@ -103,7 +107,9 @@ export function elementwise(spec: ElementwiseSpec): void {
   });
   const sBase = 4 + MAX_RANK + k * (4 + MAX_RANK);
   (spec.scalars ?? []).forEach((s, i) => f[sBase + i] = s);
+  if ((spec.words?.length ?? 0) > 4) throw new Error(`${spec.name}: at most four u32 words`);
   (spec.words ?? []).forEach((w, i) => u[sBase + nScalars + i] = w >>> 0);
+  for (let d = 0; d < rank; d++) f[rBase + d] = 1 / spec.shape[d];
   const uvec = u.length / 4;
   const code = () => {
     const decl = operands.map((o, i) => {
@@ -118,13 +124,9 @@ export function elementwise(spec: ElementwiseSpec): void {
       for (let d = 0; d < rank; d++) terms.push(`c${d} * U(${base + 4 + d}u)`);
       return terms.join(" + ");
     };
-    const coords: string[] = [];
-    if (flat.some((c) => !c)) {
-      coords.push("var rem = i;");
-      for (let d = rank - 1; d >= 0; d--) {
-        coords.push(`let c${d} = rem % U(${4 + d}u); rem = rem / U(${4 + d}u);`);
-      }
-    }
+    const coords = flat.every((c) => c)
+      ? []
+      : coordinates(rank, (d) => `U(${4 + d}u)`, fast ? (d) => `bitcast<f32>(U(${rBase + d}u))` : null);
     const loads = spec.inputs.map((o, i) => `let in${i} = ${loadAs(o.dtype, `in${i}_buf[${idx(i)}]`)};`).join(
       "\n  ",
     );
@@ -134,6 +136,7 @@ struct Params { d: array<vec4<u32>, ${uvec}> }
 fn U(j: u32) -> u32 { return params.d[j / 4u][j % 4u]; }
 fn P(j: u32) -> f32 { return bitcast<f32>(U(${sBase}u + j)); }
 fn W(j: u32) -> u32 { return U(${sBase + nScalars}u + j); }
+${fast ? FAST_DIV_WGSL : ""}
 ${spec.helpers ?? ""}
 @compute @workgroup_size(${WG})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {
@@ -153,6 +156,45 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     u,
     rt.grid(Math.ceil(n / WG)),
   );
+}
+
+/**
+ * Division by a uniform divisor through f32 (x86 has no SIMD integer divide, so u32 `/` on lanes is
+ * scalarised): an estimate plus one correction, exact for a < 2^31 and 0 < b < 2^24 (rb = 1/b).
+ */
+export const FAST_DIV_WGSL = `fn fdiv(a: u32, b: u32, rb: f32) -> u32 {
+  let q = u32(f32(a) * rb);
+  let r = i32(a) - i32(q * b);
+  return u32(i32(q) + i32(floor((f32(r) + 0.5) * rb)));
+}`;
+
+/**
+ * Whether the flat index of `shape` splits into coordinates by fdiv (exact for indices below 2^31 and
+ * sizes below 2^24): x86 has no SIMD integer divide, so on the CPU adapter each u32 `/` and `%` runs
+ * lane by lane, and a rank-4 broadcast spent most of its time in them.
+ */
+export function fastCoords(shape: number[]): boolean {
+  return shape.every((d) => d < 2 ** 24) && shape.reduce((a, d) => a * d, 1) < 2 ** 31;
+}
+
+/**
+ * WGSL statements that split the flat index `i` into coordinates c0..c(rank-1) of a row-major shape
+ * whose sizes `size(d)` reads; with `recip` (the sizes' f32 reciprocals), by fdiv (FAST_DIV_WGSL).
+ */
+export function coordinates(
+  rank: number,
+  size: (d: number) => string,
+  recip: ((d: number) => string) | null,
+): string[] {
+  const out = ["var rem = i;"];
+  for (let d = rank - 1; d >= 0; d--) {
+    out.push(
+      recip
+        ? `let q${d} = fdiv(rem, ${size(d)}, ${recip(d)}); let c${d} = rem - q${d} * ${size(d)}; rem = q${d};`
+        : `let c${d} = rem % ${size(d)}; rem = rem / ${size(d)};`,
+    );
+  }
+  return out;
 }
 
 /** Bytes moved by an elementwise op over f32 operands (for benchmarks). */

@@ -15,7 +15,8 @@
 // whose texels hold four consecutive elements (kernels/pack_texture.ts) and read with textureLoad.
 // Loaders are the same OperandLoader snippets; bindings may be textures. gemmPath() picks the path.
 
-import { gpu } from "./runtime.ts";
+import { FAST_DIV_WGSL } from "./elementwise.ts";
+import { gpu, onCpuAdapter } from "./runtime.ts";
 
 /** Compile-time tile: each thread computes tm x tn outputs; a workgroup is wx x wy threads. */
 export interface GemmTile {
@@ -173,18 +174,6 @@ export function fillingWorkgroups(): number {
   return onCpuAdapter() ? CPU_WORKGROUPS : GPU_WORKGROUPS;
 }
 
-/** Whether WebGPU runs on the CPU (lavapipe/llvmpipe, SwiftShader): the tiles below are tuned for it. */
-function onCpuAdapter(): boolean {
-  let info;
-  try {
-    info = gpu().info;
-  } catch {
-    return true; // not initialised (host-side planning): assume the CPU adapter
-  }
-  return info.isFallbackAdapter ||
-    /llvmpipe|lavapipe|swiftshader/i.test(`${info.description} ${info.vendor}`);
-}
-
 /**
  * Compile time on the CPU adapter grows steeply with the accumulators per thread (LLVM: ~3 s at
  * 16x16, ~8 s at 16x32, ~20 s at 32x32), so big tiles are kept for GEMMs whose run time dwarfs it.
@@ -279,16 +268,6 @@ export function decodeWorkgroup(
   const r = Math.floor(flat / tilesN), zs = Math.floor(r / tilesM);
   return { tileN: flat % tilesN, tileM: r % tilesM, z: Math.floor(zs / splits), s: zs % splits };
 }
-
-/**
- * Division by a uniform divisor through f32 (x86 has no SIMD integer divide, so u32 `/` on lanes is
- * scalarised): an estimate plus one correction, exact for a < 2^31 and 0 < b < 2^24 (rb = 1/b).
- */
-export const FAST_DIV_WGSL = `fn fdiv(a: u32, b: u32, rb: f32) -> u32 {
-  let q = u32(f32(a) * rb);
-  let r = i32(a) - i32(q * b);
-  return u32(i32(q) + i32(floor((f32(r) + 0.5) * rb)));
-}`;
 
 function checkTile(t: GemmTile): void {
   const ok = [t.tm, t.tn, t.wx, t.wy].every((v) => Number.isInteger(v) && v > 0) && t.tn % 4 === 0 &&

@@ -16,7 +16,8 @@
 // A source may also be an elementwise tree (kernels/prologue.ts): the pack kernel computes the values
 // as it gathers them, so the tree needs no kernel and no buffer of its own (and no staging copy).
 
-import { f32Bits, FAST_DIV_WGSL } from "./gemm.ts";
+import { FAST_DIV_WGSL } from "./elementwise.ts";
+import { f32Bits } from "./gemm.ts";
 import { type ElementwiseProgram, renderPrologue } from "./prologue.ts";
 import { gpu } from "./runtime.ts";
 

@@ -5,7 +5,7 @@
 // bindings, with its shape, strides and scalars appended to the consumer's uniform.
 
 import type { Binding } from "./runtime.ts";
-import { loadAs, type StridedOperand } from "./elementwise.ts";
+import { coordinates, FAST_DIV_WGSL, fastCoords, loadAs, type StridedOperand } from "./elementwise.ts";
 
 /** An elementwise tree as data: what kernels/elementwise.ts runs, or a consumer inlines. */
 export interface ElementwiseProgram {
@@ -53,9 +53,14 @@ export function renderPrologue(
   const flat = p.operands.map((o) => isContiguous(o.strides, p.shape));
   const stride = 1 + rank; // per operand: offset, strides
   const sBase = rank + k * stride;
-  const words = new Uint32Array(sBase + p.scalars.length);
+  // The shape's reciprocals follow the scalars when coordinates take the fast division.
+  const strided = flat.some((c) => !c);
+  const fast = strided && fastCoords(p.shape);
+  const rBase = sBase + p.scalars.length;
+  const words = new Uint32Array(rBase + (fast ? rank : 0));
   const f = new Float32Array(words.buffer);
   p.shape.forEach((d, i) => words[i] = d);
+  if (fast) p.shape.forEach((d, i) => f[rBase + i] = 1 / d);
   p.operands.forEach((o, j) => {
     words[rank + j * stride] = o.offset;
     o.strides.forEach((s, d) => words[rank + j * stride + 1 + d] = s);
@@ -65,11 +70,14 @@ export function renderPrologue(
   const decl = p.operands.map((o, j) =>
     `@group(0) @binding(${firstBinding + j}) var<storage, read> ${name}_in${j}: array<${o.dtype}>;`
   ).join("\n");
-  const coords: string[] = [];
-  if (flat.some((c) => !c)) {
-    coords.push("var rem = i;");
-    for (let d = rank - 1; d >= 0; d--) coords.push(`let c${d} = rem % ${U(d)}; rem = rem / ${U(d)};`);
-  }
+  // The division helper is named after the load function: a consumer may paste two prologues and
+  // define its own fdiv.
+  const div = `${name}_fdiv`;
+  const coords = strided
+    ? coordinates(rank, U, fast ? (d) => `bitcast<f32>(${U(rBase + d)})` : null).map((c) =>
+      c.replaceAll("fdiv(", `${div}(`)
+    )
+    : [];
   const loads = p.operands.map((o, j) => {
     const base = rank + j * stride;
     const idx = flat[j]
@@ -81,6 +89,7 @@ export function renderPrologue(
   const body = p.body.replace(/\bP\((\d+)u\)/g, (_, j: string) => `bitcast<f32>(${U(sBase + Number(j))})`);
   const code = `${decl}
 ${p.helpers}
+${fast ? FAST_DIV_WGSL.replace("fn fdiv(", `fn ${div}(`) : ""}
 fn ${name}(i: u32) -> f32 {
   ${coords.join("\n  ")}
   ${loads.join("\n  ")}
@@ -91,6 +100,7 @@ fn ${name}(i: u32) -> f32 {
     "pro",
     rank,
     p.operands.map((o, j) => o.dtype + (flat[j] ? "c" : "s")).join(","),
+    fast ? "fdiv" : "div",
     p.body,
     p.result,
     p.helpers,

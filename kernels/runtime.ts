@@ -85,6 +85,8 @@ class Runtime {
   totalBoundBytes = 0;
   /** When set, dispatches are counted here by kernel family (the key's first field): for profiles. */
   dispatchCounts: Map<string, number> | null = null;
+  /** While set (startTiming), every dispatch runs in its own timed pass: GPU time by kernel family. */
+  private timing: KernelTiming | null = null;
   /** Buffer and texture copies recorded so far (they end the compute pass: dispatch-like cost). */
   totalCopies = 0;
   /** Textures handed out by allocTexture and not yet released (GEMM operands are transient). */
@@ -127,6 +129,8 @@ class Runtime {
     }
     // shader-f16 is enabled where offered; probeShaderF16() decides whether to trust it.
     const requiredFeatures: GPUFeatureName[] = adapter.features.has("shader-f16") ? ["shader-f16"] : [];
+    // timestamp-query only serves startTiming(); nothing else depends on it.
+    if (adapter.features.has("timestamp-query")) requiredFeatures.push("timestamp-query");
     this.device = await adapter.requestDevice({ requiredLimits, requiredFeatures });
     this.uniformAlign = Math.max(this.device.limits.minUniformBufferOffsetAlignment, 16);
     this.device.addEventListener("uncapturederror", (e) => {
@@ -412,11 +416,29 @@ class Runtime {
       this.arenaUsed = Math.ceil((off + usize) / this.uniformAlign) * this.uniformAlign;
     }
     if (!this.encoder) this.encoder = this.device.createCommandEncoder();
+    const t = this.timing;
+    if (t) {
+      // One pass per dispatch, its begin and end time stamped (passes end anyway at copies and submits).
+      this.pass?.end();
+      const slot = t.families.length;
+      t.families.push(t.byKey ? `${key} [${workgroups}]` : p.family);
+      this.pass = this.encoder.beginComputePass({
+        timestampWrites: {
+          querySet: t.querySet,
+          beginningOfPassWriteIndex: 2 * slot,
+          endOfPassWriteIndex: 2 * slot + 1,
+        },
+      });
+    }
     if (!this.pass) this.pass = this.encoder.beginComputePass();
     this.pass.setPipeline(p.pipeline);
     if (uniform) this.pass.setBindGroup(0, bindGroup, [off]);
     else this.pass.setBindGroup(0, bindGroup);
     this.pass.dispatchWorkgroups(workgroups[0], workgroups[1], workgroups[2]);
+    if (t) {
+      this.pass.end();
+      this.pass = null;
+    }
     this.kernelsInBatch.add(p.family);
     if (this.dispatchCounts) this.dispatchCounts.set(p.family, (this.dispatchCounts.get(p.family) ?? 0) + 1);
     this.dispatchesInBatch++;
@@ -451,6 +473,7 @@ class Runtime {
       if (this.arenaUsed > 0) {
         this.device.queue.writeBuffer(this.arena!, 0, this.arenaData, 0, this.arenaUsed);
       }
+      if (this.timing && this.timing.families.length > 0) this.resolveTimestamps(this.encoder, this.timing);
       this.device.queue.submit([this.encoder.finish()]);
       this.totalSubmits++;
       this.encoder = null;
@@ -477,6 +500,63 @@ class Runtime {
   }
 
   private staging: GPUBuffer[] = [];
+
+  /**
+   * From now until stopTiming(), every dispatch is timed on the GPU (timestamp-query): one compute pass
+   * per dispatch, so batching is lost and the totals are for comparing kernel families, not iterations.
+   * `byKey` totals by pipeline key and workgroup grid instead, to find the costly shapes.
+   */
+  startTiming(byKey = false): void {
+    if (!this.device.features.has("timestamp-query")) {
+      throw new Error("this adapter has no timestamp-query: kernel timing is not available here");
+    }
+    if (this.timing) throw new Error("kernel timing is already running");
+    this.flush();
+    const querySet = this.device.createQuerySet({ type: "timestamp", count: 2 * SUBMIT_EVERY });
+    this.timing = { querySet, byKey, families: [], pending: [] };
+  }
+
+  /** Ends kernel timing: per kernel family, its dispatches and their summed GPU milliseconds. */
+  async stopTiming(): Promise<Map<string, { dispatches: number; ms: number }>> {
+    const t = this.timing;
+    if (!t) throw new Error("kernel timing is not running: startTiming() first");
+    this.flush();
+    this.timing = null;
+    const out = new Map<string, { dispatches: number; ms: number }>();
+    for (const { buffer, resolved, families } of t.pending) {
+      await buffer.mapAsync(GPUMapMode.READ);
+      const stamps = new BigUint64Array(buffer.getMappedRange());
+      families.forEach((f, i) => {
+        const e = out.get(f) ?? { dispatches: 0, ms: 0 };
+        e.dispatches++;
+        // Stamps are nanoseconds; an end before its begin (a reset counter) counts as zero.
+        if (stamps[2 * i + 1] > stamps[2 * i]) e.ms += Number(stamps[2 * i + 1] - stamps[2 * i]) / 1e6;
+        out.set(f, e);
+      });
+      buffer.destroy();
+      resolved.destroy();
+    }
+    t.querySet.destroy();
+    this.checkError();
+    return out;
+  }
+
+  /** Resolves this batch's timestamps into a readable buffer (read by stopTiming). */
+  private resolveTimestamps(encoder: GPUCommandEncoder, t: KernelTiming): void {
+    const bytes = 16 * t.families.length;
+    const resolved = this.device.createBuffer({
+      size: bytes,
+      usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC,
+    });
+    const readable = this.device.createBuffer({
+      size: bytes,
+      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+    });
+    encoder.resolveQuerySet(t.querySet, 0, 2 * t.families.length, resolved, 0);
+    encoder.copyBufferToBuffer(resolved, 0, readable, 0, bytes);
+    t.pending.push({ buffer: readable, resolved, families: t.families });
+    t.families = [];
+  }
 
   /** Reads `bytes` from a buffer; the only place the host waits on the GPU. */
   async read(src: GPUBuffer, bytes: number, offset = 0): Promise<ArrayBuffer> {
@@ -590,6 +670,16 @@ function withF16Directive(src: string, key: string, device: GPUDevice): string {
   return `enable f16;\n${src}`;
 }
 
+/** State of Runtime.startTiming(): the query set of the open batch and the batches waiting to be read. */
+interface KernelTiming {
+  querySet: GPUQuerySet;
+  /** Totals by the whole pipeline key and grid instead of by family (to find the costly shapes). */
+  byKey: boolean;
+  /** Kernel family of each timed dispatch in the open batch (query slots 2i and 2i + 1). */
+  families: string[];
+  pending: { buffer: GPUBuffer; resolved: GPUBuffer; families: string[] }[];
+}
+
 /** The outcome of Runtime.probeShaderF16(). */
 export interface F16Probe {
   /** The adapter offers the shader-f16 feature. */
@@ -611,6 +701,17 @@ export function initGPU(): Promise<Runtime> {
     return r;
   })();
   return initPromise;
+}
+
+/**
+ * Whether WebGPU runs on the CPU (lavapipe/llvmpipe, SwiftShader): kernels pick CPU-tuned tiles and
+ * workgroup sizes there (a barrier costs a coroutine switch per SIMD group on llvmpipe).
+ */
+export function onCpuAdapter(): boolean {
+  if (!runtime) return true; // not initialised (host-side planning): assume the CPU adapter
+  const info = runtime.info;
+  return info.isFallbackAdapter ||
+    /llvmpipe|lavapipe|swiftshader/i.test(`${info.description} ${info.vendor}`);
 }
 
 /** The runtime; tensor ops are synchronous, so `await initGPU()` must have run first. */

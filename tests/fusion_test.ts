@@ -264,3 +264,108 @@ gpuTest("structure cache: the same chain with new values and new buffers compile
     throw new Error(`the pipeline cache grew from ${before} to ${rt.pipelines.size} over repeated steps`);
   }
 });
+
+gpuTest(
+  "kernel timing: every dispatch counted by family, times non-negative, results unchanged",
+  async () => {
+    const rt = gpu();
+    if (!rt.device.features.has("timestamp-query")) {
+      console.log("skipped: this adapter has no timestamp-query");
+      return;
+    }
+    const x = tensor(randArray(nA, 31), A);
+    const run = () => sum(o.mul(o.add(x, 1), x), 1);
+    const plain = await run().data();
+    rt.dispatchCounts = new Map();
+    rt.startTiming();
+    const timed = await run().data();
+    const byFamily = await rt.stopTiming();
+    const counts = rt.dispatchCounts;
+    rt.dispatchCounts = null;
+    assertClose(timed, plain, { rtol: 0, atol: 0 });
+    // The same dispatches as the counter saw, family by family.
+    if (byFamily.size !== counts.size) {
+      throw new Error(
+        `families ${[...byFamily.keys()]} vs ${[...counts.keys()]}`,
+      );
+    }
+    for (const [f, v] of byFamily) {
+      if (v.dispatches !== counts.get(f)) {
+        throw new Error(
+          `${f}: ${v.dispatches} timed, ${counts.get(f)} counted`,
+        );
+      }
+      if (!(v.ms >= 0) || !Number.isFinite(v.ms)) throw new Error(`${f}: ${v.ms} ms`);
+    }
+    let threw = false;
+    try {
+      await rt.stopTiming();
+    } catch {
+      threw = true;
+    }
+    if (!threw) throw new Error("stopTiming() without startTiming() must throw");
+    x.dispose();
+  },
+);
+
+gpuTest(
+  "fast coordinate division (fdiv) is exact near multiples, up to 2^31 and divisors below 2^24",
+  async () => {
+    const rt = gpu();
+    // Pairs (a, b): a at q*b - 1, q*b, q*b + 1 for quotients spread up to 2^31 / b.
+    const divisors = [1, 2, 3, 5, 7, 16, 17, 255, 1000, 4099, 65535, 65537, 999983, 2 ** 23 + 1, 2 ** 24 - 1];
+    const as: number[] = [], bs: number[] = [];
+    for (const b of divisors) {
+      const qMax = Math.floor((2 ** 31 - 2) / b);
+      for (let t = 0; t <= 64; t++) {
+        const q = Math.floor(qMax * (t / 64) ** 3);
+        for (const a of [q * b - 1, q * b, q * b + 1]) {
+          if (a >= 0 && a < 2 ** 31) as.push(a), bs.push(b);
+        }
+      }
+    }
+    const n = as.length;
+    const ab = rt.alloc(4 * n), bb = rt.alloc(4 * n), rb = rt.alloc(4 * n), out = rt.alloc(4 * n);
+    rt.upload(ab, new Uint32Array(as));
+    rt.upload(bb, new Uint32Array(bs));
+    rt.upload(rb, new Float32Array(bs.map((b) => 1 / b)));
+    const { FAST_DIV_WGSL } = await import("../kernels/elementwise.ts");
+    rt.dispatch(
+      "test_fdiv",
+      () =>
+        `@group(0) @binding(0) var<storage, read> a: array<u32>;
+@group(0) @binding(1) var<storage, read> b: array<u32>;
+@group(0) @binding(2) var<storage, read> r: array<f32>;
+@group(0) @binding(3) var<storage, read_write> o: array<u32>;
+${FAST_DIV_WGSL}
+@compute @workgroup_size(64) fn main(@builtin(global_invocation_id) g: vec3<u32>) {
+  if (g.x < ${n}u) { o[g.x] = fdiv(a[g.x], b[g.x], r[g.x]); }
+}`,
+      [{ buffer: ab }, { buffer: bb }, { buffer: rb }, { buffer: out, write: true }],
+      null,
+      [Math.ceil(n / 64), 1, 1],
+    );
+    const got = new Uint32Array(await rt.read(out, 4 * n));
+    for (let i = 0; i < n; i++) {
+      const want = Math.floor(as[i] / bs[i]);
+      if (got[i] !== want) throw new Error(`fdiv(${as[i]}, ${bs[i]}) = ${got[i]}, expected ${want}`);
+    }
+    for (const x of [ab, bb, rb, out]) rt.release(x);
+  },
+);
+
+gpuTest("broadcast over more than 2^24 elements: every coordinate right (fast division)", async () => {
+  const rows = 5, cols = 3355447; // 16,777,235 elements: past f32's exact integers
+  const x = tensor(Float32Array.from({ length: cols }, (_, j) => j % 1024), [1, cols]);
+  const b = tensor(Float32Array.from({ length: rows }, (_, r) => 4096 * r), [rows, 1]);
+  const y = o.add(x, b);
+  const got = await y.data();
+  for (let r = 0; r < rows; r++) {
+    for (let j = 0; j < cols; j++) {
+      if (got[r * cols + j] !== (j % 1024) + 4096 * r) {
+        throw new Error(`y[${r}, ${j}] = ${got[r * cols + j]}, expected ${(j % 1024) + 4096 * r}`);
+      }
+    }
+  }
+  for (const t of [x, b, y]) t.dispose();
+});

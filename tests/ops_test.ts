@@ -127,6 +127,25 @@ gpuTest("long-row reductions use two passes and stay exact", async () => {
   assertClose(await r.max(tensor(x, [1, n]), 1).data(), [Math.max(...x)]);
 });
 
+gpuTest(
+  "row reductions (one workgroup per row) on row lengths that are no multiple of the workgroup",
+  async () => {
+    // 37, 70 and 1001 elements per row (the row kernel takes rows of 32 or more), 53 rows, against float64;
+    // the squared input is a fused prologue of the reduction.
+    for (const len of [37, 70, 1001]) {
+      const rows = 53;
+      const x = randArray(rows * len, len, -2, 2);
+      const row = (q: number) => Array.from(x.subarray(q * len, (q + 1) * len));
+      const t = tensor(x, [rows, len]);
+      const sq = Array.from({ length: rows }, (_, q) => row(q).reduce((a, v) => a + v * v, 0));
+      assertClose(await r.sum(o.square(t), 1).data(), sq, { rtol: 1e-5, atol: 1e-5 });
+      assertClose(await r.max(t, 1).data(), Array.from({ length: rows }, (_, q) => Math.max(...row(q))));
+      assertClose(await r.min(t, 1).data(), Array.from({ length: rows }, (_, q) => Math.min(...row(q))));
+    }
+    await gradcheck((a) => r.sum(o.square(a), 1), [{ data: randArray(3 * 45, 4, -1, 1), shape: [3, 45] }]);
+  },
+);
+
 gpuTest("shape ops: permute, slice, pad, concat, flip, broadcast with gradients", async () => {
   const x = randArray(60, 6);
   const t = tensor(x, [3, 4, 5]);
