@@ -5,7 +5,7 @@
 
 import { initGPU } from "../kernels/runtime.ts";
 import { compareMethods } from "../gan/cocktail/compare.ts";
-import { type MergeMethod, METHODS } from "../gan/cocktail/merge.ts";
+import { ALL_METHODS, type MergeMethod, METHODS } from "../gan/cocktail/merge.ts";
 import { num, parse, report } from "./args.ts";
 import {
   collectList,
@@ -24,12 +24,17 @@ const USAGE =
 Runs GAN Cocktail and the baselines (${METHODS.join(", ")}) on the same sources and budget (see
 'merge --help'), then evaluates every merged model against the sources' own samples (and against real
 data, one dataset spec per source, when --real is given) and writes DIR/report.json and DIR/index.html.
+With --real, --methods may also name realdata: the real-data upper bound (the same conditional network
+from scratch, trained on the real images of every class with the same budget as the baselines).
 Feature networks: mnist (bundled), inception:PATH, vgg16:PATH, PATH, or pixels[:N] (raw pixels).`;
 
 const { method: _m, ...shared } = MERGE_OPTIONS;
 const OPTIONS = {
   ...shared,
-  methods: { type: "string", help: `comma-separated methods (default all: ${METHODS.join(",")})` },
+  methods: {
+    type: "string",
+    help: `comma-separated methods (default the paper's: ${METHODS.join(",")}; also realdata, with --real)`,
+  },
   real: { type: "string", help: "real data per source, for evaluation only (space-separated dataset specs)" },
   samples: { type: "string", help: "samples per class for the metrics", default: "1000" },
   ddof: { type: "string", help: "FID covariance normalisation: 1 (N-1) or 0 (N, as SGA)", default: "1" },
@@ -48,7 +53,7 @@ export async function compareCommand(args: string[]): Promise<void> {
   if (!v.out) throw new Error("--out is required");
   const methods = (v.methods ? String(v.methods).split(",").map((x) => x.trim()) : METHODS) as MergeMethod[];
   for (const m of methods) {
-    if (!METHODS.includes(m)) throw new Error(`unknown method '${m}' (${METHODS.join(", ")})`);
+    if (!ALL_METHODS.includes(m)) throw new Error(`unknown method '${m}' (${ALL_METHODS.join(", ")})`);
   }
   const ddof = num(v.ddof, "ddof");
   if (ddof !== 0 && ddof !== 1) throw new Error(`--ddof must be 0 or 1, got ${ddof}`);

@@ -138,6 +138,11 @@ export async function mergeCommand(args: string[]): Promise<void> {
   if (sourceSpecs.length < 2) throw new Error("--sources needs at least two generators (see --help)");
   if (!v.out) throw new Error("--out is required");
   const method = String(v.method) as MergeMethod;
+  if (method === "realdata") {
+    throw new Error(
+      "realdata (the real-data upper bound) needs real data: `compare --methods realdata --real SPEC ...`",
+    );
+  }
   if (!METHODS.includes(method)) {
     throw new Error(`--method must be one of ${METHODS.join(", ")}, got ${method}`);
   }

@@ -29,6 +29,7 @@ import { pixelFeatureNetwork } from "../gan/cocktail/evaluate.ts";
 import { chooseRoot } from "../gan/cocktail/root.ts";
 import {
   classCounts,
+  DatasetSource,
   openSource,
   openSources,
   resampleImages,
@@ -427,3 +428,72 @@ gpuTest("cocktail: a killed merge resumes to the same model (mid-stage and betwe
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+gpuTest(
+  "cocktail: the real-data upper bound samples real images by seed and trains the root's network",
+  async () => {
+    const dir = await Deno.makeTempDir({ prefix: "cocktail_realdata_" });
+    // Two real "classes": image i of class c has every pixel equal to 40 * c + i (i < 5), 8x8 grey.
+    const dataset = (c: number) =>
+      new ArrayDataset(
+        `real${c}`,
+        8,
+        1,
+        Uint8Array.from({ length: 5 * 64 }, (_, j) => 40 * c + Math.floor(j / 64)),
+        null,
+        [],
+      );
+    const real = [new DatasetSource(dataset(0)), new DatasetSource(dataset(1))];
+    assert(
+      real[1].kind === "dataset" && real[1].resolution === 8 && real[1].channels === 1,
+      "dataset source",
+    );
+    const draw = async (seed: number) => await host(real[1].sample(64, new Rng(seed)));
+    const a = await draw(3), again = await draw(3), other = await draw(4);
+    assertClose(again, a, { rtol: 0, atol: 0, what: "same seed, same images" });
+    assert(other.some((v, i) => v !== a[i]), "another seed draws other images");
+    // Every drawn image is one of class 1's five, whole (pixel / 127.5 - 1), and all five are drawn.
+    const seen = new Set<number>();
+    for (let k = 0; k < 64; k++) {
+      const px = a.subarray(k * 64, (k + 1) * 64);
+      const i = Math.round((px[0] + 1) * 127.5) - 40;
+      assert(i >= 0 && i < 5 && px.every((v) => v === px[0]), `image ${k}: pixel ${px[0]}`);
+      seen.add(i);
+    }
+    assert(seen.size === 5, `64 draws cover ${seen.size} of 5 images`);
+
+    const sources = await openSources([
+      await saveSource(dir, "a", tiny(), 41),
+      await saveSource(dir, "b", tiny({ channelMax: 8 }), 42),
+    ]);
+    const base = {
+      sources,
+      method: "realdata" as const,
+      outDir: `${dir}/m`,
+      kimg: 0.008,
+      root: 0,
+      preset: "tiny16",
+      recipe: { batch: 4, tickKimg: 0.004, snapshotTicks: 1 },
+      seed: 5,
+    };
+    try {
+      let msg = "";
+      await mergeSources(base).catch((e) => msg = (e as Error).message);
+      assert(/needs one real dataset per source \(2\), got 0/.test(msg), `no real data: ${msg}`);
+      const r = await mergeSources({ ...base, realData: real });
+      // Trained from scratch on the real images with the baselines' budget, in the root's architecture.
+      assert(r.G.cDim === 2, `conditional on 2 classes, got ${r.G.cDim}`);
+      const cfg = JSON.parse(await Deno.readTextFile(`${dir}/m/realdata/config.json`));
+      const text = JSON.stringify(cfg);
+      assert(
+        text.includes('"trainedOn":["real0","real1"]'),
+        `config records the real data: ${text.slice(0, 300)}`,
+      );
+      assert(text.includes("random (root architecture)"), "initialised at random");
+      disposeNetworks(r);
+    } finally {
+      for (const s of sources) s.dispose();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);

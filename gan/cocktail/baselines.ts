@@ -2,7 +2,8 @@
 // merge (class-proportioned batches from every source) and with the root's architecture made
 // conditional: from scratch (random init), TransferGAN (init from the root source's G and D), EWC
 // (TransferGAN + Fisher-weighted pull towards the source's weights), Freeze-D (TransferGAN with the
-// first K discriminator layers fixed).
+// first K discriminator layers fixed). Beside them the real-data upper bound ("realdata", not a baseline
+// of the paper but the bound it reports): the from-scratch network trained on real images of every class.
 
 import { Generator as Rng, manualSeed } from "../../nn/creation.ts";
 import { Discriminator } from "../stylegan2/discriminator.ts";
@@ -13,7 +14,8 @@ import { conditionalRoot } from "./rooting.ts";
 import { type ImageSource, mixedSourceBatch, proportionalClasses, StyleGAN2Source } from "./sources.ts";
 import { fromTrained, type Networks, runStage, type StageResult, type StageSettings } from "./stage.ts";
 
-export type BaselineMethod = "scratch" | "transfer" | "ewc" | "freezed";
+export type BaselineMethod = "scratch" | "transfer" | "ewc" | "freezed" | "realdata";
+/** The paper's four baselines (realdata needs the user's real data, so it runs only when asked for). */
 export const BASELINES: BaselineMethod[] = ["scratch", "transfer", "ewc", "freezed"];
 
 export interface EwcLambdas {
@@ -36,6 +38,8 @@ export interface BaselineOptions {
   ewcLambda?: EwcLambdas;
   /** Fisher estimate: batches and batch size (default 8 x the training batch). */
   fisherBatches?: number;
+  /** realdata: real images of each class, in source order (class c = source c). */
+  realData?: ImageSource[];
 }
 
 /**
@@ -72,12 +76,22 @@ export async function scratchNetworks(
 export async function trainBaseline(o: BaselineOptions): Promise<StageResult> {
   const { sources, root, method } = o;
   const n = sources.length;
-  if (!BASELINES.includes(method)) throw new Error(`unknown baseline ${method} (${BASELINES.join(", ")})`);
+  if (!BASELINES.includes(method) && method !== "realdata") {
+    throw new Error(`unknown baseline ${method} (${[...BASELINES, "realdata"].join(", ")})`);
+  }
+  if (method === "realdata" && o.realData?.length !== n) {
+    throw new Error(
+      `realdata (the real-data upper bound) needs one real dataset per source (${n}), got ${
+        o.realData?.length ?? 0
+      }`,
+    );
+  }
+  const fresh = method === "scratch" || method === "realdata";
   if (!Number.isInteger(root) || root < 0 || root >= n) {
     throw new Error(`${method}: root must be a source index in [0, ${n}), got ${root}`);
   }
   const res = sources[root].resolution, ch = sources[root].channels;
-  const init = method === "scratch"
+  const init = fresh
     ? () => scratchNetworks(sources[root], n, o.settings.seed)
     : () => conditionalRoot(sources[root], n, o.settings.seed, root);
   let penalties: { G: EwcPenalty; D: EwcPenalty } | null = null;
@@ -89,20 +103,21 @@ export async function trainBaseline(o: BaselineOptions): Promise<StageResult> {
       outDir: `${o.outDir}/${method}`,
       kimg: o.kimg,
       init,
-      realBatch: mixedSourceBatch(sources, o.proportions, res, ch),
+      realBatch: mixedSourceBatch(method === "realdata" ? o.realData! : sources, o.proportions, res, ch),
       fakeClasses: proportionalClasses(o.proportions),
       freezeD: method === "freezed" ? o.freezeD ?? DEFAULT_FREEZE_D : 0,
       extraGLoss: penalties ? (G) => penalties!.G.loss(G) : undefined,
       extraDLoss: penalties ? (D) => penalties!.D.loss(D) : undefined,
       description: {
         method,
-        initFrom: method === "scratch" ? "random (root architecture)" : sources[root].name,
+        initFrom: fresh ? "random (root architecture)" : sources[root].name,
         sources: sources.map((s) => s.name),
+        ...(method === "realdata" ? { trainedOn: o.realData!.map((s) => s.name) } : {}),
         proportions: o.proportions,
         ...(method === "ewc" ? { ewcLambda: lambdas } : {}),
         ...(method === "freezed" ? { freezeD: o.freezeD ?? DEFAULT_FREEZE_D } : {}),
       },
-    }, method === "scratch" ? o.settings : fromTrained(o.settings));
+    }, fresh ? o.settings : fromTrained(o.settings));
   } finally {
     penalties?.G.dispose();
     penalties?.D.dispose();

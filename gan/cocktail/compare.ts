@@ -17,7 +17,7 @@ import {
   sharedWeights,
   weightDistance,
 } from "./evaluate.ts";
-import { checkSources, type MergeMethod, mergeSources, METHODS, totalKimg } from "./merge.ts";
+import { ALL_METHODS, checkSources, type MergeMethod, mergeSources, METHODS, totalKimg } from "./merge.ts";
 import {
   classGrids,
   type CompareReport,
@@ -28,7 +28,7 @@ import {
 } from "./report.ts";
 import { chooseRoot, type RootChoice } from "./root.ts";
 import { rootStudy } from "./root_study.ts";
-import { type ImageSource, openSources, StyleGAN2Source } from "./sources.ts";
+import { DatasetSource, type ImageSource, openSources, StyleGAN2Source } from "./sources.ts";
 import { averageInto } from "./averaging.ts";
 import { conditionalGenerator } from "./conditional.ts";
 import { FidelityJudge, sourceDigitSet } from "./fidelity.ts";
@@ -229,7 +229,12 @@ export async function compareMethods(
 ): Promise<{ reportPath: string; report: CompareReport }> {
   const methods = o.methods ?? METHODS;
   for (const m of methods) {
-    if (!METHODS.includes(m)) throw new Error(`unknown method ${m} (${METHODS.join(", ")})`);
+    if (!ALL_METHODS.includes(m)) throw new Error(`unknown method ${m} (${ALL_METHODS.join(", ")})`);
+  }
+  if (methods.includes("realdata") && !o.real?.length) {
+    throw new Error(
+      "realdata (the real-data upper bound) trains on real images: give --real, one dataset per source",
+    );
   }
   const seed = o.seed ?? 0;
   const log = (m: string) => o.observer?.log?.(m);
@@ -351,6 +356,12 @@ export async function compareMethods(
       referenceGrids: {},
     };
     const referenceGrids = report.referenceGrids as Record<string, string[]>;
+    // The real-data upper bound trains on the user's real images, opened at the merged model's resolution.
+    const realData = methods.includes("realdata")
+      ? await Promise.all(
+        o.real!.map(async (spec) => new DatasetSource(await openDataset(spec, { resolution: res }))),
+      )
+      : undefined;
     for (const method of methods) {
       log(`training ${method}`);
       const r = await mergeSources({
@@ -367,6 +378,7 @@ export async function compareMethods(
         recipe: o.recipe,
         freezeD: o.freezeD,
         ewcLambda: o.ewcLambda,
+        realData,
         observer: o.observer,
       });
       try {

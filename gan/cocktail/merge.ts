@@ -26,7 +26,10 @@ import {
 } from "./stage.ts";
 
 export type MergeMethod = "cocktail" | BaselineMethod;
+/** The paper's methods (what `compare` runs by default). */
 export const METHODS: MergeMethod[] = ["cocktail", ...BASELINES];
+/** Every method a merge can run: the paper's and the real-data upper bound (which needs `realData`). */
+export const ALL_METHODS: MergeMethod[] = [...METHODS, "realdata"];
 
 export interface MergeOptions {
   sources: ImageSource[];
@@ -46,6 +49,8 @@ export interface MergeOptions {
   recipe?: Partial<TrainingRecipe>;
   freezeD?: number;
   ewcLambda?: EwcLambdas;
+  /** realdata (the real-data upper bound): real images of each class, in source order. */
+  realData?: ImageSource[];
   gridSize?: number;
   observer?: StageObserver;
 }
@@ -155,7 +160,9 @@ export function checkSources(sources: ImageSource[], root: number): string[] {
 /** Runs one merge method on the sources; the caller owns the returned networks. */
 export async function mergeSources(o: MergeOptions): Promise<MergeResult> {
   const notes = checkSources(o.sources, o.root);
-  if (!METHODS.includes(o.method)) throw new Error(`unknown method ${o.method} (${METHODS.join(", ")})`);
+  if (!ALL_METHODS.includes(o.method)) {
+    throw new Error(`unknown method ${o.method} (${ALL_METHODS.join(", ")})`);
+  }
   if (!(o.kimg > 0)) throw new Error(`kimg must be positive, got ${o.kimg}`);
   if (o.rootKimg !== undefined && !(o.rootKimg > 0)) {
     throw new Error(`rootKimg must be positive, got ${o.rootKimg}`);
@@ -182,6 +189,7 @@ export async function mergeSources(o: MergeOptions): Promise<MergeResult> {
       settings,
       freezeD: o.freezeD,
       ewcLambda: o.ewcLambda,
+      realData: o.realData,
     });
     return {
       method: o.method,

@@ -14,6 +14,8 @@ import type { Generator } from "../stylegan2/generator.ts";
 import { loadNetworks } from "../train/networks.ts";
 import { RunDir } from "../train/run_dir.ts";
 import type { RealBatch, StepContext } from "../train/loop.ts";
+import { mulberry32 } from "../../nn/host_random.ts";
+import type { Dataset } from "../../data/dataset.ts";
 import { DCGAN_FORMAT, DcganGenerator } from "./dcgan.ts";
 
 /** A pretrained generator whose images feed a merge. */
@@ -22,7 +24,7 @@ export interface ImageSource {
   readonly name: string;
   /** The snapshot file read. */
   readonly path: string;
-  readonly kind: "stylegan2" | "dcgan";
+  readonly kind: "stylegan2" | "dcgan" | "dataset";
   readonly resolution: number;
   readonly channels: number;
   /** The class sampled from a conditional source, or null. */
@@ -102,6 +104,46 @@ export class DcganSource implements ImageSource {
   dispose(): void {
     this.G.dispose();
   }
+}
+
+/**
+ * Real images in the place of a source: the real-data upper bound that the paper reports (the same
+ * conditional network trained on the real data of every class) trains on these, drawn uniformly with
+ * replacement. Each draw takes its indices from the step's seeded generator, so runs repeat exactly.
+ */
+export class DatasetSource implements ImageSource {
+  readonly kind = "dataset";
+  readonly classLabel = null;
+  private draws = 0;
+  constructor(readonly dataset: Dataset) {
+    if (dataset.size === 0) throw new Error(`real data ${dataset.name}: the dataset is empty`);
+  }
+  get name(): string {
+    return this.dataset.name;
+  }
+  get path(): string {
+    return this.dataset.name;
+  }
+  get resolution(): number {
+    return this.dataset.resolution;
+  }
+  get channels(): number {
+    return this.dataset.channels;
+  }
+  sample(n: number, gen?: Rng): Tensor {
+    const [a, b] = gen ? gen.next() : [0x2545F491, this.draws++];
+    const random = mulberry32((a ^ Math.imul(b | 1, 0x9E3779B1)) >>> 0);
+    const size = this.dataset.size;
+    const indices = Array.from({ length: n }, () => Math.min(size - 1, Math.floor(random() * size)));
+    const { images, labels } = this.dataset.batch(indices);
+    labels?.dispose();
+    return images;
+  }
+  describe(): Record<string, unknown> {
+    const d = this.dataset;
+    return { kind: "dataset", name: d.name, images: d.size, resolution: d.resolution, channels: d.channels };
+  }
+  dispose(): void {}
 }
 
 /** "PATH" or "PATH#CLASS" (a class of a conditional source). */
