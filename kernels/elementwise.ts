@@ -179,18 +179,22 @@ export function fastCoords(shape: number[]): boolean {
 
 /**
  * WGSL statements that split the flat index `i` into coordinates c0..c(rank-1) of a row-major shape
- * whose sizes `size(d)` reads; with `recip` (the sizes' f32 reciprocals), by fdiv (FAST_DIV_WGSL).
+ * whose sizes `size(d)` reads; with `recip` (the sizes' f32 reciprocals), by FAST_DIV_WGSL's function,
+ * declared under the name `div`.
  */
 export function coordinates(
   rank: number,
   size: (d: number) => string,
   recip: ((d: number) => string) | null,
+  div = "fdiv",
 ): string[] {
   const out = ["var rem = i;"];
   for (let d = rank - 1; d >= 0; d--) {
     out.push(
       recip
-        ? `let q${d} = fdiv(rem, ${size(d)}, ${recip(d)}); let c${d} = rem - q${d} * ${size(d)}; rem = q${d};`
+        ? `let q${d} = ${div}(rem, ${size(d)}, ${recip(d)}); let c${d} = rem - q${d} * ${
+          size(d)
+        }; rem = q${d};`
         : `let c${d} = rem % ${size(d)}; rem = rem / ${size(d)};`,
     );
   }

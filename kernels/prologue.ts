@@ -74,9 +74,7 @@ export function renderPrologue(
   // define its own fdiv.
   const div = `${name}_fdiv`;
   const coords = strided
-    ? coordinates(rank, U, fast ? (d) => `bitcast<f32>(${U(rBase + d)})` : null).map((c) =>
-      c.replaceAll("fdiv(", `${div}(`)
-    )
+    ? coordinates(rank, U, fast ? (d) => `bitcast<f32>(${U(rBase + d)})` : null, div)
     : [];
   const loads = p.operands.map((o, j) => {
     const base = rank + j * stride;
