@@ -83,6 +83,10 @@ export async function study(args: string[]): Promise<void> {
     );
     for (const [k, c] of Object.entries(r.familiesMs)) console.log(`  ${k.padEnd(16)} ${f(c)}`);
     console.log(
+      `the same step through the engine (nn/): ${f(r.engine.gStepMs)}, ${r.engine.dispatchesPerGStep} ` +
+        `dispatches; ${r.engine.ratio.wall}x the fused trainer's wall time (${r.engine.ratio.cpu}x CPU)`,
+    );
+    console.log(
       `read-back per evaluation: sample 2048 points ${r.evalMs.sample2048} ms, W1 ${r.evalMs.w1} ms; ` +
         `recall ${r.evalMs.recall} ms per start`,
     );

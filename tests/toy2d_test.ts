@@ -36,6 +36,7 @@ import {
 } from "../gan/toy2d/train.ts";
 import { Canvas } from "../gan/toy2d/plot.ts";
 import { profileToy2d } from "../gan/toy2d/profile.ts";
+import { EngineToyGan } from "../gan/toy2d/engine_trainer.ts";
 
 function assert(cond: boolean, msg: string): void {
   if (!cond) throw new Error(msg);
@@ -395,7 +396,7 @@ Deno.test("toy2d: plot canvas draws text and encodes a PNG", () => {
 });
 
 gpuTest("toy2d: the step profile accounts for its dispatches and kernel families", async () => {
-  const r = await profileToy2d({ iterations: 2, replays: 3 });
+  const r = await profileToy2d({ iterations: 2, replays: 3, engineIterations: 1 });
   const t = makeTrainer(targetRing(), 1);
   try {
     if (r.dispatchesPerGStep !== t.dispatchesPerIteration) {
@@ -412,7 +413,51 @@ gpuTest("toy2d: the step profile accounts for its dispatches and kernel families
   if (!(r.gStepMs.wall > 0 && r.overheadMsPerGStep.wall > 0 && r.evalMs.w1 >= 0)) {
     throw new Error(`implausible profile ${JSON.stringify(r)}`);
   }
+  if (!(r.engine.dispatchesPerGStep > 0 && r.engine.gStepMs.wall > 0 && r.engine.ratio.wall > 0)) {
+    throw new Error(`engine path not measured: ${JSON.stringify(r.engine)}`);
+  }
   if (!(r.projection.dissectMin.wall > r.projection.transferMin.wall)) {
     throw new Error("dissect (105k G steps) must project longer than transfer (25k)");
+  }
+});
+
+gpuTest("toy2d: the engine-path trainer takes Adam's first step and the fused trainer's EMA", async () => {
+  const cfg = { ...PROTOCOL, batch: 8, dSteps: 1 };
+  const e = new EngineToyGan(targetRing(), 4, cfg);
+  try {
+    const snap = async (ps: [string, Tensor][]) =>
+      new Map(await Promise.all(ps.map(async ([n, t]) => [n, await t.data()] as const)));
+    const g0 = await snap([...e.g.namedParameters(), ...e.g.namedBuffers()]);
+    const d0 = await snap(e.d.namedParameters());
+    e.iterate(1);
+    const g1 = await snap([...e.g.namedParameters(), ...e.g.namedBuffers()]);
+    const d1 = await snap(e.d.namedParameters());
+    const ema = await snap([...e.gEma.namedParameters(), ...e.gEma.namedBuffers()]);
+    // Adam's first step moves every parameter with a non-negligible gradient by lr (m_hat / sqrt(v_hat) = +-1).
+    let moved = 0, total = 0;
+    for (const [net0, net1] of [[d0, d1], [g0, g1]]) {
+      for (const [name, p0] of net0) {
+        if (name.includes("running") || name.includes("num_batches")) continue;
+        const p1 = net1.get(name)!;
+        for (let i = 0; i < p0.length; i++) {
+          const step = Math.abs(p1[i] - p0[i]);
+          assert(step <= cfg.lr * (1 + 1e-3) + 1e-7, `${name}[${i}] moved ${step} > lr`);
+          if (Math.abs(step - cfg.lr) < 1e-3 * cfg.lr + 3e-8) moved++;
+          total++;
+        }
+      }
+    }
+    // The rest have no gradient (dead ReLUs) or a round-off one (the bias of a Linear before BatchNorm).
+    assert(moved > 0.8 * total, `only ${moved} of ${total} parameters took a full Adam step`);
+    for (const [name, p0] of g0) {
+      if (name.endsWith("num_batches_tracked")) continue;
+      const p1 = g1.get(name)!, e1 = ema.get(name)!;
+      assert(p0.some((v, i) => v !== p1[i]), `${name} changed during the step`);
+      for (let i = 0; i < p0.length; i++) {
+        assertAlmostEquals(e1[i], 0.99 * p0[i] + 0.01 * p1[i], 1e-6, `EMA ${name}[${i}]`);
+      }
+    }
+  } finally {
+    e.dispose();
   }
 });

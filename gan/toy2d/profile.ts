@@ -6,7 +6,8 @@ import { gpu } from "../../kernels/runtime.ts";
 import { targetRing } from "./distributions.ts";
 import type { KernelSpec } from "../../kernels/mlp_small.ts";
 import { studySets } from "./study_common.ts";
-import { cpuMs, DRAIN_EVERY, freshTrainer } from "./train.ts";
+import { cpuMs, DRAIN_EVERY, freshTrainer, PROTOCOL } from "./train.ts";
+import { EngineToyGan } from "./engine_trainer.ts";
 import { recall2d, w1Distance } from "./measures.ts";
 
 export interface Cost {
@@ -32,6 +33,11 @@ export interface ProfileReport {
   /** Per kernel family, the sum over one G step of each op replayed alone (includes its dispatch cost). */
   familiesMs: Record<string, Cost>;
   evalMs: { sample2048: number; w1: number; recall: number };
+  /**
+   * The same protocol step through the engine (engine_trainer.ts: nn/ modules, autograd, Adam), measured in
+   * the same run: issue 11 deletes the fused trainer once ratio (engine / fused G-step time) is <= 1.2.
+   */
+  engine: { dispatchesPerGStep: number; gStepMs: Cost; ratio: Cost };
   projection: { transferMin: Cost; dissectMin: Cost; assumptions: string };
 }
 
@@ -59,9 +65,9 @@ const per = (c: Cost, n: number, scale = 1): Cost => ({
 });
 
 export async function profileToy2d(
-  o: { iterations?: number; replays?: number } = {},
+  o: { iterations?: number; replays?: number; engineIterations?: number } = {},
 ): Promise<ProfileReport> {
-  const iters = o.iterations ?? 200, R = o.replays ?? 100;
+  const iters = o.iterations ?? 200, R = o.replays ?? 100, engineIters = o.engineIterations ?? 50;
   const t = await freshTrainer(targetRing(), 1);
   try {
     const p = t.prog, wait = () => p.check();
@@ -115,6 +121,7 @@ export async function profileToy2d(
     const recallMs = performance.now() - t0;
 
     const g = per(step, iters), n = t.dispatchesPerIteration;
+    const engine = await profileEngine(engineIters);
     const evalMin = (sample2048 + w1Ms) / 60000; // minutes per evaluation
     const transferEvals = 5 * (5000 / 250 + 1), dissectEvals = 100 * (1000 / 250 + 1) + 1;
     const project = (ms: number, steps: number, evals: number, starts: number) =>
@@ -129,6 +136,13 @@ export async function profileToy2d(
       overheadMsPerGStep: per(dispatchUs.eightWorkgroups, 1000, n),
       familiesMs: families,
       evalMs: { sample2048: Math.round(sample2048), w1: Math.round(w1Ms), recall: Math.round(recallMs) },
+      engine: {
+        ...engine,
+        ratio: {
+          wall: Number((engine.gStepMs.wall / g.wall).toFixed(2)),
+          cpu: Number((engine.gStepMs.cpu / g.cpu).toFixed(2)),
+        },
+      },
       projection: {
         transferMin: {
           wall: project(g.wall, 25000, transferEvals, 3),
@@ -148,5 +162,27 @@ export async function profileToy2d(
     };
   } finally {
     t.dispose();
+  }
+}
+
+/** ms and dispatches per G step of the engine path, stepping as trainRun does (a wait every DRAIN_EVERY). */
+async function profileEngine(iters: number): Promise<{ dispatchesPerGStep: number; gStepMs: Cost }> {
+  const rt = gpu(), e = new EngineToyGan(targetRing(), 1, PROTOCOL);
+  try {
+    e.iterate(2); // compile and warm up
+    await rt.sync();
+    const d0 = rt.totalDispatches;
+    e.iterate(1);
+    const dispatches = rt.totalDispatches - d0;
+    await rt.sync();
+    const c = await measure(async () => {
+      for (let i = 0; i < iters; i++) {
+        e.iterate(1);
+        if ((i + 1) % DRAIN_EVERY === 0) await rt.sync();
+      }
+    }, () => rt.sync());
+    return { dispatchesPerGStep: dispatches, gStepMs: per(c, iters) };
+  } finally {
+    e.dispose();
   }
 }
