@@ -429,6 +429,11 @@ gpuTest("toy2d: the engine-path trainer takes Adam's first step and the fused tr
       new Map(await Promise.all(ps.map(async ([n, t]) => [n, await t.data()] as const)));
     const g0 = await snap([...e.g.namedParameters(), ...e.g.namedBuffers()]);
     const d0 = await snap(e.d.namedParameters());
+    // The batched D loss equals the two-term loss of the autograd reference test.
+    const real = tensor(Float32Array.from(sampleMixture(targetRing(), 8, 3)), [8, 2]);
+    const fake = tensor(Float32Array.from(sampleMixture(sourceI(), 8, 4)), [8, 2]);
+    const twoTerm = add(mean(softplus(neg(e.d.forward(real)))), mean(softplus(e.d.forward(fake))));
+    assertAlmostEquals(await e.discriminatorLoss(real, fake).item(), await twoTerm.item(), 1e-6, "D loss");
     e.iterate(1);
     const g1 = await snap([...e.g.namedParameters(), ...e.g.namedBuffers()]);
     const d1 = await snap(e.d.namedParameters());

@@ -9,9 +9,10 @@ import { grad, noGrad } from "../../nn/autograd.ts";
 import { manualSeed, randn, tensor } from "../../nn/creation.ts";
 import { copyInto } from "../../nn/module.ts";
 import { Adam } from "../../nn/optim.ts";
-import { add, axpby, neg, softplus } from "../../nn/ops.ts";
+import { axpby, mul, neg, softplus } from "../../nn/ops.ts";
+import { concat } from "../../nn/shape.ts";
 import { mean } from "../../nn/reduce.ts";
-import { scope, type Tensor } from "../../nn/tensor.ts";
+import { keep, scope, type Tensor } from "../../nn/tensor.ts";
 import { type Mixture, sampleMixture } from "./distributions.ts";
 import { LATENT, ToyDiscriminator, ToyGenerator } from "./models.ts";
 import type { ProtocolConfig } from "./train.ts";
@@ -23,6 +24,8 @@ export class EngineToyGan {
   readonly optG: Adam;
   readonly optD: Adam;
   private realDraws = 0;
+  /** -1 for the batch's real rows, +1 for its fake rows. */
+  private readonly signs: Tensor;
 
   /** Networks initialised from `seed` exactly as freshTrainer() initialises the fused trainer's. */
   constructor(readonly data: Mixture, readonly seed: number, readonly cfg: ProtocolConfig) {
@@ -34,11 +37,21 @@ export class EngineToyGan {
     const opts = { lr: cfg.lr, betas: cfg.betas };
     this.optG = new Adam(this.g.parameters(), opts);
     this.optD = new Adam(this.d.parameters(), opts);
+    const B = cfg.batch;
+    this.signs = keep(tensor(Float32Array.from({ length: 2 * B }, (_, i) => i < B ? -1 : 1), [2 * B, 1]));
   }
 
   private real(): Tensor {
     const pts = sampleMixture(this.data, this.cfg.batch, this.seed * 1_000_003 + this.realDraws++);
     return tensor(Float32Array.from(pts), [this.cfg.batch, 2]);
+  }
+
+  /**
+   * mean_r softplus(-D(real)) + mean_f softplus(D(fake)), with real and fake through D as one batch of 2B
+   * (D has no batch statistics, so this is exact): 2 mean over the batch of softplus(sign * D).
+   */
+  discriminatorLoss(real: Tensor, fake: Tensor): Tensor {
+    return mul(mean(softplus(mul(this.d.forward(concat([real, fake])), this.signs))), 2);
   }
 
   /** Records n protocol steps (dSteps D steps + one G step + EMA each); waits for nothing. */
@@ -48,7 +61,7 @@ export class EngineToyGan {
       scope(() => {
         for (let k = 0; k < this.cfg.dSteps; k++) {
           const fake = noGrad(() => g.forward(randn([B, LATENT])));
-          const lossD = add(mean(softplus(neg(d.forward(this.real())))), mean(softplus(d.forward(fake))));
+          const lossD = this.discriminatorLoss(this.real(), fake);
           this.optD.update(grad(lossD, this.optD.params));
         }
         const lossG = mean(softplus(neg(d.forward(g.forward(randn([B, LATENT]))))));
@@ -75,5 +88,6 @@ export class EngineToyGan {
     for (const m of [this.g, this.d, this.gEma]) m.dispose();
     this.optG.dispose();
     this.optD.dispose();
+    this.signs.dispose();
   }
 }
