@@ -27,6 +27,7 @@ import {
   type Conv2dParams,
   conv2dWeightGrad,
 } from "../kernels/conv2d.ts";
+import { axpbyIntoMulti } from "../kernels/axpby_multi.ts";
 import { elementwise, elementwiseBytes } from "../kernels/elementwise.ts";
 import { matmul, matmulFlops } from "../kernels/matmul.ts";
 import { gpu } from "../kernels/runtime.ts";
@@ -219,6 +220,57 @@ function tinyDispatchCase(): Case {
   };
 }
 
+/** The first 16 parameter sizes of the 2-D study's generator (weights, biases, BatchNorm affine). */
+const EMA_SIZES = [
+  64 * 64,
+  64,
+  64,
+  64,
+  128 * 64,
+  128,
+  128,
+  128,
+  128 * 128,
+  128,
+  128,
+  128,
+  128 * 128,
+  128,
+  128,
+  128,
+];
+const EMA_BETA = 0.9;
+
+/**
+ * An EMA of 16 tensors in place (dst_k <- beta dst_k + (1 - beta) src_k), the weight average every
+ * training step ends with: one multi-tensor dispatch; torch's peer is its multi-tensor
+ * _foreach_mul_ and _foreach_add_ (torch 1.13 has no _foreach_lerp_).
+ */
+function emaMultiCase(): Case {
+  const k = EMA_SIZES.length;
+  return {
+    name: `ema multi-tensor ${k} (toy G sizes)`,
+    group: "elementwise",
+    unit: "GB/s",
+    work: 3 * 4 * EMA_SIZES.reduce((a, b) => a + b, 0),
+    inputs: [...EMA_SIZES, ...EMA_SIZES].map((n) => [n]),
+    output: [EMA_SIZES[0]],
+    ours: (xs) => ({
+      run: () =>
+        axpbyIntoMulti(
+          EMA_SIZES.map((n, j) => ({ dst: xs[j], src: xs[k + j], n, a: 1 - EMA_BETA, b: EMA_BETA })),
+        ),
+      output: xs[0],
+    }),
+    peers: {
+      "torch": torchPeer(
+        `lambda *xs: (lambda d, s: (torch._foreach_mul_(d, ${EMA_BETA}), ` +
+          `torch._foreach_add_(d, s, alpha=${1 - EMA_BETA}), d[0])[2])(list(xs[:${k}]), list(xs[${k}:]))`,
+      ),
+    },
+  };
+}
+
 const heavy = (c: Case): Case => ({ ...c, heavy: true });
 
 export const CASES: Case[] = [
@@ -230,6 +282,7 @@ export const CASES: Case[] = [
   ...[sameConv(32, 512, 32, 3), sameConv(32, 256, 128, 3)].flatMap(convCases).map(heavy),
   elementwiseChainCase(1 << 22),
   tinyDispatchCase(),
+  emaMultiCase(),
   ...STYLEGAN_CASES,
   ...METRIC_CASES,
 ];

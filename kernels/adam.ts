@@ -3,7 +3,7 @@
 // buffers its own bindings). Bias corrections are computed on the host from the step count, so no value
 // is read back. Both run the same arithmetic in the same order (bit-identical results).
 
-import { type ElementwiseProgram, type RenderedPrologue, renderPrologue } from "./prologue.ts";
+import { type ElementwiseProgram, type RenderedPrologue, renderPrologue, suffixHelpers } from "./prologue.ts";
 import { gpu } from "./runtime.ts";
 
 export interface AdamScalars {
@@ -108,7 +108,7 @@ export function adamStepMulti(items: AdamItem[], s: AdamScalars): void {
     let pro: (RenderedPrologue & { uBase: number }) | null = null;
     if (!(it.grad instanceof GPUBuffer)) {
       const r = renderPrologue(it.grad, `load_g${j}`, binding, words);
-      pro = { ...r, code: suffixHelpers(r.code, `_a${j}`), uBase: words };
+      pro = { ...r, code: suffixHelpers(r.code, `_a${j}`, `load_g${j}`), uBase: words };
       binding += pro.bindings.length;
       words += pro.words.length;
     } else binding += 1;
@@ -135,19 +135,16 @@ export function adamStepMulti(items: AdamItem[], s: AdamScalars): void {
         `@group(0) @binding(${first + 2}) var<storage, read_write> v${j}: array<f32>;`,
         pro ? pro.code : `@group(0) @binding(${first + 3}) var<storage, read> g${j}: array<f32>;`,
       );
-      const h = MULTI_HEADER + 2 * j;
-      const next = j + 1 < items.length ? ` && w < U(${h + 2}u)` : "";
-      cases.push(`if (w >= U(${h}u)${next}) {
-    let i = (w - U(${h}u)) * 256u + lid;
-    if (i >= U(${h + 1}u)) { return; }
-    let gi = ${pro ? `load_g${j}(i)` : `g${j}[i]`} + wd * p${j}[i];
-    let mi = b1 * m${j}[i] + (1.0 - b1) * gi;
-    let vi = b2 * v${j}[i] + (1.0 - b2) * gi * gi;
-    m${j}[i] = mi;
-    v${j}[i] = vi;
-    p${j}[i] = p${j}[i] - lr * (mi / bc1) / (sqrt(vi / bc2) + eps);
-    return;
-  }`);
+      cases.push(`case ${j}u: {
+      if (i < n) {
+        let gi = ${pro ? `load_g${j}(i)` : `g${j}[i]`} + wd * p${j}[i];
+        let mi = b1 * m${j}[i] + (1.0 - b1) * gi;
+        let vi = b2 * v${j}[i] + (1.0 - b2) * gi * gi;
+        m${j}[i] = mi;
+        v${j}[i] = vi;
+        p${j}[i] = p${j}[i] - lr * (mi / bc1) / (sqrt(vi / bc2) + eps);
+      }
+    }`);
     });
     return `
 ${decls.join("\n")}
@@ -161,7 +158,16 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let w = wid.x + wid.y * nw.x;
   let lr = F(0u); let b1 = F(1u); let b2 = F(2u); let eps = F(3u); let wd = F(4u);
   let bc1 = F(5u); let bc2 = F(6u);
-  ${cases.join("\n  ")}
+  // The item is uniform per workgroup: scalar compares find it, then one switch arm runs (a chain of ifs
+  // with early returns made llvmpipe run every arm's body masked, a cost growing with the item count).
+  var j = 0u;
+  for (var t = 1u; t < ${items.length}u; t++) { if (w >= U(${MULTI_HEADER}u + 2u * t)) { j = t; } }
+  let i = (w - U(${MULTI_HEADER}u + 2u * j)) * 256u + lid;
+  let n = U(${MULTI_HEADER + 1}u + 2u * j);
+  switch j {
+    ${cases.join("\n    ")}
+    default: {}
+  }
 }`;
   };
   const bindings = items.flatMap((it, j) => [
@@ -172,15 +178,6 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   ]);
   const key = `adam|multi|${parts.map((x) => x.pro?.key ?? "buf").join(";")}`;
   rt.dispatch(key, code, bindings, u, rt.grid(wg));
-}
-
-/** Renames the functions a prologue's code defines (its helpers) so two prologues never clash. */
-function suffixHelpers(code: string, suffix: string): string {
-  const names = [...code.matchAll(/fn\s+(\w+)\s*\(/g)].map((m) => m[1]).filter((n) =>
-    !n.startsWith("load_g")
-  );
-  if (names.length === 0) return code;
-  return code.replace(new RegExp(`\\b(${names.join("|")})\\b`, "g"), `$1${suffix}`);
 }
 
 /** Bytes moved per Adam step of n parameters (benchmarks). */

@@ -107,3 +107,15 @@ fn ${name}(i: u32) -> f32 {
   ].join("|");
   return { code, key, bindings: p.operands.map((o) => ({ buffer: o.buffer })), words };
 }
+
+/**
+ * Renames the functions a prologue's code defines (its helpers) so two prologues pasted into one kernel
+ * never clash; the load function (`loadName`, and helpers named after it) keeps its name.
+ */
+export function suffixHelpers(code: string, suffix: string, loadName: string): string {
+  const names = [...code.matchAll(/fn\s+(\w+)\s*\(/g)].map((m) => m[1]).filter((n) =>
+    !n.startsWith(loadName)
+  );
+  if (names.length === 0) return code;
+  return code.replace(new RegExp(`\\b(${names.join("|")})\\b`, "g"), `$1${suffix}`);
+}

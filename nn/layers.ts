@@ -1,13 +1,12 @@
 // Common layers: Linear, BatchNorm, activations and Sequential.
 
-import { noGrad } from "./autograd.ts";
 import { arange, ones, rand, zeros } from "./creation.ts";
 import { matmulT } from "./linalg.ts";
-import { Module } from "./module.ts";
-import { add, axpby, equal, leakyRelu, mul, relu, rsqrt, sub, tanh } from "./ops.ts";
+import { axpbyInto, Module } from "./module.ts";
+import { add, equal, leakyRelu, mul, relu, rsqrt, sub, tanh } from "./ops.ts";
 import { mean, variance } from "./reduce.ts";
 import { reshape } from "./shape.ts";
-import { keep, type Tensor } from "./tensor.ts";
+import type { Tensor } from "./tensor.ts";
 
 /** y = x W^T + b with PyTorch's default (Kaiming-uniform) initialisation. */
 export class Linear extends Module {
@@ -55,18 +54,12 @@ export class BatchNorm extends Module {
       mu = mean(x, axes, true);
       v = variance(x, axes, true);
       const n = axes.reduce((a, i) => a * x.shape[i], 1);
-      noGrad(() => {
-        const m = this.momentum;
-        const rm = axpby(buffers.get("running_mean")!, 1 - m, reshape(mu, [this.channels]), m);
-        const rv = axpby(
-          buffers.get("running_var")!,
-          1 - m,
-          reshape(v, [this.channels]),
-          (m * n) / Math.max(n - 1, 1),
-        );
-        this.setBuffer("running_mean", keep(rm));
-        this.setBuffer("running_var", keep(rv));
-      });
+      // In place, both statistics in one dispatch (PyTorch's unbiased running variance).
+      const m = this.momentum;
+      axpbyInto([
+        { dst: buffers.get("running_mean")!, src: mu, a: m, b: 1 - m },
+        { dst: buffers.get("running_var")!, src: v, a: (m * n) / Math.max(n - 1, 1), b: 1 - m },
+      ]);
     } else {
       mu = reshape(buffers.get("running_mean")!, bshape);
       v = reshape(buffers.get("running_var")!, bshape);

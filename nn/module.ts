@@ -1,7 +1,11 @@
 // Modules: parameters, buffers and children under dotted names (`synthesis.b8.conv0.weight`), so a state
 // dict maps one-to-one onto the reference implementation's.
 
+import { axpbyIntoMulti, type AxpbyItem, axpbyItemBindings } from "../kernels/axpby_multi.ts";
 import { gpu } from "../kernels/runtime.ts";
+import { noGrad } from "./autograd.ts";
+import { maxReadBuffers, prologueOf } from "./lazy.ts";
+import { axpby } from "./ops.ts";
 import { keep, type Tensor } from "./tensor.ts";
 import { carrySeparableMark } from "./upfirdn2d.ts";
 
@@ -137,4 +141,76 @@ export function copyInto(src: Tensor, dst: Tensor): void {
   gpu().copy(src.buffer, 0, dst.writableBuffer, 0, src.bytes);
   // Facts derived from dst's old values no longer hold (a filter's separability).
   carrySeparableMark(src, dst);
+}
+
+/** Tensors one multi-tensor in-place update dispatch takes at most (keeps its shader small). */
+const MAX_AXPBY_PER_DISPATCH = 16;
+
+/** dst <- a * src + b * dst, in place. */
+export interface AxpbyUpdate {
+  dst: Tensor;
+  src: Tensor;
+  a: number;
+  b: number;
+}
+
+/**
+ * Every update in place, in order: f32 ones in one dispatch per up to 16 (kernels/axpby_multi.ts),
+ * bit-identical to copyInto(axpby(src, a, dst, b), dst) one by one (which f16 ones still take). An
+ * EMA of weights (emaInto) and BatchNorm's running statistics are this. Records GPU work only.
+ */
+export function axpbyInto(updates: AxpbyUpdate[]): void {
+  updates.forEach(({ dst: d, src: s }, k) => {
+    if (d.size !== s.size || d.dtype !== s.dtype) {
+      throw new Error(`axpbyInto: update ${k} is [${s.shape}] ${s.dtype} into [${d.shape}] ${d.dtype}`);
+    }
+    if (d.dtype === "i32") throw new Error(`axpbyInto: update ${k} is i32 (copy integer state instead)`);
+  });
+  const limit = gpu().device.limits.maxStorageBuffersPerShaderStage;
+  let group: AxpbyItem[] = [];
+  let bindings = 0;
+  const writes = new Set<GPUBuffer>(), reads = new Set<GPUBuffer>();
+  const flush = () => {
+    axpbyIntoMulti(group);
+    group = [];
+    bindings = 0;
+    writes.clear();
+    reads.clear();
+  };
+  updates.forEach(({ dst, src, a, b }, k) => {
+    if (dst.dtype !== "f32") {
+      flush();
+      noGrad(() => copyInto(axpby(src, a, dst, b), dst));
+      return;
+    }
+    // A pending update that reads or writes this target must run before it is written.
+    if (writes.has(dst.buffer) || reads.has(dst.buffer)) flush();
+    // In-place target first: lazy values reading it (the source too) are computed before it changes.
+    const db = dst.writableBuffer;
+    // The source's last elementwise ops run inside the update (a fused prologue).
+    const sIn = prologueOf(src.valueNode, maxReadBuffers() - 1) ?? src.buffer;
+    const sReads = sIn instanceof GPUBuffer ? [sIn] : sIn.operands.map((o) => o.buffer);
+    if (sReads.includes(db)) throw new Error(`axpbyInto: update ${k} reads and writes the same buffer`);
+    const need = axpbyItemBindings(sIn);
+    if (
+      group.length >= MAX_AXPBY_PER_DISPATCH || bindings + need > limit || sReads.some((r) => writes.has(r))
+    ) flush();
+    group.push({ dst: db, src: sIn, n: dst.size, a, b });
+    bindings += need;
+    writes.add(db);
+    for (const r of sReads) reads.add(r);
+  });
+  flush();
+}
+
+/** dst_k <- beta * dst_k + (1 - beta) * src_k for every pair (an EMA of weights; see axpbyInto). */
+export function emaInto(dsts: Tensor[], srcs: Tensor[], beta: number): void {
+  if (dsts.length !== srcs.length) throw new Error(`emaInto: ${dsts.length} targets, ${srcs.length} sources`);
+  if (!(beta >= 0 && beta <= 1)) throw new Error(`emaInto: beta must be in [0, 1], got ${beta}`);
+  dsts.forEach((d, k) => {
+    if (d.shape.join() !== srcs[k].shape.join()) {
+      throw new Error(`emaInto: pair ${k} is [${srcs[k].shape}] into [${d.shape}]`);
+    }
+  });
+  axpbyInto(dsts.map((dst, k) => ({ dst, src: srcs[k], a: 1 - beta, b: beta })));
 }

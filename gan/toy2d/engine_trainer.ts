@@ -7,9 +7,9 @@
 
 import { grad, noGrad } from "../../nn/autograd.ts";
 import { manualSeed, randn, tensor } from "../../nn/creation.ts";
-import { copyInto } from "../../nn/module.ts";
+import { copyInto, emaInto } from "../../nn/module.ts";
 import { Adam } from "../../nn/optim.ts";
-import { axpby, mul, neg, softplus } from "../../nn/ops.ts";
+import { mul, neg, softplus } from "../../nn/ops.ts";
 import { concat } from "../../nn/shape.ts";
 import { mean } from "../../nn/reduce.ts";
 import { keep, scope, type Tensor } from "../../nn/tensor.ts";
@@ -75,13 +75,16 @@ export class EngineToyGan {
   private updateEma(): void {
     const beta = this.cfg.emaBeta;
     const src = new Map([...this.g.namedParameters(), ...this.g.namedBuffers()]);
-    noGrad(() => {
-      for (const [name, dst] of [...this.gEma.namedParameters(), ...this.gEma.namedBuffers()]) {
-        const s = src.get(name)!;
-        if (name.endsWith("num_batches_tracked")) copyInto(s, dst);
-        else copyInto(axpby(s, 1 - beta, dst, beta), dst);
+    const dsts: Tensor[] = [], srcs: Tensor[] = [];
+    for (const [name, dst] of [...this.gEma.namedParameters(), ...this.gEma.namedBuffers()]) {
+      const s = src.get(name)!;
+      if (name.endsWith("num_batches_tracked")) copyInto(s, dst);
+      else {
+        dsts.push(dst);
+        srcs.push(s);
       }
-    });
+    }
+    emaInto(dsts, srcs, beta);
   }
 
   dispose(): void {

@@ -2,8 +2,7 @@
 // beta = 0.5 ** (batch / ema_nimg), where ema_nimg may ramp up with the images seen; buffers are copied.
 
 import { noGrad } from "../../nn/autograd.ts";
-import { copyInto, type Module } from "../../nn/module.ts";
-import { axpby } from "../../nn/ops.ts";
+import { copyInto, emaInto, type Module } from "../../nn/module.ts";
 import { scope } from "../../nn/tensor.ts";
 
 /**
@@ -38,11 +37,8 @@ export function updateEma(Gema: Module, G: Module, beta: number): void {
   pairs("buffers", be, b);
   scope(() =>
     noGrad(() => {
-      pe.forEach(([, dst], i) => {
-        const src = p[i][1];
-        if (beta === 0) copyInto(src, dst);
-        else copyInto(axpby(src, 1 - beta, dst, beta), dst);
-      });
+      if (beta === 0) pe.forEach(([, dst], i) => copyInto(p[i][1], dst));
+      else emaInto(pe.map(([, t]) => t), p.map(([, t]) => t), beta);
       be.forEach(([, dst], i) => copyInto(b[i][1], dst));
     })
   );
