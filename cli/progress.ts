@@ -45,9 +45,11 @@ function fmt(v: number): string {
   return a >= 100 ? v.toFixed(0) : a >= 1 ? v.toFixed(2) : v.toPrecision(3);
 }
 
-function clock(s: number): string {
-  if (!Number.isFinite(s)) return "?";
-  const m = Math.floor(s / 60), r = Math.round(s % 60);
+/** Seconds as m:ss, or XhYYm from an hour on; rounded to whole seconds first (17:59.6 is 18:00, not 17:60). */
+export function clock(seconds: number): string {
+  if (!Number.isFinite(seconds)) return "?";
+  const s = Math.round(Math.max(seconds, 0));
+  const m = Math.floor(s / 60), r = s % 60;
   return m >= 60
     ? `${Math.floor(m / 60)}h${String(m % 60).padStart(2, "0")}m`
     : `${m}:${String(r).padStart(2, "0")}`;

@@ -1,6 +1,7 @@
 // The command line end to end: each metric command on small files, its --json line checked against the
 // float64 references, and clear errors for bad input.
 
+import { clock } from "../cli/progress.ts";
 import { encodeNpy } from "../nn/io/npy.ts";
 import { fidRef, meanCov } from "../metrics/linalg64.ts";
 import { precisionRecallRef } from "../metrics/precision_recall.ts";
@@ -95,4 +96,19 @@ Deno.test({
     }
     await Deno.remove(dir, { recursive: true });
   },
+});
+
+Deno.test("progress ETA: whole seconds first, so 59.6 s of a minute carries (17:60 was printed)", () => {
+  const cases: [number, string][] = [
+    [0, "0:00"],
+    [59.4, "0:59"],
+    [59.6, "1:00"],
+    [1079.6, "18:00"],
+    [3599.6, "1h00m"],
+    [8580, "2h23m"],
+    [Infinity, "?"],
+  ];
+  for (const [s, want] of cases) {
+    if (clock(s) !== want) throw new Error(`clock(${s}) = ${clock(s)}, expected ${want}`);
+  }
 });
