@@ -5,7 +5,7 @@ import { axpbyIntoMulti, type AxpbyItem, axpbyItemBindings } from "../kernels/ax
 import { gpu } from "../kernels/runtime.ts";
 import { noGrad } from "./autograd.ts";
 import { maxReadBuffers, prologueOf } from "./lazy.ts";
-import { axpby } from "./ops.ts";
+import { axpby, cast } from "./ops.ts";
 import { keep, type Tensor } from "./tensor.ts";
 import { carrySeparableMark } from "./upfirdn2d.ts";
 
@@ -161,10 +161,10 @@ export interface AxpbyUpdate {
  */
 export function axpbyInto(updates: AxpbyUpdate[]): void {
   updates.forEach(({ dst: d, src: s }, k) => {
-    if (d.size !== s.size || d.dtype !== s.dtype) {
-      throw new Error(`axpbyInto: update ${k} is [${s.shape}] ${s.dtype} into [${d.shape}] ${d.dtype}`);
+    if (d.size !== s.size) throw new Error(`axpbyInto: update ${k} is [${s.shape}] into [${d.shape}]`);
+    if (d.dtype === "i32" || s.dtype === "i32") {
+      throw new Error(`axpbyInto: update ${k} is i32 (copy integer state instead)`);
     }
-    if (d.dtype === "i32") throw new Error(`axpbyInto: update ${k} is i32 (copy integer state instead)`);
   });
   const limit = gpu().device.limits.maxStorageBuffersPerShaderStage;
   let group: AxpbyItem[] = [];
@@ -178,9 +178,10 @@ export function axpbyInto(updates: AxpbyUpdate[]): void {
     reads.clear();
   };
   updates.forEach(({ dst, src, a, b }, k) => {
-    if (dst.dtype !== "f32") {
+    if (dst.dtype !== "f32" || src.dtype !== "f32") {
+      // f16 state (a module after toPrecision): the elementwise path, stored back in dst's dtype.
       flush();
-      noGrad(() => copyInto(axpby(src, a, dst, b), dst));
+      noGrad(() => copyInto(cast(axpby(src, a, dst, b), dst.dtype), dst));
       return;
     }
     // A pending update that reads or writes this target must run before it is written.

@@ -6,7 +6,7 @@
 import { axpbyIntoMulti } from "../kernels/axpby_multi.ts";
 import { gpu } from "../kernels/runtime.ts";
 import { tensor } from "../nn/creation.ts";
-import { copyInto, emaInto } from "../nn/module.ts";
+import { axpbyInto, copyInto, emaInto } from "../nn/module.ts";
 import * as o from "../nn/ops.ts";
 import { scope, type Tensor } from "../nn/tensor.ts";
 import { assertClose, gpuTest, randArray } from "./harness.ts";
@@ -104,3 +104,28 @@ gpuTest("emaInto and axpbyIntoMulti: bad input is refused with a clear error", (
   );
   for (const t of [a, b, c]) t.dispose();
 });
+
+gpuTest(
+  "axpbyInto: f16 state (after toPrecision) takes the elementwise path, stored back as f16",
+  async () => {
+    const probe = await gpu().probeShaderF16();
+    if (!probe.ok) {
+      console.log(`skipped: shader-f16 is not usable here: ${probe.detail}`);
+      return;
+    }
+    const d0 = randArray(300, 900), s0 = randArray(300, 901);
+    const dst = tensor(d0, [300]), src16 = tensor(s0, [300]), src32 = tensor(s0, [300]);
+    dst.castInPlace("f16");
+    src16.castInPlace("f16");
+    axpbyInto([{ dst, src: src16, a: 0.25, b: 0.75 }, { dst, src: src32, a: 0.5, b: 0.5 }]);
+    if (dst.dtype !== "f16") throw new Error(`dst became ${dst.dtype}`);
+    const f16 = Math.f16round;
+    const ref = Float64Array.from(d0, (d, i) => {
+      const s = f16(s0[i]);
+      const once = f16(0.25 * s + 0.75 * f16(d));
+      return f16(0.5 * s0[i] + 0.5 * once);
+    });
+    assertClose(await dst.data(), ref, { rtol: 2e-3, atol: 2e-3, what: "f16 updates" });
+    for (const t of [dst, src16, src32]) t.dispose();
+  },
+);
