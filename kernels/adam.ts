@@ -3,7 +3,7 @@
 // computed on the host from the step count, so no value is read back. Both run the same arithmetic in the
 // same order (bit-identical results).
 
-import { dispatchMulti, multiItemBindings } from "./multi_tensor.ts";
+import { dispatchMulti } from "./multi_tensor.ts";
 import { type ElementwiseProgram, renderPrologue } from "./prologue.ts";
 import { gpu } from "./runtime.ts";
 
@@ -78,11 +78,6 @@ export interface AdamItem {
   n: number;
 }
 
-/** Storage bindings one item takes: param, m, v and the gradient's buffer or prologue operands. */
-export function adamItemBindings(grad: GPUBuffer | ElementwiseProgram): number {
-  return multiItemBindings(3, grad);
-}
-
 const MULTI_SPEC = {
   name: "adam",
   outputs: ["p", "m", "v"],
@@ -99,7 +94,7 @@ const MULTI_SPEC = {
 
 /**
  * The Adam update of every item in one dispatch (kernels/multi_tensor.ts). The caller keeps the items'
- * storage bindings within the adapter's limit (adamItemBindings) and binds no buffer both as an output
+ * storage bindings within the adapter's limit (multiItemBindings) and binds no buffer both as an output
  * and anywhere else.
  */
 export function adamStepMulti(items: AdamItem[], s: AdamScalars): void {

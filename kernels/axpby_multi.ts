@@ -3,7 +3,7 @@
 // BatchNorm's running statistics too. A source may be an elementwise tree (a fused prologue). The
 // arithmetic is the elementwise axpby's (a * x + b * y in f32), so results are bit-identical to it.
 
-import { dispatchMulti, multiItemBindings } from "./multi_tensor.ts";
+import { dispatchMulti } from "./multi_tensor.ts";
 import type { ElementwiseProgram } from "./prologue.ts";
 
 /** One tensor of the update: dst <- a * src + b * dst over n f32 values, dst written in place. */
@@ -15,11 +15,6 @@ export interface AxpbyItem {
   b: number;
 }
 
-/** Storage bindings one item takes: dst and the source's buffer or prologue operands. */
-export function axpbyItemBindings(src: GPUBuffer | ElementwiseProgram): number {
-  return multiItemBindings(1, src);
-}
-
 const SPEC = {
   name: "axpby-into",
   outputs: ["d"],
@@ -29,7 +24,7 @@ const SPEC = {
 };
 
 /**
- * The update of every item, in one dispatch. The caller keeps the items' bindings (axpbyItemBindings)
+ * The update of every item, in one dispatch. The caller keeps the items' bindings (multiItemBindings)
  * within the adapter's storage-binding limit; no buffer may be a dst twice or both a dst and a source.
  */
 export function axpbyIntoMulti(items: AxpbyItem[]): void {

@@ -34,7 +34,8 @@ export function multiItemBindings(outputs: number, source: GPUBuffer | Elementwi
   return outputs + (source instanceof GPUBuffer ? 1 : source.operands.length);
 }
 
-function buffersRead(src: GPUBuffer | ElementwiseProgram): GPUBuffer[] {
+/** The buffers a source reads: itself, or its prologue's operands. */
+export function sourceBuffers(src: GPUBuffer | ElementwiseProgram): GPUBuffer[] {
   return src instanceof GPUBuffer ? [src] : src.operands.map((o) => o.buffer);
 }
 
@@ -57,7 +58,7 @@ export function dispatchMulti(spec: MultiSpec, items: MultiItem[]): void {
       outs.add(b);
     }
   }
-  if (items.some((it) => buffersRead(it.source).some((b) => outs.has(b)))) {
+  if (items.some((it) => sourceBuffers(it.source).some((b) => outs.has(b)))) {
     throw new Error(`${spec.name}: a destination buffer is also read as a source`);
   }
   const rt = gpu();

@@ -1,13 +1,13 @@
 // Modules: parameters, buffers and children under dotted names (`synthesis.b8.conv0.weight`), so a state
 // dict maps one-to-one onto the reference implementation's.
 
-import { axpbyIntoMulti, type AxpbyItem, axpbyItemBindings } from "../kernels/axpby_multi.ts";
+import { axpbyIntoMulti } from "../kernels/axpby_multi.ts";
 import { gpu } from "../kernels/runtime.ts";
 import { noGrad } from "./autograd.ts";
-import { maxReadBuffers, prologueOf } from "./lazy.ts";
 import { axpby, cast } from "./ops.ts";
 import { keep, type Tensor } from "./tensor.ts";
 import { carrySeparableMark } from "./upfirdn2d.ts";
+import { UpdateGroups } from "./update_groups.ts";
 
 export class Module {
   private readonly params = new Map<string, Tensor>();
@@ -166,42 +166,17 @@ export function axpbyInto(updates: AxpbyUpdate[]): void {
       throw new Error(`axpbyInto: update ${k} is i32 (copy integer state instead)`);
     }
   });
-  const limit = gpu().device.limits.maxStorageBuffersPerShaderStage;
-  let group: AxpbyItem[] = [];
-  let bindings = 0;
-  const writes = new Set<GPUBuffer>(), reads = new Set<GPUBuffer>();
-  const flush = () => {
-    axpbyIntoMulti(group);
-    group = [];
-    bindings = 0;
-    writes.clear();
-    reads.clear();
-  };
+  const groups = new UpdateGroups(axpbyIntoMulti, MAX_AXPBY_PER_DISPATCH);
   updates.forEach(({ dst, src, a, b }, k) => {
     if (dst.dtype !== "f32" || src.dtype !== "f32") {
       // f16 state (a module after toPrecision): the elementwise path, stored back in dst's dtype.
-      flush();
+      groups.flush();
       noGrad(() => copyInto(cast(axpby(src, a, dst, b), dst.dtype), dst));
       return;
     }
-    // A pending update that reads or writes this target must run before it is written.
-    if (writes.has(dst.buffer) || reads.has(dst.buffer)) flush();
-    // In-place target first: lazy values reading it (the source too) are computed before it changes.
-    const db = dst.writableBuffer;
-    // The source's last elementwise ops run inside the update (a fused prologue).
-    const sIn = prologueOf(src.valueNode, maxReadBuffers() - 1) ?? src.buffer;
-    const sReads = sIn instanceof GPUBuffer ? [sIn] : sIn.operands.map((o) => o.buffer);
-    if (sReads.includes(db)) throw new Error(`axpbyInto: update ${k} reads and writes the same buffer`);
-    const need = axpbyItemBindings(sIn);
-    if (
-      group.length >= MAX_AXPBY_PER_DISPATCH || bindings + need > limit || sReads.some((r) => writes.has(r))
-    ) flush();
-    group.push({ dst: db, src: sIn, n: dst.size, a, b });
-    bindings += need;
-    writes.add(db);
-    for (const r of sReads) reads.add(r);
+    groups.add(`axpbyInto: update ${k}`, [dst], src, ([d], s) => ({ dst: d, src: s, n: dst.size, a, b }));
   });
-  flush();
+  groups.flush();
 }
 
 /** dst_k <- beta * dst_k + (1 - beta) * src_k for every pair (an EMA of weights; see axpbyInto). */

@@ -1,14 +1,13 @@
 // Optimisers. Adam runs one fused kernel per group of parameters; nothing is read back, so a step never
 // waits.
 
-import { type AdamItem, adamItemBindings, adamStepMulti } from "../kernels/adam.ts";
-import { gpu } from "../kernels/runtime.ts";
+import { type AdamItem, adamStepMulti } from "../kernels/adam.ts";
 import { zerosLike } from "./creation.ts";
-import { maxReadBuffers, prologueOf } from "./lazy.ts";
 import { axpby } from "./ops.ts";
 import { copyInto } from "./module.ts";
 import { keep, type Tensor } from "./tensor.ts";
 import { noGrad } from "./autograd.ts";
+import { UpdateGroups } from "./update_groups.ts";
 
 export interface AdamOptions {
   lr?: number;
@@ -68,39 +67,22 @@ export class Adam {
       bc1: 1 - b1 ** this.step,
       bc2: 1 - b2 ** this.step,
     };
-    const limit = gpu().device.limits.maxStorageBuffersPerShaderStage;
-    let group: AdamItem[] = [];
-    let bindings = 0;
-    const writes = new Set<GPUBuffer>(), reads = new Set<GPUBuffer>();
-    const flush = () => {
-      adamStepMulti(group, scalars);
-      group = [];
-      bindings = 0;
-      writes.clear();
-      reads.clear();
-    };
+    const groups = new UpdateGroups(
+      (items: AdamItem[]) => adamStepMulti(items, scalars),
+      MAX_PARAMS_PER_DISPATCH,
+    );
     this.params.forEach((p, i) => {
       const g = gs[i];
       if (!g) return;
-      // A pending update that reads these buffers must run before they are written.
-      const targets = [p.buffer, this.m[i].buffer, this.v[i].buffer];
-      if (targets.some((b) => writes.has(b) || reads.has(b))) flush();
-      // In-place targets first: lazy values reading them (the gradient too) are computed before.
-      const pb = p.writableBuffer, mb = this.m[i].writableBuffer, vb = this.v[i].writableBuffer;
-      // The gradient's last elementwise ops run inside the update (a fused prologue).
-      const gIn = prologueOf(g.valueNode, maxReadBuffers() - 3) ?? g.buffer;
-      const gReads = gIn instanceof GPUBuffer ? [gIn] : gIn.operands.map((o) => o.buffer);
-      const need = adamItemBindings(gIn);
-      if (
-        group.length >= MAX_PARAMS_PER_DISPATCH || bindings + need > limit ||
-        gReads.some((b) => writes.has(b))
-      ) flush();
-      group.push({ param: pb, grad: gIn, m: mb, v: vb, n: p.size });
-      bindings += need;
-      for (const b of [pb, mb, vb]) writes.add(b);
-      for (const b of gReads) reads.add(b);
+      groups.add(`Adam: parameter ${i}`, [p, this.m[i], this.v[i]], g, ([pb, mb, vb], grad) => ({
+        param: pb,
+        grad,
+        m: mb,
+        v: vb,
+        n: p.size,
+      }));
     });
-    flush();
+    groups.flush();
   }
 
   zeroGrad(): void {
