@@ -27,10 +27,12 @@ import {
 import {
   type ImageLayout,
   imageLayout,
+  type PackedTexture,
   packImage,
   type PackSource,
   type PlainOperand,
   plainOperand,
+  releasePacked,
 } from "./pack_texture.ts";
 import { checkBuffer, checkCounts } from "./matmul.ts";
 import { gpu } from "./runtime.ts";
@@ -545,8 +547,8 @@ function packW(w: PackSource, p: Conv2dParams, l: ImageLayout) {
   }, l);
 }
 
-function release(...textures: { texture: GPUTexture }[]): void {
-  for (const t of textures) gpu().releaseTexture(t.texture);
+function release(...textures: PackedTexture[]): void {
+  for (const t of textures) releasePacked(t);
 }
 
 /** Forward on textures: K = (channel quad, ky, kx) x 4 channels; false when a pack does not fit. */
@@ -720,25 +722,31 @@ function inputGradTexture(dy: PackSource, w: PackSource, dx: GPUBuffer, p: Conv2
 /**
  * Weight grad on textures: K = pixels (b, oy, ox); A reads 4 output channels of dy per texel, B 4
  * input channels of x, so N runs over (ky, kx, channel quad) x 4 and padded channels are not stored.
+ * dy is read in the input gradient's framed layout (at its border pt, pl) where that fits, so inside
+ * sharePacks the two gradients of one conv share one pack of dy.
  */
-function weightGradLayouts(p: Conv2dParams): { lx: ImageLayout; ldy: ImageLayout } | null {
+function weightGradLayouts(
+  p: Conv2dParams,
+): { lx: ImageLayout; ldy: ImageLayout; pt: number; pl: number } | null {
   const cinG = p.cin / p.groups, coutG = p.cout / p.groups, f = xFrame(p);
   const lx = imageLayout(p.batch * p.groups, cinG, f.hp, f.wp);
+  const framed = inputGradLayouts(p);
+  if (framed) return lx && { lx, ldy: framed.ldy, pt: framed.pt, pl: framed.pl };
   const ldy = imageLayout(p.batch * p.groups, coutG, p.outH, p.outW);
-  return lx && ldy ? { lx, ldy } : null;
+  return lx && ldy ? { lx, ldy, pt: 0, pl: 0 } : null;
 }
 
 function weightGradTexture(x: PackSource, dy: PackSource, dw: GPUBuffer, p: Conv2dParams): boolean {
   const cinG = p.cin / p.groups, coutG = p.cout / p.groups;
   const layouts = weightGradLayouts(p);
   if (!layouts) return false;
-  const { lx, ldy } = layouts;
+  const { lx, ldy, pt, pl } = layouts;
   const rt = gpu();
   const m = coutG, n = p.kh * p.kw * lx.c4 * 4, k = p.batch * p.outH * p.outW;
   const tile = gemmTile(m, n, k, p.groups, "texture");
   const splits = kSplits(tileCount(m, n, p.groups, tile), k);
   const total = p.groups * coutG * cinG * p.kh * p.kw;
-  const tdy = packDy(dy, p, ldy, 0, 0), tx = packX(x, p, lx);
+  const tdy = packDy(dy, p, ldy, pt, pl), tx = packX(x, p, lx);
   // Chunks of 4 pixels never straddle K (nor a split, kPer being a multiple of 4) when K % 4 == 0.
   const mask = k % 4 !== 0, row4 = p.outW % 4 === 0;
   const masked = (load: string, q: number) => mask ? `select(vec4<f32>(0.0), ${load}, kOk${q})` : load;
@@ -757,8 +765,8 @@ function weightGradTexture(x: PackSource, dy: PackSource, dw: GPUBuffer, p: Conv
         ...imageWords(ldy),
         ...imageWords(lx),
         p.groups,
-        0,
-        0,
+        pt,
+        pl,
         lx.c4,
         f32Bits(1 / lx.c4),
         total,
@@ -768,8 +776,8 @@ function weightGradTexture(x: PackSource, dy: PackSource, dw: GPUBuffer, p: Conv
         // Rows 4g..4g+3 are one quad of output channels; row k = pixel (b, oy, ox), masked past K.
         vec: "fixed",
         setup: (g) =>
-          `let aO${g} = m0 / 4u + ${g}u; let aX${g} = quadX(${W_TA}u, aO${g}); ` +
-          `let aY${g} = quadY(${W_TA}u, aO${g}) + z * U(${W_TA + 3}u);`,
+          `let aO${g} = m0 / 4u + ${g}u; let aX${g} = quadX(${W_TA}u, aO${g}) + U(${W_DYPL}u); ` +
+          `let aY${g} = quadY(${W_TA}u, aO${g}) + z * U(${W_TA + 3}u) + U(${W_DYPT}u);`,
         // With outW % 4 == 0 a chunk's 4 pixels share a row: one decomposition per chunk.
         perK: (q, kk) =>
           row4 && q > 0

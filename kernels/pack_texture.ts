@@ -351,8 +351,71 @@ export interface ImageSource {
   padLeft: number;
 }
 
-/** Packs a grouped image tensor into an image-layout texture (allocated here). */
+/** Whether two pack sources read the same values (the same buffer, or trees equal in every part). */
+function sameSource(a: PackSource, b: PackSource): boolean {
+  if (a instanceof GPUBuffer || b instanceof GPUBuffer) return a === b;
+  const same = (x: number[], y: number[]) => x.length === y.length && x.every((v, i) => v === y[i]);
+  return a.body === b.body && a.result === b.result && a.helpers === b.helpers && same(a.shape, b.shape) &&
+    same(a.scalars, b.scalars) && a.operands.length === b.operands.length &&
+    a.operands.every((o, i) => {
+      const q = b.operands[i];
+      return o.buffer === q.buffer && o.dtype === q.dtype && o.offset === q.offset &&
+        same(o.strides, q.strides);
+    });
+}
+
+interface SharedPack {
+  src: PackSource;
+  view: ImageSource;
+  layout: ImageLayout;
+  packed: PackedTexture;
+}
+
+/** The image packs of the innermost sharePacks scope; null outside one. */
+let sharedPacks: SharedPack[] | null = null;
+
+/**
+ * Runs `fn` with image packs shared: a packImage of the same source, view and layout as an earlier one
+ * in the scope returns that texture instead of packing again (a backward rule packs dy for both the
+ * input and the weight gradient). The sources must not be written inside the scope; releasePacked is a
+ * no-op there for shared textures, which are released when the scope ends (nested scopes join the outer).
+ */
+export function sharePacks<T>(fn: () => T): T {
+  if (sharedPacks) return fn();
+  const packs: SharedPack[] = sharedPacks = [];
+  try {
+    return fn();
+  } finally {
+    sharedPacks = null;
+    for (const p of packs) gpu().releaseTexture(p.packed.texture);
+  }
+}
+
+/** Gives a pack's texture back (kept until the end of a sharePacks scope that holds it). */
+export function releasePacked(p: PackedTexture): void {
+  if (sharedPacks?.some((s) => s.packed === p)) return;
+  gpu().releaseTexture(p.texture);
+}
+
+/**
+ * Packs a grouped image tensor into an image-layout texture (allocated here, or the shared one of an
+ * identical pack inside sharePacks). Release it with releasePacked.
+ */
 export function packImage(src: PackSource, s: ImageSource, l: ImageLayout): PackedTexture {
+  if (sharedPacks) {
+    const keys = <T extends object>(x: T, y: T) =>
+      (Object.keys(x) as (keyof T)[]).every((k) => x[k] === y[k]) &&
+      Object.keys(x).length === Object.keys(y).length;
+    const hit = sharedPacks.find((p) => keys(p.view, s) && keys(p.layout, l) && sameSource(p.src, src));
+    if (hit) return hit.packed;
+    const packed = packImageOnce(src, s, l);
+    sharedPacks.push({ src, view: { ...s }, layout: { ...l }, packed });
+    return packed;
+  }
+  return packImageOnce(src, s, l);
+}
+
+function packImageOnce(src: PackSource, s: ImageSource, l: ImageLayout): PackedTexture {
   checkCounts("packImage", { ...s });
   if (s.batch * s.groups !== l.outer) {
     throw new Error(`packImage: layout has ${l.outer} blocks, source ${s.batch} x ${s.groups}`);

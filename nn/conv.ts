@@ -10,7 +10,7 @@ import {
   conv2dWeightGrad,
   type Epilogue,
 } from "../kernels/conv2d.ts";
-import type { PackSource } from "../kernels/pack_texture.ts";
+import { type PackSource, sharePacks } from "../kernels/pack_texture.ts";
 import { record } from "./autograd.ts";
 import { maxReadBuffers, sourceOf, storedSourceOf } from "./lazy.ts";
 import { type DType, Tensor } from "./tensor.ts";
@@ -101,10 +101,12 @@ function convForward(x: Tensor, w: Tensor, p: Conv2dParams, epi?: Epilogue): Ten
     ([xs, ws]) => conv2dForward(xs, ws, out.buffer, { ...p, outF16: dtype === "f16" }, epi),
   );
   if (epi) return out;
-  return record(out, "conv2d", [x, w], (g) => [
-    x.requiresGrad ? convInputGrad(g, w, p) : null,
-    w.requiresGrad ? convWeightGrad(x, g, p) : null,
-  ]);
+  // Each rule's two passes share their packs of a common operand (dy here; see sharePacks).
+  return record(out, "conv2d", [x, w], (g) =>
+    sharePacks(() => [
+      x.requiresGrad ? convInputGrad(g, w, p) : null,
+      w.requiresGrad ? convWeightGrad(x, g, p) : null,
+    ]));
 }
 
 /** The adjoint of conv2d with respect to its input (a transposed convolution). */
@@ -117,20 +119,22 @@ function convInputGrad(dy: Tensor, w: Tensor, p: Conv2dParams): Tensor {
     [dy, w],
     ([dys, ws]) => conv2dInputGrad(dys, ws, dx.buffer, { ...p, outF16: dtype === "f16" }),
   );
-  return record(dx, "conv2d_input_grad", [dy, w], (g) => [
-    dy.requiresGrad ? convForward(g, w, p) : null,
-    w.requiresGrad ? convWeightGrad(g, dy, p) : null,
-  ]);
+  return record(dx, "conv2d_input_grad", [dy, w], (g) =>
+    sharePacks(() => [
+      dy.requiresGrad ? convForward(g, w, p) : null,
+      w.requiresGrad ? convWeightGrad(g, dy, p) : null,
+    ]));
 }
 
 /** The gradient of conv2d with respect to its weight. */
 function convWeightGrad(x: Tensor, dy: Tensor, p: Conv2dParams): Tensor {
   const dw = Tensor.empty([p.cout, p.cin / p.groups, p.kh, p.kw]);
   withSources(p, "weightGrad", [x, dy], ([xs, dys]) => conv2dWeightGrad(xs, dys, dw.buffer, p));
-  return record(dw, "conv2d_weight_grad", [x, dy], (g) => [
-    x.requiresGrad ? convInputGrad(dy, g, p) : null,
-    dy.requiresGrad ? convForward(x, g, p) : null,
-  ]);
+  return record(dw, "conv2d_weight_grad", [x, dy], (g) =>
+    sharePacks(() => [
+      x.requiresGrad ? convInputGrad(dy, g, p) : null,
+      dy.requiresGrad ? convForward(x, g, p) : null,
+    ]));
 }
 
 /** Transposed convolution (the input-gradient kernel run forward): out has the input shape of conv2d. */

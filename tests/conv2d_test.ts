@@ -12,6 +12,7 @@ import {
   type Conv2dParams,
   conv2dWeightGrad,
 } from "../kernels/conv2d.ts";
+import { imageLayout, packImage, releasePacked, sharePacks } from "../kernels/pack_texture.ts";
 
 function upload(data: Float32Array): GPUBuffer {
   const buf = gpu().alloc(Math.max(4, data.length * 4));
@@ -277,6 +278,81 @@ gpuTest("conv2d [texture]: wide images whose channel quads wrap into several tex
     await checkCase(conv({ batch: 1, cin: 4, cout: 1040, h: 1, w: 64, kh: 1, kw: 1 }), 2300, false);
   });
 });
+
+gpuTest("sharePacks: an identical pack shares its texture, others pack again, all freed at the end", () => {
+  const rt = gpu();
+  const a = upload(randArray(2 * 5 * 6 * 7, 1)), b = upload(randArray(2 * 5 * 6 * 7, 2));
+  const view = {
+    batch: 2,
+    groups: 1,
+    channelsPerGroup: 5,
+    h: 6,
+    w: 7,
+    bStride: 210,
+    cStride: 42,
+    yStride: 7,
+    xStride: 1,
+    padTop: 1,
+    padLeft: 1,
+  };
+  const layout = imageLayout(2, 5, 8, 9)!;
+  const live = rt.liveTextures;
+  const outside = [packImage(a, view, layout), packImage(a, view, layout)];
+  if (outside[0] === outside[1]) throw new Error("outside a scope every pack is its own texture");
+  for (const t of outside) releasePacked(t);
+  sharePacks(() => {
+    const first = packImage(a, view, layout);
+    const again = packImage(a, { ...view }, { ...layout });
+    const other = packImage(b, view, layout);
+    const shifted = packImage(a, { ...view, padLeft: 0 }, layout);
+    if (again !== first) throw new Error("the identical pack was not shared");
+    if (other === first || shifted === first) throw new Error("a different source or view shared a texture");
+    releasePacked(first); // kept: the scope owns shared textures
+    if (rt.liveTextures !== live + 3) throw new Error(`live textures ${rt.liveTextures - live}, want 3`);
+    sharePacks(() => {
+      if (packImage(a, view, layout) !== first) throw new Error("a nested scope did not join the outer one");
+    });
+  });
+  if (rt.liveTextures !== live) throw new Error(`${rt.liveTextures - live} textures left after the scope`);
+  rt.release(a);
+  rt.release(b);
+});
+
+gpuTest(
+  "conv2d [texture]: inside sharePacks the two gradients pack dy once, bit-identical results",
+  async () => {
+    const rt = gpu();
+    await onPath("texture", async () => {
+      for (const [i, p] of [CASES[0], CASES[2]].entries()) {
+        const n = sizes(p);
+        const gx = upload(randArray(n.x, 40 + i)), gw = upload(randArray(n.w, 50 + i));
+        const gdy = upload(randArray(n.y, 60 + i));
+        const run = async (shared: boolean) => {
+          const dx = rt.alloc(n.x * 4), dw = rt.alloc(n.w * 4), d0 = rt.totalDispatches;
+          const both = () => {
+            conv2dInputGrad(gdy, gw, dx, p);
+            conv2dWeightGrad(gx, gdy, dw, p);
+          };
+          if (shared) sharePacks(both);
+          else both();
+          const dispatches = rt.totalDispatches - d0;
+          const out = { dispatches, dx: await download(dx, n.x), dw: await download(dw, n.w) };
+          rt.release(dx);
+          rt.release(dw);
+          return out;
+        };
+        const plain = await run(false), shared = await run(true);
+        const what = JSON.stringify(p);
+        if (shared.dispatches !== plain.dispatches - 1) {
+          throw new Error(`${what}: ${shared.dispatches} dispatches shared, ${plain.dispatches} not`);
+        }
+        assertClose(shared.dx, plain.dx, { rtol: 0, atol: 0, what: `dx ${what}` });
+        assertClose(shared.dw, plain.dw, { rtol: 0, atol: 0, what: `dw ${what}` });
+        for (const b of [gx, gw, gdy]) rt.release(b);
+      }
+    });
+  },
+);
 
 async function checkAdjoints(cases: Conv2dParams[]): Promise<void> {
   const rt = gpu();
