@@ -48,7 +48,10 @@ export const MERGE_OPTIONS = {
   lr: { type: "string", help: "learning rate override" },
   gamma: { type: "string", help: "R1 gamma override" },
   tick: { type: "string", help: "kimg per tick override" },
-  features: { type: "string", help: "feature network for --root auto (mnist, inception:PATH, pixels, ...)" },
+  features: {
+    type: "string",
+    help: "feature network of --root auto and of the evaluation (mnist, inception:PATH, pixels, ...)",
+  },
   seed: { type: "string", help: "seed", default: "0" },
   resume: { type: "boolean", help: "continue the stages found in --out" },
   json: { type: "boolean", help: "print the result as JSON" },
