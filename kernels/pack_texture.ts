@@ -169,7 +169,7 @@ function packSource(
   words: number,
   decode: string,
   staged: boolean,
-  prologue?: { code: string; operands: number },
+  prologue?: { code: string; operands: number; x4: boolean },
 ): string {
   const shift = Math.log2(RAW_WIDTH);
   const source = prologue !== undefined
@@ -195,12 +195,16 @@ ${FAST_DIV_WGSL}
 fn packTexel(X: u32, Y: u32) {
   ${decode}
   // Branch-free (lanes past the source read a clamped address and are zeroed).
-  let v = vec4<f32>(
+  ${
+    prologue?.x4
+      ? "let v = select(vec4<f32>(0.0), load_src_x4(base, step), vec4<u32>(0u, 1u, 2u, 3u) < vec4<u32>(lanes));"
+      : `let v = vec4<f32>(
     select(0.0, src(base), 0u < lanes),
     select(0.0, src(u32(i32(base) + step)), 1u < lanes),
     select(0.0, src(u32(i32(base) + 2 * step)), 2u < lanes),
     select(0.0, src(u32(i32(base) + 3 * step)), 3u < lanes),
-  );
+  );`
+  }
   textureStore(T, vec2<u32>(X, Y), v);
 }
 @compute @workgroup_size(8, 8)
@@ -213,7 +217,11 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
 }`;
 }
 
-/** Records one pack of `src` (floats [0, count) are read) into `tex`; u[0], u[1] are the region. */
+/**
+ * Records one pack of `src` (floats [0, count) are read) into `tex`; u[0], u[1] are the region. With
+ * `laneDim`, a tree source is read four lanes at a time along that dimension of its shape (see
+ * renderPrologue; the caller has checked that kept lanes never carry out of it).
+ */
 function dispatchPack(
   name: string,
   words: number,
@@ -222,6 +230,7 @@ function dispatchPack(
   count: number,
   tex: GPUTexture,
   u: number[],
+  laneDim?: number,
 ): void {
   const rt = gpu();
   const groups: [number, number, number] = [
@@ -231,7 +240,7 @@ function dispatchPack(
   ];
   if (!(src instanceof GPUBuffer)) {
     // The tree's words follow the pack's in the uniform; its operands follow the texture's binding.
-    const pro = renderPrologue(src, "load_src", 1, words);
+    const pro = renderPrologue(src, "load_src", 1, words, laneDim);
     const data = new Uint32Array(Math.ceil((words + pro.words.length) / 4) * 4);
     data.set(u);
     data.set(pro.words, words);
@@ -241,6 +250,7 @@ function dispatchPack(
         packSource(words + pro.words.length, decode, false, {
           code: pro.code,
           operands: pro.bindings.length,
+          x4: laneDim !== undefined,
         }),
       [{ storageTexture: rt.view(tex) }, ...pro.bindings],
       data,
@@ -415,6 +425,25 @@ export function packImage(src: PackSource, s: ImageSource, l: ImageLayout): Pack
   return packImageOnce(src, s, l);
 }
 
+/**
+ * The dimension of a tree's shape along which an image pack's four channel lanes step without carrying
+ * out of it, or undefined. Holds when the view is the tree's own contiguous NCHW order and a dimension of
+ * stride h*w has a multiple of the C channels as its extent (coordinate (b*C + ch) mod extent, ch + k < C
+ * for kept lanes).
+ */
+function imageLaneDim(shape: number[], s: ImageSource): number | undefined {
+  const c = s.groups * s.channelsPerGroup, plane = s.h * s.w;
+  if (s.xStride !== 1 || s.yStride !== s.w || s.cStride !== plane || s.bStride !== c * plane) {
+    return undefined;
+  }
+  let stride = 1;
+  for (let d = shape.length - 1; d >= 0; d--) {
+    if (stride === plane && shape[d] % c === 0 && shape[d] > 1) return d;
+    stride *= shape[d];
+  }
+  return undefined;
+}
+
 function packImageOnce(src: PackSource, s: ImageSource, l: ImageLayout): PackedTexture {
   checkCounts("packImage", { ...s });
   if (s.batch * s.groups !== l.outer) {
@@ -475,6 +504,7 @@ function packImageOnce(src: PackSource, s: ImageSource, l: ImageLayout): PackedT
       rcp(l.hp),
       rcp(s.groups),
     ],
+    src instanceof GPUBuffer ? undefined : imageLaneDim(src.shape, s),
   );
   return { texture, width, height };
 }

@@ -41,12 +41,17 @@ function isContiguous(strides: number[], shape: number[]): boolean {
 /**
  * Renders `p` as `fn ${name}(i: u32) -> f32`. Its bindings start at `firstBinding`; its words live in the
  * consumer's uniform from word `uBase`, which the consumer reads through `fn U(j: u32) -> u32`.
+ * With `laneDim` it also renders `fn ${name}_x4(i: u32, step: i32) -> vec4<f32>`, the values at i + k*step
+ * for k < 4, where step is the row-major stride of dimension laneDim of p.shape and the caller guarantees
+ * that the lanes it keeps do not carry out of that dimension: the coordinates are decomposed once for
+ * the four values instead of once each.
  */
 export function renderPrologue(
   p: ElementwiseProgram,
   name: string,
   firstBinding: number,
   uBase: number,
+  laneDim?: number,
 ): RenderedPrologue {
   const rank = p.shape.length;
   const k = p.operands.length;
@@ -85,6 +90,31 @@ export function renderPrologue(
   });
   // The body reads scalar j as P(ju): here that is word sBase + j of the prologue's uniform part.
   const body = p.body.replace(/\bP\((\d+)u\)/g, (_, j: string) => `bitcast<f32>(${U(sBase + Number(j))})`);
+  let lanes = "";
+  if (laneDim !== undefined) {
+    if (!Number.isInteger(laneDim) || laneDim < 0 || laneDim >= rank) {
+      throw new Error(`renderPrologue: lane dimension ${laneDim} is not one of the tree's ${rank}`);
+    }
+    // Lane k reads flat operands at i + k*step and strided ones k strides of laneDim further on.
+    const lane = (k: number) =>
+      p.operands.map((o, j) => {
+        const base = rank + j * stride;
+        const idx = flat[j] ? `u32(i32(${U(base)} + i) + ${k} * step)` : [
+          U(base),
+          ...p.shape.map((_, d) =>
+            d === laneDim ? `(c${d} + ${k}u) * ${U(base + 1 + d)}` : `c${d} * ${U(base + 1 + d)}`
+          ),
+        ].join(" + ");
+        return `let in${j} = ${loadAs(o.dtype, `${name}_in${j}[${idx}]`)};`;
+      }).join(" ");
+    lanes = `
+fn ${name}_x4(i: u32, step: i32) -> vec4<f32> {
+  ${coords.join("\n  ")}
+  var v: vec4<f32>;
+  ${[0, 1, 2, 3].map((k) => `{ ${lane(k)} ${body} v[${k}] = f32(${p.result}); }`).join("\n  ")}
+  return v;
+}`;
+  }
   const code = `${decl}
 ${p.helpers}
 ${fast ? FAST_DIV_WGSL.replace("fn fdiv(", `fn ${div}(`) : ""}
@@ -93,7 +123,7 @@ fn ${name}(i: u32) -> f32 {
   ${loads.join("\n  ")}
   ${body}
   return f32(${p.result});
-}`;
+}${lanes}`;
   const key = [
     "pro",
     rank,
@@ -104,6 +134,7 @@ fn ${name}(i: u32) -> f32 {
     p.helpers,
     firstBinding,
     uBase,
+    laneDim ?? "",
   ].join("|");
   return { code, key, bindings: p.operands.map((o) => ({ buffer: o.buffer })), words };
 }

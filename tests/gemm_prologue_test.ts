@@ -11,6 +11,7 @@ import { tensor } from "../nn/creation.ts";
 import { conv2d } from "../nn/conv.ts";
 import * as o from "../nn/ops.ts";
 import { sum } from "../nn/reduce.ts";
+import { reshape } from "../nn/shape.ts";
 import { scopeAsync, type Tensor } from "../nn/tensor.ts";
 import { gradcheck } from "./gradcheck.ts";
 import { assertClose, gpuTest, randArray } from "./harness.ts";
@@ -108,3 +109,44 @@ gpuTest("conv2d with lazy operands: first- and second-order gradients (finite di
     ]);
   });
 });
+
+gpuTest(
+  "image packs of a tree read four channel lanes per coordinate decomposition where the view allows",
+  async () => {
+    await onTexture(async () => {
+      const rt = gpu();
+      rt.startTiming(true);
+      const a = await pass(true);
+      const keys = [...(await rt.stopTiming()).keys()].filter((k) => k.startsWith("pack_image|pro|"));
+      // x' = tanh(x) * s + 0.25 as [3, 5, 7, 9] in NCHW: lanes along dimension 1 (the key's last field).
+      if (!keys.some((k) => /\|1\|23\|1 \[/.test(k))) {
+        throw new Error(`no four-lane image pack among ${keys.length} keys:\n${keys.join("\n")}`);
+      }
+      // The weight's pack for the input gradient reads w' transposed: the one-lane loader, same values.
+      if (!keys.some((k) => /\|1\|23\| \[/.test(k))) throw new Error("no one-lane image pack of a tree");
+      const b = await pass(false);
+      assertClose(a.gx, b.gx, { rtol: 0, atol: 0, what: "dx" });
+      assertClose(a.gw, b.gw, { rtol: 0, atol: 0, what: "dw" });
+    });
+  },
+);
+
+gpuTest(
+  "four-lane image packs: a grouped modulated conv over a lazy input equals the computed input",
+  async () => {
+    await onTexture(async () => {
+      // [1, n*c, h, w] grouped view of an [n, c, h, w] tree, c = 6 (a ragged last quad), 5x7 images.
+      const n = 3, c = 6, h = 5, w = 7, co = 4;
+      const run = (lazy: boolean) =>
+        scopeAsync(async () => {
+          const x = tensor(randArray(n * c * h * w, 11), [n, c, h, w]);
+          const k = tensor(randArray(n * co * c * 9, 12), [n * co, c, 3, 3]);
+          let xf = o.add(o.mul(o.tanh(x), tensor(randArray(c, 13, 0.5, 1.5), [c, 1, 1])), 0.25);
+          if (!lazy) void xf.buffer;
+          xf = reshape(xf, [1, n * c, h, w]);
+          return await conv2d(xf, k, { padding: 1, groups: n }).data();
+        });
+      assertClose(await run(true), await run(false), { rtol: 0, atol: 0, what: "grouped conv" });
+    });
+  },
+);
