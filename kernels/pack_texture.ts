@@ -361,10 +361,17 @@ export interface ImageSource {
   padLeft: number;
 }
 
+const same = (x: number[], y: number[]) => x.length === y.length && x.every((v, i) => v === y[i]);
+
+/** Whether two flat records (a view, a layout) hold the same fields and values. */
+function sameFields<T extends object>(x: T, y: T): boolean {
+  const keys = Object.keys(x) as (keyof T)[];
+  return keys.length === Object.keys(y).length && keys.every((k) => x[k] === y[k]);
+}
+
 /** Whether two pack sources read the same values (the same buffer, or trees equal in every part). */
 function sameSource(a: PackSource, b: PackSource): boolean {
   if (a instanceof GPUBuffer || b instanceof GPUBuffer) return a === b;
-  const same = (x: number[], y: number[]) => x.length === y.length && x.every((v, i) => v === y[i]);
   return a.body === b.body && a.result === b.result && a.helpers === b.helpers && same(a.shape, b.shape) &&
     same(a.scalars, b.scalars) && a.operands.length === b.operands.length &&
     a.operands.every((o, i) => {
@@ -413,10 +420,9 @@ export function releasePacked(p: PackedTexture): void {
  */
 export function packImage(src: PackSource, s: ImageSource, l: ImageLayout): PackedTexture {
   if (sharedPacks) {
-    const keys = <T extends object>(x: T, y: T) =>
-      (Object.keys(x) as (keyof T)[]).every((k) => x[k] === y[k]) &&
-      Object.keys(x).length === Object.keys(y).length;
-    const hit = sharedPacks.find((p) => keys(p.view, s) && keys(p.layout, l) && sameSource(p.src, src));
+    const hit = sharedPacks.find((p) =>
+      sameFields(p.view, s) && sameFields(p.layout, l) && sameSource(p.src, src)
+    );
     if (hit) return hit.packed;
     const packed = packImageOnce(src, s, l);
     sharedPacks.push({ src, view: { ...s }, layout: { ...l }, packed });
