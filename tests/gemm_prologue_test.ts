@@ -11,7 +11,6 @@ import { tensor } from "../nn/creation.ts";
 import { conv2d } from "../nn/conv.ts";
 import * as o from "../nn/ops.ts";
 import { sum } from "../nn/reduce.ts";
-import { reshape } from "../nn/shape.ts";
 import { scopeAsync, type Tensor } from "../nn/tensor.ts";
 import { gradcheck } from "./gradcheck.ts";
 import { assertClose, gpuTest, randArray } from "./harness.ts";
@@ -132,21 +131,29 @@ gpuTest(
 );
 
 gpuTest(
-  "four-lane image packs: a grouped modulated conv over a lazy input equals the computed input",
+  "four-lane image packs: a grouped conv (per-sample weights) over a lazy input equals the computed input",
   async () => {
     await onTexture(async () => {
-      // [1, n*c, h, w] grouped view of an [n, c, h, w] tree, c = 6 (a ragged last quad), 5x7 images.
+      // The fused modulated conv's view: [1, n*c, h, w] in n groups, c = 6 per group (a ragged last quad),
+      // 5x7 images; the tree scales channels by a broadcast [n*c, 1, 1], so its coordinates are decomposed.
       const n = 3, c = 6, h = 5, w = 7, co = 4;
       const run = (lazy: boolean) =>
         scopeAsync(async () => {
-          const x = tensor(randArray(n * c * h * w, 11), [n, c, h, w]);
+          const x = tensor(randArray(n * c * h * w, 11), [1, n * c, h, w]);
           const k = tensor(randArray(n * co * c * 9, 12), [n * co, c, 3, 3]);
-          let xf = o.add(o.mul(o.tanh(x), tensor(randArray(c, 13, 0.5, 1.5), [c, 1, 1])), 0.25);
+          const xf = o.add(o.mul(o.tanh(x), tensor(randArray(n * c, 13, 0.5, 1.5), [n * c, 1, 1])), 0.25);
+          if (lazy && !xf.lazy) throw new Error("the chain should still be lazy");
           if (!lazy) void xf.buffer;
-          xf = reshape(xf, [1, n * c, h, w]);
           return await conv2d(xf, k, { padding: 1, groups: n }).data();
         });
-      assertClose(await run(true), await run(false), { rtol: 0, atol: 0, what: "grouped conv" });
+      const rt = gpu();
+      rt.startTiming(true);
+      const lazy = await run(true);
+      const keys = [...(await rt.stopTiming()).keys()];
+      if (!keys.some((k) => k.startsWith("pack_image|pro|") && /\|1\|23\|1 \[/.test(k))) {
+        throw new Error(`the grouped view's pack did not take the four-lane loader:\n${keys.join("\n")}`);
+      }
+      assertClose(lazy, await run(false), { rtol: 0, atol: 0, what: "grouped conv" });
     });
   },
 );
