@@ -1,10 +1,10 @@
 // Common layers: Linear, BatchNorm, activations and Sequential.
 
+import { batchNormTrain } from "./batch_norm.ts";
 import { arange, ones, rand, zeros } from "./creation.ts";
-import { matmulT } from "./linalg.ts";
+import { linear, type LinearAct } from "./linalg.ts";
 import { axpbyInto, Module } from "./module.ts";
 import { add, equal, leakyRelu, mul, relu, rsqrt, sub, tanh } from "./ops.ts";
-import { mean, variance } from "./reduce.ts";
 import { reshape } from "./shape.ts";
 import type { Tensor } from "./tensor.ts";
 
@@ -19,11 +19,14 @@ export class Linear extends Module {
     this.bias = bias ? this.param("bias", rand([outFeatures], -bound, bound)) : null;
   }
   forward(x: Tensor): Tensor {
+    return this.forwardAct(x, "linear");
+  }
+  /** act(x W^T + b), the bias and activation applied in the GEMM's epilogue where it can. */
+  forwardAct(x: Tensor, act: LinearAct): Tensor {
     if (x.shape[x.rank - 1] !== this.inFeatures) {
       throw new Error(`Linear(${this.inFeatures}, ${this.outFeatures}): input has shape [${x.shape}]`);
     }
-    const y = matmulT(x, this.weight, false, true);
-    return this.bias ? add(y, this.bias) : y;
+    return linear(x, this.weight, this.bias, act);
   }
 }
 
@@ -46,24 +49,21 @@ export class BatchNorm extends Module {
     if (x.shape[1] !== this.channels) {
       throw new Error(`BatchNorm(${this.channels}): input has shape [${x.shape}]`);
     }
-    const axes = x.shape.map((_, i) => i).filter((i) => i !== 1);
-    const bshape = x.shape.map((d, i) => (i === 1 ? d : 1));
     const buffers = new Map(this.namedBuffers());
-    let mu: Tensor, v: Tensor;
     if (this.training) {
-      mu = mean(x, axes, true);
-      v = variance(x, axes, true);
-      const n = axes.reduce((a, i) => a * x.shape[i], 1);
+      const { y, mean: mu, variance: v } = batchNormTrain(x, this.weight, this.bias, this.eps);
+      const n = x.size / this.channels;
       // In place, both statistics in one dispatch (PyTorch's unbiased running variance).
       const m = this.momentum;
       axpbyInto([
         { dst: buffers.get("running_mean")!, src: mu, a: m, b: 1 - m },
         { dst: buffers.get("running_var")!, src: v, a: (m * n) / Math.max(n - 1, 1), b: 1 - m },
       ]);
-    } else {
-      mu = reshape(buffers.get("running_mean")!, bshape);
-      v = reshape(buffers.get("running_var")!, bshape);
+      return y;
     }
+    const bshape = x.shape.map((d, i) => (i === 1 ? d : 1));
+    const mu = reshape(buffers.get("running_mean")!, bshape);
+    const v = reshape(buffers.get("running_var")!, bshape);
     const xhat = mul(sub(x, mu), rsqrt(add(v, this.eps)));
     return add(mul(xhat, reshape(this.weight, bshape)), reshape(this.bias, bshape));
   }
@@ -92,7 +92,15 @@ export class Sequential extends Module {
     layers.forEach((l, i) => this.layers.push(this.module(String(i), l)));
   }
   forward(x: Tensor): Tensor {
-    for (const l of this.layers) x = l.forward(x);
+    const ls = this.layers;
+    for (let i = 0; i < ls.length; i++) {
+      const l = ls[i], next = ls[i + 1];
+      // A Linear and the ReLU after it are one GEMM (bias and activation in its epilogue).
+      if (l instanceof Linear && next instanceof Act && next.act === "relu") {
+        x = l.forwardAct(x, "relu");
+        i++;
+      } else x = l.forward(x);
+    }
     return x;
   }
 }

@@ -6,6 +6,8 @@ import type { PackSource } from "../kernels/pack_texture.ts";
 import { record } from "./autograd.ts";
 import { gemmOutType } from "./conv.ts";
 import { maxReadBuffers, sourceOf, storedSourceOf } from "./lazy.ts";
+import { add, greater, mul, relu } from "./ops.ts";
+import { sum } from "./reduce.ts";
 import { reshape, sumTo } from "./shape.ts";
 import { Tensor } from "./tensor.ts";
 
@@ -82,4 +84,35 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
   }
   if (b.rank === 1) return reshape(matmulT(a, reshape(b, [b.shape[0], 1])), a.shape.slice(0, -1));
   return matmulT(a, b);
+}
+
+/** Activations that `linear` applies in its GEMM's epilogue (their derivative is read off the output). */
+export type LinearAct = "linear" | "relu";
+
+/**
+ * act(x W^T + b) for x [n, in], W [out, in], b [out]: one GEMM whose epilogue adds the bias and applies
+ * the activation, instead of a GEMM and an elementwise kernel (other ranks and dtypes take that path).
+ * The backward is written in differentiable ops; relu's mask (out > 0, the same as x W^T + b > 0) is
+ * piecewise constant, so gradients of gradients need nothing more.
+ */
+export function linear(x: Tensor, w: Tensor, b: Tensor | null, act: LinearAct = "linear"): Tensor {
+  if (x.rank !== 2 || [x, w, b ?? x].some((t) => t.dtype !== "f32")) {
+    const y = matmulT(x, w, false, true);
+    const z = b ? add(y, b) : y;
+    return act === "relu" ? relu(z) : z;
+  }
+  if (b && (b.rank !== 1 || b.shape[0] !== w.shape[0])) {
+    throw new Error(`linear: bias must have shape [${w.shape[0]}], got [${b.shape}]`);
+  }
+  const out = matmulT(x, w, false, true, {
+    bias: b?.buffer,
+    biasAlong: b ? "n" : undefined,
+    expr: act === "relu" ? "max(v, 0.0)" : undefined,
+  });
+  return record(out, `linear_${act}`, b ? [x, w, b] : [x, w], (g) => {
+    const gz = act === "relu" ? mul(g, greater(out, 0)) : g;
+    const dx = x.requiresGrad ? matmulT(gz, w) : null;
+    const dw = w.requiresGrad ? matmulT(gz, x, true, false) : null;
+    return b ? [dx, dw, b.requiresGrad ? sum(gz, 0) : null] : [dx, dw];
+  });
 }

@@ -1,13 +1,14 @@
 // Matmul, layers, optimisers and modules against float64 references; the leak test.
 
 import { grad } from "../nn/autograd.ts";
+import { batchNormTrain } from "../nn/batch_norm.ts";
 import { manualSeed, randn, tensor } from "../nn/creation.ts";
 import { Act, BatchNorm, Linear, oneHot, Sequential } from "../nn/layers.ts";
-import { matmul, matmulT } from "../nn/linalg.ts";
+import { linear, matmul, matmulT } from "../nn/linalg.ts";
 import { Adam, SGD } from "../nn/optim.ts";
 import { mean } from "../nn/reduce.ts";
-import { square, sub } from "../nn/ops.ts";
-import { scope } from "../nn/tensor.ts";
+import { add, relu, square, sub } from "../nn/ops.ts";
+import { scope, scopeAsync } from "../nn/tensor.ts";
 import { gpu } from "../kernels/runtime.ts";
 import { presetConfig } from "../gan/stylegan2/config.ts";
 import { Discriminator } from "../gan/stylegan2/discriminator.ts";
@@ -92,6 +93,149 @@ gpuTest("BatchNorm: training normalises and tracks running stats; eval uses them
   await gradcheck((t) => square(bn.forward(t)), [{ data: randArray(5 * 3, 7), shape: [5, 3] }]);
   bn.dispose();
 });
+
+gpuTest(
+  "linear: bias and ReLU in the GEMM epilogue match float64, take one dispatch, and gradcheck to second order",
+  async () => {
+    // 37 x 13 -> 11: no extent a multiple of the tile or of 4.
+    const n = 37, k = 13, m = 11;
+    const xs = randArray(n * k, 21),
+      ws = randArray(m * k, 22),
+      bs = randArray(m, 23),
+      gs = randArray(n * m, 24);
+    const z = new Float64Array(n * m);
+    for (let i = 0; i < n; i++) {
+      for (let o = 0; o < m; o++) {
+        let s = bs[o];
+        for (let q = 0; q < k; q++) s += xs[i * k + q] * ws[o * k + q];
+        z[i * m + o] = s;
+      }
+    }
+    const gz = gs.map((g, i) => (z[i] > 0 ? g : 0));
+    const dx = new Float64Array(n * k), dw = new Float64Array(m * k), db = new Float64Array(m);
+    for (let i = 0; i < n; i++) {
+      for (let o = 0; o < m; o++) {
+        db[o] += gz[i * m + o];
+        for (let q = 0; q < k; q++) {
+          dx[i * k + q] += gz[i * m + o] * ws[o * k + q];
+          dw[o * k + q] += gz[i * m + o] * xs[i * k + q];
+        }
+      }
+    }
+    const rt = gpu();
+    const got = await scopeAsync(async () => {
+      const x = tensor(xs, [n, k]), w = tensor(ws, [m, k]), b = tensor(bs);
+      for (const t of [x, w, b]) t.requiresGrad = true;
+      await rt.sync();
+      const d0 = rt.totalDispatches;
+      const y = linear(x, w, b, "relu");
+      const forward = rt.totalDispatches - d0;
+      const g = grad(y, [x, w, b], { gradOutputs: [tensor(gs, [n, m])] });
+      return { forward, values: await Promise.all([y, ...g].map((t) => t.data())) };
+    });
+    if (got.forward !== 1) throw new Error(`linear + relu took ${got.forward} dispatches, want 1`);
+    const [y, gx, gw, gb] = got.values;
+    assertClose(y, z.map((v) => Math.max(v, 0)), { rtol: 1e-5, atol: 1e-5 });
+    assertClose(gx, dx, { rtol: 1e-5, atol: 1e-5 });
+    assertClose(gw, dw, { rtol: 1e-5, atol: 1e-5 });
+    assertClose(gb, db, { rtol: 1e-5, atol: 1e-5 });
+    // Second order: through the weights (x enters bilinearly with W) and with no activation.
+    for (const act of ["relu", "linear"] as const) {
+      await gradcheck((x, w, b) => square(linear(x, w, b, act)), [
+        { data: randArray(5 * 3, 25), shape: [5, 3] },
+        { data: randArray(4 * 3, 26), shape: [4, 3] },
+        { data: randArray(4, 27), shape: [4] },
+      ]);
+    }
+    // Sequential runs a Linear and the ReLU after it as this op: same values as the layers one by one.
+    manualSeed(4);
+    const seq = new Sequential([new Linear(13, 9), new Act("relu"), new Linear(9, 2)]);
+    const [fusedOut, separate] = await scopeAsync(async () => {
+      const x = tensor(xs, [n, k]);
+      const l0 = seq.layers[0] as Linear, l2 = seq.layers[2] as Linear;
+      const plain = l2.forward(relu(add(matmulT(x, l0.weight, false, true), l0.bias!)));
+      await rt.sync();
+      const d0 = rt.totalDispatches;
+      const fused = seq.forward(x);
+      const d = rt.totalDispatches - d0;
+      if (d !== 2) throw new Error(`Sequential(Linear, ReLU, Linear) took ${d} dispatches, want 2`);
+      return await Promise.all([fused.data(), plain.data()]);
+    });
+    assertClose(fusedOut, separate, { rtol: 0, atol: 0 });
+    seq.dispose();
+  },
+);
+
+/** float64 training-mode BatchNorm over [n, c, p] (p pixels per channel): y and the three gradients for dy. */
+function refBatchNorm(
+  x: Float32Array,
+  w: Float32Array,
+  b: Float32Array,
+  dy: Float32Array,
+  n: number,
+  p: number,
+) {
+  const c = w.length, cnt = n * p, eps = 1e-5;
+  const y = new Float64Array(x.length), dx = new Float64Array(x.length);
+  const dw = new Float64Array(c), db = new Float64Array(c);
+  for (let ch = 0; ch < c; ch++) {
+    const idx: number[] = [];
+    for (let i = 0; i < n; i++) for (let q = 0; q < p; q++) idx.push((i * c + ch) * p + q);
+    const mu = idx.reduce((a, i) => a + x[i], 0) / cnt;
+    const v = idx.reduce((a, i) => a + (x[i] - mu) ** 2, 0) / cnt;
+    const is = 1 / Math.sqrt(v + eps);
+    for (const i of idx) {
+      y[i] = (x[i] - mu) * is * w[ch] + b[ch];
+      db[ch] += dy[i];
+      dw[ch] += dy[i] * (x[i] - mu) * is;
+    }
+    for (const i of idx) {
+      dx[i] = w[ch] * is * (dy[i] - db[ch] / cnt - (x[i] - mu) * is * dw[ch] / cnt);
+    }
+  }
+  return { y, dx, dw, db };
+}
+
+gpuTest(
+  "batchNormTrain: output and the x, weight, bias gradients match float64; gradchecks to second order",
+  async () => {
+    for (const [shape, p] of [[[5, 3], 1], [[4, 3, 2, 3], 6]] as const) {
+      const n = shape[0], c = shape[1], size = shape.reduce((a, d) => a * d, 1);
+      const xs = randArray(size, 11, -2, 3), ws = randArray(c, 12, 0.5, 1.5), bs = randArray(c, 13);
+      const dys = randArray(size, 14);
+      const want = refBatchNorm(xs, ws, bs, dys, n, p);
+      const [y, dx, dw, db] = await scopeAsync(async () => {
+        const x = tensor(xs, [...shape]), w = tensor(ws), b = tensor(bs);
+        for (const t of [x, w, b]) t.requiresGrad = true;
+        const r = batchNormTrain(x, w, b, 1e-5);
+        const gs = grad(r.y, [x, w, b], { gradOutputs: [tensor(dys, [...shape])] });
+        return await Promise.all([r.y, ...gs].map((t) => t.data()));
+      });
+      assertClose(y, want.y, { rtol: 1e-4, atol: 1e-5 });
+      assertClose(dx, want.dx, { rtol: 1e-4, atol: 1e-5 });
+      assertClose(dw, want.dw, { rtol: 1e-4, atol: 1e-5 });
+      assertClose(db, want.db, { rtol: 1e-4, atol: 1e-5 });
+    }
+    await gradcheck((x, w, b) => square(batchNormTrain(x, w, b, 1e-5).y), [
+      { data: randArray(5 * 3 * 2, 15, -2, 3), shape: [5, 3, 2] },
+      { data: randArray(3, 16, 0.5, 1.5), shape: [3] },
+      { data: randArray(3, 17), shape: [3] },
+    ]);
+    // One reduction per statistic: mean, variance (reading the mean), and nothing else before y is used.
+    const rt = gpu();
+    await scopeAsync(async () => {
+      const x = tensor(randArray(64 * 32, 18), [64, 32]),
+        w = tensor(randArray(32, 19)),
+        b = tensor(randArray(32, 20));
+      await rt.sync();
+      const d0 = rt.totalDispatches;
+      batchNormTrain(x, w, b, 1e-5);
+      if (rt.totalDispatches - d0 !== 2) {
+        throw new Error(`forward took ${rt.totalDispatches - d0} dispatches, want 2`);
+      }
+    });
+  },
+);
 
 gpuTest("Adam matches a float64 reference over several steps", async () => {
   const p0 = randArray(37, 8), lr = 0.01, [b1, b2] = [0.5, 0.99], eps = 1e-8;
