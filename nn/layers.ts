@@ -3,7 +3,7 @@
 import { batchNormTrain } from "./batch_norm.ts";
 import { arange, ones, rand, zeros } from "./creation.ts";
 import { linear, type LinearAct } from "./linalg.ts";
-import { axpbyInto, Module } from "./module.ts";
+import { axpbyInto, type AxpbyUpdate, Module } from "./module.ts";
 import { add, equal, leakyRelu, mul, relu, rsqrt, sub, tanh } from "./ops.ts";
 import { reshape } from "./shape.ts";
 import type { Tensor } from "./tensor.ts";
@@ -46,26 +46,45 @@ export class BatchNorm extends Module {
     this.buffer("num_batches_tracked", zeros([1]));
   }
   forward(x: Tensor): Tensor {
-    if (x.shape[1] !== this.channels) {
-      throw new Error(`BatchNorm(${this.channels}): input has shape [${x.shape}]`);
-    }
+    if (!this.training) return this.evalForward(x);
+    const { y, statUpdates } = this.trainForward(x);
+    axpbyInto(statUpdates);
+    return y;
+  }
+
+  /**
+   * Training mode: y from the batch's statistics, and the running-statistics updates for the caller to
+   * apply (Sequential applies those of all its BatchNorm layers in one dispatch).
+   */
+  trainForward(x: Tensor): { y: Tensor; statUpdates: AxpbyUpdate[] } {
+    this.checkInput(x);
+    const { y, mean: mu, variance: v } = batchNormTrain(x, this.weight, this.bias, this.eps);
+    const n = x.size / this.channels, m = this.momentum;
     const buffers = new Map(this.namedBuffers());
-    if (this.training) {
-      const { y, mean: mu, variance: v } = batchNormTrain(x, this.weight, this.bias, this.eps);
-      const n = x.size / this.channels;
-      // In place, both statistics in one dispatch (PyTorch's unbiased running variance).
-      const m = this.momentum;
-      axpbyInto([
+    // PyTorch's update, with the unbiased variance.
+    return {
+      y,
+      statUpdates: [
         { dst: buffers.get("running_mean")!, src: mu, a: m, b: 1 - m },
         { dst: buffers.get("running_var")!, src: v, a: (m * n) / Math.max(n - 1, 1), b: 1 - m },
-      ]);
-      return y;
-    }
+      ],
+    };
+  }
+
+  private evalForward(x: Tensor): Tensor {
+    this.checkInput(x);
+    const buffers = new Map(this.namedBuffers());
     const bshape = x.shape.map((d, i) => (i === 1 ? d : 1));
     const mu = reshape(buffers.get("running_mean")!, bshape);
     const v = reshape(buffers.get("running_var")!, bshape);
     const xhat = mul(sub(x, mu), rsqrt(add(v, this.eps)));
     return add(mul(xhat, reshape(this.weight, bshape)), reshape(this.bias, bshape));
+  }
+
+  private checkInput(x: Tensor): void {
+    if (x.shape[1] !== this.channels) {
+      throw new Error(`BatchNorm(${this.channels}): input has shape [${x.shape}]`);
+    }
   }
 }
 
@@ -92,15 +111,21 @@ export class Sequential extends Module {
     layers.forEach((l, i) => this.layers.push(this.module(String(i), l)));
   }
   forward(x: Tensor): Tensor {
-    const ls = this.layers;
+    const ls = this.layers, statUpdates: AxpbyUpdate[] = [];
     for (let i = 0; i < ls.length; i++) {
       const l = ls[i], next = ls[i + 1];
       // A Linear and the ReLU after it are one GEMM (bias and activation in its epilogue).
       if (l instanceof Linear && next instanceof Act && next.act === "relu") {
         x = l.forwardAct(x, "relu");
         i++;
+      } else if (l instanceof BatchNorm && l.training) {
+        // Running statistics are read only in eval mode: all layers' updates go in one dispatch below.
+        const r = l.trainForward(x);
+        x = r.y;
+        statUpdates.push(...r.statUpdates);
       } else x = l.forward(x);
     }
+    if (statUpdates.length) axpbyInto(statUpdates);
     return x;
   }
 }

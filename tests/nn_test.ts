@@ -166,6 +166,39 @@ gpuTest(
   },
 );
 
+gpuTest(
+  "Sequential updates the running statistics of all its BatchNorm layers in one dispatch, as the layers would",
+  async () => {
+    const rt = gpu();
+    const xs = randArray(9 * 4, 30, -1, 2);
+    const build = () => {
+      manualSeed(5);
+      return new Sequential([new BatchNorm(4), new Linear(4, 6), new BatchNorm(6), new Act("relu")]);
+    };
+    const seq = build(), alone = build();
+    const outs = await scopeAsync(async () => {
+      const x = tensor(xs, [9, 4]);
+      await rt.sync();
+      rt.dispatchCounts = new Map();
+      const y = seq.forward(x);
+      const updates = rt.dispatchCounts.get("axpby-into");
+      rt.dispatchCounts = null;
+      if (updates !== 1) throw new Error(`running statistics took ${updates} dispatches, want 1`);
+      let z = x;
+      for (const l of alone.layers) z = l.forward(z);
+      return await Promise.all([y.data(), z.data()]);
+    });
+    assertClose(outs[0], outs[1], { rtol: 0, atol: 0 });
+    for (const name of ["0.running_mean", "0.running_var", "2.running_mean", "2.running_var"]) {
+      const a = await seq.stateDict().get(name)!.data(), b = await alone.stateDict().get(name)!.data();
+      assertClose(a, b, { rtol: 0, atol: 0 });
+      if (name.endsWith("var") && a.every((v) => v === 1)) throw new Error(`${name} was not updated`);
+    }
+    seq.dispose();
+    alone.dispose();
+  },
+);
+
 /** float64 training-mode BatchNorm over [n, c, p] (p pixels per channel): y and the three gradients for dy. */
 function refBatchNorm(
   x: Float32Array,
