@@ -32,13 +32,15 @@ function withGrad<T>(enabled: boolean, fn: () => T): T {
 
 /**
  * Attaches a graph node to `out` when grad mode is on and an input needs gradients.
- * `backward` maps the output gradient to one gradient (or null) per input.
+ * `backward` maps the output gradient to one gradient (or null) per input; `needs[j]` says whether
+ * input j's gradient is used by this grad() call (rules skip eager work, GEMMs and reductions, for
+ * the others: D's weight gradients in a generator step, say).
  */
 export function record(
   out: Tensor,
   name: string,
   inputs: Tensor[],
-  backward: (g: Tensor) => (Tensor | null)[],
+  backward: (g: Tensor, needs: readonly boolean[]) => (Tensor | null)[],
 ): Tensor {
   if (gradEnabled && inputs.some((t) => t.requiresGrad)) {
     out.requiresGrad = true;
@@ -131,16 +133,21 @@ export function grad(outputs: Tensor | Tensor[], inputs: Tensor[], opts: GradOpt
     if (prev) release(prev);
   };
   const order = topoOrder(outs.filter((t) => t.requiresGrad));
+  // A tensor's gradient is needed when a wanted input is reachable from it (order: inputs first).
+  const needed = new Set<Tensor>();
+  for (const t of order) {
+    if (wanted.has(t) || t.gradFn?.inputs.some((i) => needed.has(i))) needed.add(t);
+  }
   withGrad(createGraph, () => {
     for (let idx = order.length - 1; idx >= 0; idx--) {
       const t = order[idx];
       const node = t.gradFn;
       const g = grads.get(t);
       if (!node || !g) continue;
-      const ins = node.backward(g);
+      const ins = needed.has(t) ? node.backward(g, node.inputs.map((i) => needed.has(i))) : [];
       node.inputs.forEach((inp, j) => {
         const gi = ins[j];
-        if (!gi || !inp.requiresGrad) return;
+        if (!gi || !needed.has(inp)) return;
         if (gi.shape.join() !== inp.shape.join()) {
           throw new Error(
             `backward of ${node.name} gave a gradient of shape [${gi.shape}] for input [${inp.shape}]`,

@@ -101,7 +101,7 @@ fn ${name}(z: f32, a: f32, gain: f32, cl: f32${extra}) -> f32 {
     helpers("fz", "if (cl >= 0.0) { return clamp(y, -cl, cl); } return y;"),
   );
   const inputsOf = b ? [x, b] : [x];
-  return record(out, `biasAct_${act}`, inputsOf, (g) => {
+  return record(out, `biasAct_${act}`, inputsOf, (g, needs) => {
     let dx: Tensor;
     if (!isGradEnabled()) {
       // No graph to build: dx = g * D in one kernel.
@@ -122,7 +122,7 @@ fn ${name}(z: f32, a: f32, gain: f32, cl: f32${extra}) -> f32 {
     // db: sum over everything but `dim`, as two reductions over contiguous axis blocks (each takes dx's
     // lazy tree as its prologue; reshaping a broadcasting tree first would compute it into a buffer).
     let db: Tensor | null = null;
-    if (b && b.requiresGrad) {
+    if (b && needs[1]) {
       const after = Array.from({ length: x.rank - dim - 1 }, (_, i) => dim + 1 + i);
       const inner = after.length > 0 ? sum(dx, after) : dx;
       db = dim > 0 ? sum(inner, Array.from({ length: dim }, (_, i) => i)) : inner;

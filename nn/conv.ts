@@ -102,10 +102,10 @@ function convForward(x: Tensor, w: Tensor, p: Conv2dParams, epi?: Epilogue): Ten
   );
   if (epi) return out;
   // Each rule's two passes share their packs of a common operand (dy here; see sharePacks).
-  return record(out, "conv2d", [x, w], (g) =>
+  return record(out, "conv2d", [x, w], (g, needs) =>
     sharePacks(() => [
-      x.requiresGrad ? convInputGrad(g, w, p) : null,
-      w.requiresGrad ? convWeightGrad(x, g, p) : null,
+      needs[0] ? convInputGrad(g, w, p) : null,
+      needs[1] ? convWeightGrad(x, g, p) : null,
     ]));
 }
 
@@ -119,10 +119,10 @@ function convInputGrad(dy: Tensor, w: Tensor, p: Conv2dParams): Tensor {
     [dy, w],
     ([dys, ws]) => conv2dInputGrad(dys, ws, dx.buffer, { ...p, outF16: dtype === "f16" }),
   );
-  return record(dx, "conv2d_input_grad", [dy, w], (g) =>
+  return record(dx, "conv2d_input_grad", [dy, w], (g, needs) =>
     sharePacks(() => [
-      dy.requiresGrad ? convForward(g, w, p) : null,
-      w.requiresGrad ? convWeightGrad(g, dy, p) : null,
+      needs[0] ? convForward(g, w, p) : null,
+      needs[1] ? convWeightGrad(g, dy, p) : null,
     ]));
 }
 
@@ -130,10 +130,10 @@ function convInputGrad(dy: Tensor, w: Tensor, p: Conv2dParams): Tensor {
 function convWeightGrad(x: Tensor, dy: Tensor, p: Conv2dParams): Tensor {
   const dw = Tensor.empty([p.cout, p.cin / p.groups, p.kh, p.kw]);
   withSources(p, "weightGrad", [x, dy], ([xs, dys]) => conv2dWeightGrad(xs, dys, dw.buffer, p));
-  return record(dw, "conv2d_weight_grad", [x, dy], (g) =>
+  return record(dw, "conv2d_weight_grad", [x, dy], (g, needs) =>
     sharePacks(() => [
-      x.requiresGrad ? convInputGrad(dy, g, p) : null,
-      dy.requiresGrad ? convForward(x, g, p) : null,
+      needs[0] ? convInputGrad(dy, g, p) : null,
+      needs[1] ? convForward(x, g, p) : null,
     ]));
 }
 

@@ -69,10 +69,10 @@ export function matmulT(a: Tensor, b: Tensor, transA = false, transB = false, ep
       : storedSourceOf(t.valueNode);
   gemm(src(a), src(b), out.buffer, p, epi);
   if (epi) return out; // fused epilogues are forward-only (inference paths)
-  return record(out, "matmul", [a, b], (g) => {
+  return record(out, "matmul", [a, b], (g, needs) => {
     // dA' = G B'^T, dB' = A'^T G, mapped back through the transposes.
-    const ga = a.requiresGrad ? (transA ? matmulT(b, g, transB, true) : matmulT(g, b, false, !transB)) : null;
-    const gb = b.requiresGrad ? (transB ? matmulT(g, a, true, transA) : matmulT(a, g, !transA, false)) : null;
+    const ga = needs[0] ? (transA ? matmulT(b, g, transB, true) : matmulT(g, b, false, !transB)) : null;
+    const gb = needs[1] ? (transB ? matmulT(g, a, true, transA) : matmulT(a, g, !transA, false)) : null;
     return [ga && sumTo(ga, a.shape), gb && sumTo(gb, b.shape)];
   });
 }
@@ -109,10 +109,10 @@ export function linear(x: Tensor, w: Tensor, b: Tensor | null, act: LinearAct = 
     biasAlong: b ? "n" : undefined,
     expr: act === "relu" ? "max(v, 0.0)" : undefined,
   });
-  return record(out, `linear_${act}`, b ? [x, w, b] : [x, w], (g) => {
+  return record(out, `linear_${act}`, b ? [x, w, b] : [x, w], (g, needs) => {
     const gz = act === "relu" ? mul(g, greater(out, 0)) : g;
-    const dx = x.requiresGrad ? matmulT(gz, w) : null;
-    const dw = w.requiresGrad ? matmulT(gz, x, true, false) : null;
-    return b ? [dx, dw, b.requiresGrad ? sum(gz, 0) : null] : [dx, dw];
+    const dx = needs[0] ? matmulT(gz, w) : null;
+    const dw = needs[1] ? matmulT(gz, x, true, false) : null;
+    return b ? [dx, dw, needs[2] ? sum(gz, 0) : null] : [dx, dw];
   });
 }

@@ -73,23 +73,29 @@ export function add(a: TensorLike, b: TensorLike): Tensor {
   if (typeof b === "number") return addScalar(a as Tensor, b);
   if (typeof a === "number") return addScalar(b, a);
   const out = mapElementwise("add", "in0 + in1", [a, b]);
-  return record(out, "add", [a, b], (g) => [sumTo(g, a.shape), sumTo(g, b.shape)]);
+  return record(out, "add", [a, b], (g, needs) => [
+    needs[0] ? sumTo(g, a.shape) : null,
+    needs[1] ? sumTo(g, b.shape) : null,
+  ]);
 }
 
 export function sub(a: TensorLike, b: TensorLike): Tensor {
   if (typeof b === "number") return addScalar(a as Tensor, -b);
   if (typeof a === "number") return addScalar(neg(b), a);
   const out = mapElementwise("sub", "in0 - in1", [a, b]);
-  return record(out, "sub", [a, b], (g) => [sumTo(g, a.shape), sumTo(neg(g), b.shape)]);
+  return record(out, "sub", [a, b], (g, needs) => [
+    needs[0] ? sumTo(g, a.shape) : null,
+    needs[1] ? sumTo(neg(g), b.shape) : null,
+  ]);
 }
 
 export function mul(a: TensorLike, b: TensorLike): Tensor {
   if (typeof b === "number") return mulScalar(a as Tensor, b);
   if (typeof a === "number") return mulScalar(b, a);
   const out = mapElementwise("mul", "in0 * in1", [a, b]);
-  return record(out, "mul", [a, b], (g) => [
-    a.requiresGrad ? sumTo(mul(g, b), a.shape) : null,
-    b.requiresGrad ? sumTo(mul(g, a), b.shape) : null,
+  return record(out, "mul", [a, b], (g, needs) => [
+    needs[0] ? sumTo(mul(g, b), a.shape) : null,
+    needs[1] ? sumTo(mul(g, a), b.shape) : null,
   ]);
 }
 
@@ -97,9 +103,9 @@ export function div(a: TensorLike, b: TensorLike): Tensor {
   if (typeof b === "number") return mulScalar(a as Tensor, 1 / b);
   if (typeof a === "number") return mulScalar(reciprocal(b), a);
   const out = mapElementwise("div", "in0 / in1", [a, b]);
-  return record(out, "div", [a, b], (g) => [
-    a.requiresGrad ? sumTo(div(g, b), a.shape) : null,
-    b.requiresGrad ? sumTo(neg(div(mul(g, out), b)), b.shape) : null,
+  return record(out, "div", [a, b], (g, needs) => [
+    needs[0] ? sumTo(div(g, b), a.shape) : null,
+    needs[1] ? sumTo(neg(div(mul(g, out), b)), b.shape) : null,
   ]);
 }
 

@@ -15,8 +15,11 @@ export type Shape = readonly number[];
 export interface GradNode {
   name: string;
   inputs: Tensor[];
-  /** Given the gradient of the output, the gradients of the inputs (null where none flows). */
-  backward: (g: Tensor) => (Tensor | null)[];
+  /**
+   * Given the gradient of the output, the gradients of the inputs (null where none flows); `needs[j]`
+   * says whether input j's gradient is wanted (see record in nn/autograd.ts).
+   */
+  backward: (g: Tensor, needs: readonly boolean[]) => (Tensor | null)[];
 }
 
 const scopes: Set<Tensor>[] = [];

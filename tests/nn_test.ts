@@ -8,7 +8,7 @@ import { linear, matmul, matmulT } from "../nn/linalg.ts";
 import { Adam, SGD } from "../nn/optim.ts";
 import { mean } from "../nn/reduce.ts";
 import { add, relu, square, sub } from "../nn/ops.ts";
-import { scope, scopeAsync } from "../nn/tensor.ts";
+import { scope, scopeAsync, type Tensor } from "../nn/tensor.ts";
 import { gpu } from "../kernels/runtime.ts";
 import { presetConfig } from "../gan/stylegan2/config.ts";
 import { Discriminator } from "../gan/stylegan2/discriminator.ts";
@@ -198,6 +198,55 @@ gpuTest(
     alone.dispose();
   },
 );
+
+gpuTest("grad runs only the backward work that reaches the requested inputs", async () => {
+  const rt = gpu();
+  manualSeed(6);
+  const l1 = new Linear(8, 16), l2 = new Linear(16, 4);
+  const count = async (f: () => Tensor[]) => {
+    return await scopeAsync(async () => {
+      await rt.sync();
+      const d0 = rt.totalDispatches;
+      const gs = f();
+      const d = rt.totalDispatches - d0;
+      return { d, values: await Promise.all(gs.map((g) => g.data())) };
+    });
+  };
+  const xs = randArray(5 * 8, 31);
+  const input = () => {
+    const x = tensor(xs, [5, 8]);
+    x.requiresGrad = true;
+    return x;
+  };
+  const lossOf = (x: Tensor) => mean(square(l2.forward(l1.forwardAct(x, "relu"))));
+  // d/dx alone: no weight-gradient GEMMs, no bias reductions; the same dx as when everything is asked for.
+  const onlyX = await count(() => {
+    const x = input();
+    return grad(lossOf(x), [x]);
+  });
+  const all = await count(() => {
+    const x = input();
+    return grad(lossOf(x), [x, l1.weight, l1.bias!, l2.weight, l2.bias!]);
+  });
+  assertClose(onlyX.values[0], all.values[0], { rtol: 0, atol: 0 });
+  // Each layer's dW GEMM and db reduction (4 dispatches) are skipped.
+  if (all.d - onlyX.d !== 4) {
+    throw new Error(`asking for x alone saved ${all.d - onlyX.d} dispatches, want 4`);
+  }
+  // The gradient of an intermediate stops there: nothing upstream of h runs.
+  const atH = await count(() => {
+    const h = l1.forwardAct(input(), "relu");
+    return grad(mean(square(l2.forward(h))), [h]);
+  });
+  const belowH = await count(() => {
+    const h = l1.forwardAct(input(), "relu");
+    return grad(mean(square(l2.forward(h))), [h, l1.weight]);
+  });
+  if (belowH.d <= atH.d) throw new Error(`a gradient below h took ${belowH.d} dispatches, at h ${atH.d}`);
+  assertClose(atH.values[0], belowH.values[0], { rtol: 0, atol: 0 });
+  l1.dispose();
+  l2.dispose();
+});
 
 /** float64 training-mode BatchNorm over [n, c, p] (p pixels per channel): y and the three gradients for dy. */
 function refBatchNorm(
