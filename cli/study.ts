@@ -84,7 +84,9 @@ export async function study(args: string[]): Promise<void> {
     for (const [k, c] of Object.entries(r.familiesMs)) console.log(`  ${k.padEnd(16)} ${f(c)}`);
     console.log(
       `the same step through the engine (nn/): ${f(r.engine.gStepMs)}, ${r.engine.dispatchesPerGStep} ` +
-        `dispatches; ${r.engine.ratio.wall}x the fused trainer's wall time (${r.engine.ratio.cpu}x CPU)`,
+        `dispatches; ${r.engine.ratio.wall}x the fused trainer's wall time (${r.engine.ratio.cpu}x CPU), ` +
+        `medians of ${r.engine.blocks} alternating blocks (the fused trainer in the same blocks: ` +
+        `${f(r.engine.fusedGStepMs)})`,
     );
     console.log(
       `read-back per evaluation: sample 2048 points ${r.evalMs.sample2048} ms, W1 ${r.evalMs.w1} ms; ` +

@@ -396,7 +396,7 @@ Deno.test("toy2d: plot canvas draws text and encodes a PNG", () => {
 });
 
 gpuTest("toy2d: the step profile accounts for its dispatches and kernel families", async () => {
-  const r = await profileToy2d({ iterations: 2, replays: 3, engineIterations: 1 });
+  const r = await profileToy2d({ iterations: 2, replays: 3, blocks: 2, blockSteps: 1 });
   const t = makeTrainer(targetRing(), 1);
   try {
     if (r.dispatchesPerGStep !== t.dispatchesPerIteration) {
@@ -413,7 +413,10 @@ gpuTest("toy2d: the step profile accounts for its dispatches and kernel families
   if (!(r.gStepMs.wall > 0 && r.overheadMsPerGStep.wall > 0 && r.evalMs.w1 >= 0)) {
     throw new Error(`implausible profile ${JSON.stringify(r)}`);
   }
-  if (!(r.engine.dispatchesPerGStep > 0 && r.engine.gStepMs.wall > 0 && r.engine.ratio.wall > 0)) {
+  if (
+    !(r.engine.dispatchesPerGStep > 0 && r.engine.gStepMs.wall > 0 && r.engine.fusedGStepMs.wall > 0 &&
+      r.engine.ratio.wall > 0 && r.engine.blocks === 2)
+  ) {
     throw new Error(`engine path not measured: ${JSON.stringify(r.engine)}`);
   }
   if (!(r.projection.dissectMin.wall > r.projection.transferMin.wall)) {

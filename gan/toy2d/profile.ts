@@ -35,9 +35,11 @@ export interface ProfileReport {
   evalMs: { sample2048: number; w1: number; recall: number };
   /**
    * The same protocol step through the engine (engine_trainer.ts: nn/ modules, autograd, Adam), measured in
-   * the same run: issue 11 deletes the fused trainer once ratio (engine / fused G-step time) is <= 1.2.
+   * the same run, in alternating blocks with the fused trainer (`fusedGStepMs`, same blocks) so that drift in
+   * the machine's speed hits both alike: G-step times are medians over the blocks, ratio the median of the
+   * blocks' engine / fused ratios. Issue 11 deletes the fused trainer once the ratio is <= 1.2.
    */
-  engine: { dispatchesPerGStep: number; gStepMs: Cost; ratio: Cost };
+  engine: { dispatchesPerGStep: number; gStepMs: Cost; fusedGStepMs: Cost; ratio: Cost; blocks: number };
   projection: { transferMin: Cost; dissectMin: Cost; assumptions: string };
 }
 
@@ -65,9 +67,10 @@ const per = (c: Cost, n: number, scale = 1): Cost => ({
 });
 
 export async function profileToy2d(
-  o: { iterations?: number; replays?: number; engineIterations?: number } = {},
+  o: { iterations?: number; replays?: number; blocks?: number; blockSteps?: number } = {},
 ): Promise<ProfileReport> {
-  const iters = o.iterations ?? 200, R = o.replays ?? 100, engineIters = o.engineIterations ?? 50;
+  const iters = o.iterations ?? 200, R = o.replays ?? 100;
+  const blocks = o.blocks ?? 8, blockSteps = o.blockSteps ?? DRAIN_EVERY;
   const t = await freshTrainer(targetRing(), 1);
   try {
     const p = t.prog, wait = () => p.check();
@@ -121,7 +124,7 @@ export async function profileToy2d(
     const recallMs = performance.now() - t0;
 
     const g = per(step, iters), n = t.dispatchesPerIteration;
-    const engine = await profileEngine(engineIters);
+    const engine = await compareEngine(t, blocks, blockSteps);
     const evalMin = (sample2048 + w1Ms) / 60000; // minutes per evaluation
     const transferEvals = 5 * (5000 / 250 + 1), dissectEvals = 100 * (1000 / 250 + 1) + 1;
     const project = (ms: number, steps: number, evals: number, starts: number) =>
@@ -136,13 +139,7 @@ export async function profileToy2d(
       overheadMsPerGStep: per(dispatchUs.eightWorkgroups, 1000, n),
       familiesMs: families,
       evalMs: { sample2048: Math.round(sample2048), w1: Math.round(w1Ms), recall: Math.round(recallMs) },
-      engine: {
-        ...engine,
-        ratio: {
-          wall: Number((engine.gStepMs.wall / g.wall).toFixed(2)),
-          cpu: Number((engine.gStepMs.cpu / g.cpu).toFixed(2)),
-        },
-      },
+      engine,
       projection: {
         transferMin: {
           wall: project(g.wall, 25000, transferEvals, 3),
@@ -165,8 +162,20 @@ export async function profileToy2d(
   }
 }
 
-/** ms and dispatches per G step of the engine path, stepping as trainRun does (a wait every DRAIN_EVERY). */
-async function profileEngine(iters: number): Promise<{ dispatchesPerGStep: number; gStepMs: Cost }> {
+const median = (xs: number[]) => {
+  const v = [...xs].sort((a, b) => a - b), h = v.length >> 1;
+  return v.length % 2 ? v[h] : (v[h - 1] + v[h]) / 2;
+};
+
+/**
+ * The engine path against the fused trainer `t`, in `blocks` alternating blocks of `steps` G steps each
+ * (a wait after every block, as trainRun waits every DRAIN_EVERY steps).
+ */
+async function compareEngine(
+  t: Awaited<ReturnType<typeof freshTrainer>>,
+  blocks: number,
+  steps: number,
+): Promise<ProfileReport["engine"]> {
   const rt = gpu(), e = new EngineToyGan(targetRing(), 1, PROTOCOL);
   try {
     e.iterate(2); // compile and warm up
@@ -175,13 +184,20 @@ async function profileEngine(iters: number): Promise<{ dispatchesPerGStep: numbe
     e.iterate(1);
     const dispatches = rt.totalDispatches - d0;
     await rt.sync();
-    const c = await measure(async () => {
-      for (let i = 0; i < iters; i++) {
-        e.iterate(1);
-        if ((i + 1) % DRAIN_EVERY === 0) await rt.sync();
-      }
-    }, () => rt.sync());
-    return { dispatchesPerGStep: dispatches, gStepMs: per(c, iters) };
+    const fused: Cost[] = [], engine: Cost[] = [];
+    for (let b = 0; b < blocks; b++) {
+      fused.push(per(await measure(() => t.iterate(steps), () => t.prog.check()), steps));
+      engine.push(per(await measure(() => e.iterate(steps), () => rt.sync()), steps));
+    }
+    const med = (cs: Cost[], k: keyof Cost) => Number(median(cs.map((c) => c[k])).toFixed(3));
+    const ratio = (k: keyof Cost) => Number(median(engine.map((c, i) => c[k] / fused[i][k])).toFixed(2));
+    return {
+      dispatchesPerGStep: dispatches,
+      gStepMs: { wall: med(engine, "wall"), cpu: med(engine, "cpu") },
+      fusedGStepMs: { wall: med(fused, "wall"), cpu: med(fused, "cpu") },
+      ratio: { wall: ratio("wall"), cpu: ratio("cpu") },
+      blocks,
+    };
   } finally {
     e.dispose();
   }
