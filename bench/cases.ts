@@ -30,6 +30,7 @@ import {
 import { axpbyIntoMulti } from "../kernels/axpby_multi.ts";
 import { elementwise, elementwiseBytes } from "../kernels/elementwise.ts";
 import { matmul, matmulFlops } from "../kernels/matmul.ts";
+import { columnMoments } from "../kernels/reduce.ts";
 import { gpu } from "../kernels/runtime.ts";
 import { lax, numpy as np, vjp } from "@jax-js/jax";
 import { type Case, jaxPeer, type PeerSpec, torchPeer } from "./harness.ts";
@@ -271,6 +272,27 @@ function emaMultiCase(): Case {
   };
 }
 
+/**
+ * BatchNorm's batch statistics of x [n, c] (training forward): mean and biased variance per column in one
+ * dispatch that reads x twice; GB/s counts those two reads. The output compared is the variance; torch's
+ * peer is var_mean (one pass, Welford).
+ */
+function momentsCase(n: number, c: number): Case {
+  return {
+    name: `batch moments [${n}, ${c}]`,
+    group: "reduce",
+    unit: "GB/s",
+    work: 2 * 4 * n * c,
+    inputs: [[n, c]],
+    output: [c],
+    ours: ([x], out) => {
+      const rt = gpu(), mu = rt.alloc(4 * c);
+      return { run: () => columnMoments(x, mu, out, 1, n, c), dispose: () => rt.release(mu) };
+    },
+    peers: { "torch": torchPeer("lambda x: torch.var_mean(x, 0, unbiased=False)[0]") },
+  };
+}
+
 const heavy = (c: Case): Case => ({ ...c, heavy: true });
 
 export const CASES: Case[] = [
@@ -283,6 +305,8 @@ export const CASES: Case[] = [
   elementwiseChainCase(1 << 22),
   tinyDispatchCase(),
   emaMultiCase(),
+  momentsCase(128, 128),
+  momentsCase(4096, 256),
   ...STYLEGAN_CASES,
   ...METRIC_CASES,
 ];

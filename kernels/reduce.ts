@@ -180,3 +180,69 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     rt.grid(Math.ceil(n / 64)),
   );
 }
+
+/**
+ * Per column of x[outer, r, inner] (BatchNorm's batch statistics over [N, C]): mean[o, j] and the biased
+ * variance var[o, j], in one dispatch of a thread per column that reads the column twice, summing x and
+ * then (x - mean)^2, each sum scaled by 1/r: the arithmetic of mean(x) and mean(square(x - mean(x))),
+ * which take two dispatches.
+ */
+export function columnMoments(
+  x: ReduceInput,
+  mean: GPUBuffer,
+  variance: GPUBuffer,
+  outer: number,
+  r: number,
+  inner: number,
+): void {
+  const rt = gpu();
+  const n = outer * inner;
+  if (n === 0) return;
+  if (!(r > 0)) throw new Error(`columnMoments: the reduced extent must be positive, got ${r}`);
+  for (const [what, b] of [["mean", mean], ["variance", variance]] as const) {
+    if (b.size < n * 4) {
+      throw new Error(`columnMoments: ${what} buffer holds ${b.size} bytes, needs ${n * 4}`);
+    }
+  }
+  const inp = inputOf(x);
+  const inv = new Uint32Array(new Float32Array([1 / r]).buffer)[0];
+  const u = uniformOf([n, r, inner, inv], inp.words);
+  const ob = inp.bindings.length;
+  const code = () => `
+${inp.code}
+@group(0) @binding(${ob}) var<storage, read_write> outMean: array<f32>;
+@group(0) @binding(${ob + 1}) var<storage, read_write> outVar: array<f32>;
+struct Params { d: array<vec4<u32>, ${u.length / 4}> }
+@group(0) @binding(${ob + 2}) var<uniform> params: Params;
+fn U(j: u32) -> u32 { return params.d[j / 4u][j % 4u]; }
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {
+  let i = gid.x + gid.y * nw.x * 64u;
+  if (i >= U(0u)) { return; }
+  let start = (i / U(2u)) * U(1u) * U(2u) + i % U(2u);
+  let scale = bitcast<f32>(U(3u));
+  var s: f32 = 0.0;
+  var idx = start;
+  for (var k = 0u; k < U(1u); k = k + 1u) {
+    s = s + ${inp.load("idx")};
+    idx = idx + U(2u);
+  }
+  let mu = s * scale;
+  var q: f32 = 0.0;
+  idx = start;
+  for (var k = 0u; k < U(1u); k = k + 1u) {
+    let d = ${inp.load("idx")} - mu;
+    q = q + d * d;
+    idx = idx + U(2u);
+  }
+  outMean[i] = mu;
+  outVar[i] = q * scale;
+}`;
+  rt.dispatch(
+    `reduce_moments|${inp.key}`,
+    code,
+    [...inp.bindings, { buffer: mean, write: true }, { buffer: variance, write: true }],
+    u,
+    rt.grid(Math.ceil(n / 64)),
+  );
+}

@@ -5,8 +5,8 @@
 // is written with xhat and 1/std recomputed from x by differentiable ops, so it can be differentiated.
 
 import { isGradEnabled, noGrad, record } from "./autograd.ts";
-import { add, mul, rsqrt, square, sub } from "./ops.ts";
-import { mean, sum } from "./reduce.ts";
+import { add, mul, rsqrt, sub } from "./ops.ts";
+import { batchMoments, sum } from "./reduce.ts";
 import { reshape } from "./shape.ts";
 import type { Tensor } from "./tensor.ts";
 
@@ -30,8 +30,7 @@ export function batchNormTrain(x: Tensor, weight: Tensor, bias: Tensor, eps: num
   const bshape = x.shape.map((d, i) => (i === 1 ? d : 1));
   const count = axes.reduce((a, i) => a * x.shape[i], 1);
   const stats = (v: Tensor) => {
-    const mu = mean(v, axes, true);
-    const variance = mean(square(sub(v, mu)), axes, true);
+    const { mean: mu, variance } = batchMoments(v);
     return { mu, variance, invStd: rsqrt(add(variance, eps)) };
   };
   const { mu, variance, invStd } = noGrad(() => stats(x));

@@ -6,7 +6,9 @@ import { manualSeed, rand, randint, randn, tensor, zeros } from "../nn/creation.
 import * as o from "../nn/ops.ts";
 import * as r from "../nn/reduce.ts";
 import * as s from "../nn/shape.ts";
-import { scope, Tensor } from "../nn/tensor.ts";
+import { scope, scopeAsync, Tensor } from "../nn/tensor.ts";
+import { columnMoments } from "../kernels/reduce.ts";
+import { gpu } from "../kernels/runtime.ts";
 import { gradcheck } from "./gradcheck.ts";
 import { assertClose, gpuTest, randArray } from "./harness.ts";
 
@@ -117,6 +119,46 @@ gpuTest("reductions over axes against float64", async () => {
   await gradcheck((a) => r.variance(a, 1), [{ data: x, shape }]);
   await gradcheck((a) => r.max(a, 1), [{ data: x, shape }], { secondOrder: false });
 });
+
+gpuTest(
+  "columnMoments: mean and biased variance per column against float64, from a buffer or a lazy tree",
+  async () => {
+    const rt = gpu();
+    // [outer, r, inner] = [3, 37, 70]: more columns than one workgroup, none a multiple of it.
+    const [outer, n, inner] = [3, 37, 70];
+    const xs = randArray(outer * n * inner, 40, -2, 5);
+    const wantMean: number[] = [], wantVar: number[] = [];
+    for (let a = 0; a < outer; a++) {
+      for (let j = 0; j < inner; j++) {
+        let m = 0;
+        for (let k = 0; k < n; k++) m += xs[(a * n + k) * inner + j] / n;
+        let v = 0;
+        for (let k = 0; k < n; k++) v += (xs[(a * n + k) * inner + j] - m) ** 2 / n;
+        wantMean.push(m);
+        wantVar.push(v);
+      }
+    }
+    const x = rt.alloc(xs.length * 4), mu = rt.alloc(outer * inner * 4), v = rt.alloc(outer * inner * 4);
+    rt.upload(x, xs);
+    const d0 = rt.totalDispatches;
+    columnMoments(x, mu, v, outer, n, inner);
+    if (rt.totalDispatches - d0 !== 1) throw new Error("columnMoments must be one dispatch");
+    assertClose(new Float32Array(await rt.read(mu, outer * inner * 4)), wantMean, { rtol: 1e-5, atol: 1e-5 });
+    assertClose(new Float32Array(await rt.read(v, outer * inner * 4)), wantVar, { rtol: 1e-4, atol: 1e-5 });
+    for (const b of [x, mu, v]) rt.release(b);
+    // batchMoments over a lazy [N, C] tree (x * 2 + 1, read through the prologue) gives exactly what the two
+    // composed reductions give.
+    const ys = randArray(37 * 70, 41, -1, 1);
+    const [m1, v1, m2, v2] = await scopeAsync(async () => {
+      const t = o.add(o.mul(tensor(ys, [37, 70]), 2), 1);
+      const a = r.batchMoments(t);
+      const m = r.mean(t, 0, true), vv = r.mean(o.square(o.sub(t, m)), 0, true);
+      return await Promise.all([a.mean, a.variance, m, vv].map((q) => q.data()));
+    });
+    assertClose(m1, m2, { rtol: 0, atol: 0 });
+    assertClose(v1, v2, { rtol: 0, atol: 0 });
+  },
+);
 
 gpuTest("long-row reductions use two passes and stay exact", async () => {
   const n = 40000 * 3 + 17;
