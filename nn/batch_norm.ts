@@ -1,8 +1,9 @@
 // Training-mode batch normalisation as one differentiable op. Composed from mean, variance, sub and
-// rsqrt, autograd gave every BatchNorm layer two identical mean reductions in the forward and about a
-// dozen dispatches in the backward; written out, the backward is two reductions (sum g, sum g * xhat)
-// and one lazy elementwise tree. When a graph is being built (gradients of gradients), the same formula
-// is written with xhat and 1/std recomputed from x by differentiable ops, so it can be differentiated.
+// rsqrt, autograd gave every BatchNorm layer three reductions in the forward (the mean twice) and about a
+// dozen dispatches in the backward. Here the forward statistics are one dispatch (batchMoments) and the
+// backward is written out: two reductions (sum g, sum g * xhat) and one lazy elementwise tree. When a
+// graph is being built (gradients of gradients), the same formula is written with xhat and 1/std
+// recomputed from x by differentiable ops, so it can be differentiated.
 
 import { isGradEnabled, noGrad, record } from "./autograd.ts";
 import { add, mul, rsqrt, sub } from "./ops.ts";
