@@ -137,7 +137,51 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw: vec3
   );
 }
 
-// Thread per output element, looping over the reduced axis (coalesced across inner).
+/**
+ * One dispatch of a thread per column of x[outer, r, inner] (coalesced across inner): the shader binds the
+ * input, then `outs`, then the uniform (n = outer * inner, r, inner, `word3`, the input's words); `body` runs
+ * with `i` (the column) and `start` (its first element) defined, stepping by U(2u) over U(1u) rows.
+ */
+function columnDispatch(
+  key: string,
+  inp: ReturnType<typeof inputOf>,
+  outs: { buffer: GPUBuffer; name: string; type: string }[],
+  outer: number,
+  r: number,
+  inner: number,
+  word3: number,
+  body: string,
+): void {
+  const rt = gpu();
+  const n = outer * inner;
+  const u = uniformOf([n, r, inner, word3], inp.words);
+  const ob = inp.bindings.length;
+  const code = () => `
+${inp.code}
+${
+    outs.map((o, q) => `@group(0) @binding(${ob + q}) var<storage, read_write> ${o.name}: array<${o.type}>;`)
+      .join("\n")
+  }
+struct Params { d: array<vec4<u32>, ${u.length / 4}> }
+@group(0) @binding(${ob + outs.length}) var<uniform> params: Params;
+fn U(j: u32) -> u32 { return params.d[j / 4u][j % 4u]; }
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {
+  let i = gid.x + gid.y * nw.x * 64u;
+  if (i >= U(0u)) { return; }
+  let start = (i / U(2u)) * U(1u) * U(2u) + i % U(2u);
+  ${body}
+}`;
+  rt.dispatch(
+    key,
+    code,
+    [...inp.bindings, ...outs.map((o) => ({ buffer: o.buffer, write: true }))],
+    u,
+    rt.grid(Math.ceil(n / 64)),
+  );
+}
+
+// Thread per output element, looping over the reduced axis.
 function columnReduce(
   x: ReduceInput,
   out: GPUBuffer,
@@ -147,37 +191,22 @@ function columnReduce(
   op: ReduceOp,
   dtype: DType,
 ) {
-  const rt = gpu();
-  const n = outer * inner;
   const inp = inputOf(x);
-  const u = uniformOf([n, r, inner, 0], inp.words);
-  const ob = inp.bindings.length;
-  const code = () => `
-${inp.code}
-@group(0) @binding(${ob}) var<storage, read_write> out: array<${dtype}>;
-struct Params { d: array<vec4<u32>, ${u.length / 4}> }
-@group(0) @binding(${ob + 1}) var<uniform> params: Params;
-fn U(j: u32) -> u32 { return params.d[j / 4u][j % 4u]; }
-@compute @workgroup_size(64)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {
-  let i = gid.x + gid.y * nw.x * 64u;
-  if (i >= U(0u)) { return; }
-  let o = i / U(2u);
-  let j = i % U(2u);
-  var idx = o * U(1u) * U(2u) + j;
+  columnDispatch(
+    `reduce_cols|${op}|${dtype}|${inp.key}`,
+    inp,
+    [{ buffer: out, name: "out", type: dtype }],
+    outer,
+    r,
+    inner,
+    0,
+    `var idx = start;
   var acc: f32 = ${identity[op]};
   for (var k = 0u; k < U(1u); k = k + 1u) {
     acc = ${combine[op]("acc", inp.load("idx"))};
     idx = idx + U(2u);
   }
-  out[i] = ${dtype}(acc);
-}`;
-  rt.dispatch(
-    `reduce_cols|${op}|${dtype}|${inp.key}`,
-    code,
-    [...inp.bindings, { buffer: out, write: true }],
-    u,
-    rt.grid(Math.ceil(n / 64)),
+  out[i] = ${dtype}(acc);`,
   );
 }
 
@@ -195,7 +224,6 @@ export function columnMoments(
   r: number,
   inner: number,
 ): void {
-  const rt = gpu();
   const n = outer * inner;
   if (n === 0) return;
   if (!(r > 0)) throw new Error(`columnMoments: the reduced extent must be positive, got ${r}`);
@@ -206,21 +234,15 @@ export function columnMoments(
   }
   const inp = inputOf(x);
   const inv = new Uint32Array(new Float32Array([1 / r]).buffer)[0];
-  const u = uniformOf([n, r, inner, inv], inp.words);
-  const ob = inp.bindings.length;
-  const code = () => `
-${inp.code}
-@group(0) @binding(${ob}) var<storage, read_write> outMean: array<f32>;
-@group(0) @binding(${ob + 1}) var<storage, read_write> outVar: array<f32>;
-struct Params { d: array<vec4<u32>, ${u.length / 4}> }
-@group(0) @binding(${ob + 2}) var<uniform> params: Params;
-fn U(j: u32) -> u32 { return params.d[j / 4u][j % 4u]; }
-@compute @workgroup_size(64)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {
-  let i = gid.x + gid.y * nw.x * 64u;
-  if (i >= U(0u)) { return; }
-  let start = (i / U(2u)) * U(1u) * U(2u) + i % U(2u);
-  let scale = bitcast<f32>(U(3u));
+  columnDispatch(
+    `reduce_moments|${inp.key}`,
+    inp,
+    [{ buffer: mean, name: "outMean", type: "f32" }, { buffer: variance, name: "outVar", type: "f32" }],
+    outer,
+    r,
+    inner,
+    inv,
+    `let scale = bitcast<f32>(U(3u));
   var s: f32 = 0.0;
   var idx = start;
   for (var k = 0u; k < U(1u); k = k + 1u) {
@@ -236,13 +258,6 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     idx = idx + U(2u);
   }
   outMean[i] = mu;
-  outVar[i] = q * scale;
-}`;
-  rt.dispatch(
-    `reduce_moments|${inp.key}`,
-    code,
-    [...inp.bindings, { buffer: mean, write: true }, { buffer: variance, write: true }],
-    u,
-    rt.grid(Math.ceil(n / 64)),
+  outVar[i] = q * scale;`,
   );
 }
