@@ -359,7 +359,15 @@ gpuTest("oneHot and module state dicts", async () => {
 
 gpuTest("leak test: 300 MLP training steps keep live buffers, bytes and the pool flat", async () => {
   manualSeed(0);
-  const net = new Sequential([new Linear(2, 32), new BatchNorm(32), new Act("relu"), new Linear(32, 1)]);
+  // BatchNorm (one op, its statistics in one dispatch) and a Linear+ReLU pair (one GEMM with an epilogue).
+  const net = new Sequential([
+    new Linear(2, 32),
+    new BatchNorm(32),
+    new Act("relu"),
+    new Linear(32, 32),
+    new Act("relu"),
+    new Linear(32, 1),
+  ]);
   const opt = new Adam(net.parameters(), { lr: 1e-2 });
   const rt = gpu();
   let first: number[] = [];
