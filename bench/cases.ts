@@ -27,13 +27,16 @@ import {
   type Conv2dParams,
   conv2dWeightGrad,
 } from "../kernels/conv2d.ts";
-import { axpbyIntoMulti } from "../kernels/axpby_multi.ts";
 import { elementwise, elementwiseBytes } from "../kernels/elementwise.ts";
 import { matmul, matmulFlops } from "../kernels/matmul.ts";
+import { adamBytes } from "../kernels/adam.ts";
 import { columnMoments } from "../kernels/reduce.ts";
 import { gpu } from "../kernels/runtime.ts";
+import { emaInto } from "../nn/module.ts";
+import { Adam } from "../nn/optim.ts";
+import { fromHost } from "../nn/tensor.ts";
 import { lax, numpy as np, vjp } from "@jax-js/jax";
-import { type Case, jaxPeer, type PeerSpec, torchPeer } from "./harness.ts";
+import { type Case, caseInput, jaxPeer, type PeerSpec, torchPeer } from "./harness.ts";
 import { METRIC_CASES } from "./cases_metrics.ts";
 import { STYLEGAN_CASES } from "./cases_stylegan.ts";
 
@@ -244,25 +247,30 @@ const EMA_BETA = 0.9;
 
 /**
  * An EMA of 16 tensors in place (dst_k <- beta dst_k + (1 - beta) src_k), the weight average every
- * training step ends with: one multi-tensor dispatch; torch's peer is its multi-tensor
+ * training step ends with, through nn/module.ts emaInto (multi-tensor dispatches, grouped as the adapter
+ * prefers: one on a GPU, large tensors apart on a CPU adapter); torch's peer is its multi-tensor
  * _foreach_mul_ and _foreach_add_ (torch 1.13 has no _foreach_lerp_).
  */
 function emaMultiCase(): Case {
   const k = EMA_SIZES.length;
-  return {
+  const c: Case = {
     name: `ema multi-tensor ${k} (toy G sizes)`,
     group: "elementwise",
     unit: "GB/s",
     work: 3 * 4 * EMA_SIZES.reduce((a, b) => a + b, 0),
     inputs: [...EMA_SIZES, ...EMA_SIZES].map((n) => [n]),
     output: [EMA_SIZES[0]],
-    ours: (xs) => ({
-      run: () =>
-        axpbyIntoMulti(
-          EMA_SIZES.map((n, j) => ({ dst: xs[j], src: xs[k + j], n, a: 1 - EMA_BETA, b: EMA_BETA })),
-        ),
-      output: xs[0],
-    }),
+    ours: () => {
+      const ts = c.inputs.map((shape, j) => fromHost(caseInput(c, j), shape, "f32"));
+      const dsts = ts.slice(0, k), srcs = ts.slice(k);
+      return {
+        run: () => emaInto(dsts, srcs, EMA_BETA),
+        output: dsts[0].buffer,
+        dispose: () => {
+          for (const t of ts) t.dispose();
+        },
+      };
+    },
     peers: {
       "torch": torchPeer(
         `lambda *xs: (lambda d, s: (torch._foreach_mul_(d, ${EMA_BETA}), ` +
@@ -270,6 +278,49 @@ function emaMultiCase(): Case {
       ),
     },
   };
+  return c;
+}
+
+/** The 2-D study's discriminator parameters (2 -> 64 -> 128 -> 128 -> 64 -> 1: weights, biases). */
+const TOY_D_SHAPES = [[64, 2], [64], [128, 64], [128], [128, 128], [128], [64, 128], [64], [1, 64], [1]];
+
+/**
+ * One Adam update of the 2-D study's discriminator through nn/optim.ts (its multi-tensor grouping, which
+ * on a CPU adapter keeps large parameters out of shared dispatches) against torch.optim.Adam with
+ * foreach=True. GB/s counts adamBytes. The parameters drift over the runs on both sides, so the output
+ * is a constant zero (its err column is a placeholder, not a check); Adam's values are tested in tests/.
+ */
+function adamToyDCase(): Case {
+  const k = TOY_D_SHAPES.length, n = TOY_D_SHAPES.reduce((s, sh) => s + sh.reduce((a, b) => a * b, 1), 0);
+  const c: Case = {
+    name: `adam update toy D (${k} parameters, ${n} values)`,
+    group: "elementwise",
+    unit: "GB/s",
+    work: adamBytes(n),
+    inputs: [...TOY_D_SHAPES, ...TOY_D_SHAPES],
+    output: [1],
+    ours: (_xs, out) => {
+      gpu().upload(out, new Float32Array(1));
+      const ts = c.inputs.map((shape, j) => fromHost(caseInput(c, j), shape, "f32"));
+      const params = ts.slice(0, k), grads = ts.slice(k);
+      const opt = new Adam(params, { lr: 1e-3, betas: [0.5, 0.999] });
+      return {
+        run: () => opt.update(grads),
+        dispose: () => {
+          opt.dispose();
+          for (const t of ts) t.dispose();
+        },
+      };
+    },
+    peers: {
+      "torch": torchPeer(
+        `lambda *xs, st={}: (st.setdefault("o", torch.optim.Adam(list(xs[:${k}]), lr=1e-3, ` +
+          `betas=(0.5, 0.999), foreach=True)), [setattr(p, "grad", g) for p, g in zip(xs[:${k}], xs[${k}:])], ` +
+          `st["o"].step(), torch.zeros(1))[3]`,
+      ),
+    },
+  };
+  return c;
 }
 
 /**
@@ -305,6 +356,7 @@ export const CASES: Case[] = [
   elementwiseChainCase(1 << 22),
   tinyDispatchCase(),
   emaMultiCase(),
+  adamToyDCase(),
   momentsCase(128, 128),
   momentsCase(4096, 256),
   ...STYLEGAN_CASES,

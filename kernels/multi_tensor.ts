@@ -2,9 +2,11 @@
 // Each item's workgroups are a range of one grid, its buffers its own bindings, its source a buffer or an
 // elementwise tree read through a fused prologue. The item is found per workgroup by scalar compares and
 // one switch arm runs: a chain of ifs with early returns made llvmpipe run every arm's body masked.
+// llvmpipe (Mesa 22) still runs every arm under a lane mask: an item's arm costs on every workgroup of
+// the dispatch, so on CPU adapters groups stay small (multiArmBudget).
 
 import { type ElementwiseProgram, type RenderedPrologue, renderPrologue, suffixHelpers } from "./prologue.ts";
-import { gpu } from "./runtime.ts";
+import { gpu, onCpuAdapter } from "./runtime.ts";
 
 /** One item: n f32 values in each in-place buffer, read with `source` (a buffer or a tree). */
 export interface MultiItem {
@@ -27,6 +29,24 @@ export interface MultiSpec {
   prelude: string;
   /** Item j's update at index i (i < n is checked around it); `load` is its source value at i. */
   body: (j: number, load: string) => string;
+}
+
+/**
+ * Workgroups per item of a dispatch: its n values over one 256-thread workgroup each (dispatchMulti). */
+export function multiItemWorkgroups(n: number): number {
+  return Math.ceil(n / 256);
+}
+
+/**
+ * How much masked work may replace one dispatch. A group of k items over W workgroups runs about W * k
+ * arm passes on a CPU adapter, and one masked arm pass of a 256-thread workgroup costs about 1/30 of a
+ * dispatch there (llvmpipe, 2 cores: a 64-workgroup Adam item with 7 one-workgroup items beside it took
+ * ~1 ms more than with 1, ~2.5 us a pass, against ~70 us a dispatch). So an item of w workgroups joins a
+ * group of k items over W only while W + w * k stays within this. GPUs branch on uniform values, so
+ * there any group is cheaper than its dispatches.
+ */
+export function multiArmBudget(): number {
+  return onCpuAdapter() ? 30 : Infinity;
 }
 
 /** Storage bindings an item takes: its outputs and its source's buffer or prologue operands. */

@@ -4,7 +4,8 @@
 // dispatch binds, and a gradient that reads a parameter updated earlier in the same step.
 
 import { adamStep } from "../kernels/adam.ts";
-import { gpu } from "../kernels/runtime.ts";
+import { multiArmBudget } from "../kernels/multi_tensor.ts";
+import { gpu, onCpuAdapter } from "../kernels/runtime.ts";
 import { tensor } from "../nn/creation.ts";
 import * as o from "../nn/ops.ts";
 import { Adam } from "../nn/optim.ts";
@@ -118,5 +119,36 @@ gpuTest(
     };
     const x = await run(true), y = await run(false);
     x.forEach((v, i) => assertClose(v, y[i], { rtol: 0, atol: 0, what: `tensor ${i}` }));
+  },
+);
+
+gpuTest(
+  "multi-tensor Adam: on a CPU adapter large parameters take their own dispatch, small ones share one",
+  async () => {
+    // Workgroups 16, 16, 1, 1 (256 values each): on a CPU adapter the second weight's arm would run masked
+    // over the first's 16 workgroups and the first's over its 16 (32 passes > the budget of 30), so it
+    // starts a new group that the two biases join (16 + 1 + 2 = 19 passes). A GPU groups all four.
+    const sizes = [4096, 4000, 64, 3];
+    const params = sizes.map((n, j) => tensor(randArray(n, 10 + j), [n]));
+    const ref = sizes.map((n, j) => tensor(randArray(n, 10 + j), [n]));
+    const opt = new Adam(params, { lr: 0.01 }), optRef = new Adam(ref, { lr: 0.01 });
+    const rt = gpu();
+    let used = 0;
+    scope(() => {
+      const gs = sizes.map((n, j) => tensor(randArray(n, 50 + j), [n]));
+      for (const g of gs) void g.buffer;
+      const d0 = rt.totalDispatches;
+      opt.update(gs);
+      used = rt.totalDispatches - d0;
+      perTensor(optRef, gs);
+    });
+    const [a, b] = await Promise.all([params, ref].map((ts) => Promise.all(ts.map((t) => t.data()))));
+    a.forEach((x, i) => assertClose(x, b[i], { rtol: 0, atol: 0, what: `parameter ${i}` }));
+    const want = onCpuAdapter() ? 2 : 1;
+    if (onCpuAdapter() !== (multiArmBudget() !== Infinity)) throw new Error("budget and adapter disagree");
+    if (used !== want) throw new Error(`${used} Adam dispatches, want ${want}`);
+    for (const t of [...params, ...ref]) t.dispose();
+    opt.dispose();
+    optRef.dispose();
   },
 );

@@ -4,6 +4,7 @@
 // pairs that chain (one pair's target is a later pair's source: order is kept).
 
 import { axpbyIntoMulti } from "../kernels/axpby_multi.ts";
+import { multiArmBudget } from "../kernels/multi_tensor.ts";
 import { gpu } from "../kernels/runtime.ts";
 import { tensor } from "../nn/creation.ts";
 import { axpbyInto, copyInto, emaInto } from "../nn/module.ts";
@@ -26,7 +27,7 @@ async function values(ts: Tensor[]): Promise<Float32Array[]> {
 }
 
 gpuTest(
-  "emaInto: float64 reference, bit-identical to per-tensor axpby, one dispatch for nine tensors",
+  "emaInto: float64 reference, bit-identical to per-tensor axpby, nine tensors in one or two dispatches",
   async () => {
     const dstA = make(SIZES.length, 10), dstB = make(SIZES.length, 10), src = make(SIZES.length, 50);
     const d0 = await values(dstA), s0 = await values(src);
@@ -42,7 +43,9 @@ gpuTest(
       assertClose(x, b[j], { rtol: 0, atol: 0, what: `tensor ${j} vs axpby` });
     });
     const perDispatch = Math.min(16, rt.device.limits.maxStorageBuffersPerShaderStage >> 1);
-    const expected = Math.ceil(SIZES.length / perDispatch);
+    // On a CPU adapter (every arm runs masked) the last tensor, 3 workgroups, would add 3 x 8 + 14 masked
+    // arm passes to the first eight's group, more than the budget of 30: it takes a second dispatch.
+    const expected = multiArmBudget() === Infinity ? Math.ceil(SIZES.length / perDispatch) : 2;
     if (used !== expected) throw new Error(`expected ${expected} dispatches, got ${used}`);
     for (const t of [...dstA, ...dstB, ...src]) t.dispose();
   },
