@@ -1,7 +1,8 @@
 // Fused Adam update: one dispatch updates the parameter and both moments in place, for one parameter
 // (adamStep) or for several (adamStepMulti, through kernels/multi_tensor.ts). Bias corrections are
 // computed on the host from the step count, so no value is read back. Both run the same arithmetic in the
-// same order (bit-identical results).
+// same order (bit-identical results). The parameter is read once: on llvmpipe the storage accesses set an
+// elementwise kernel's time (7 per element took ~2.5x a copy's 2 over 32k floats), so a second read counts.
 
 import { dispatchMulti } from "./multi_tensor.ts";
 import { type ElementwiseProgram, renderPrologue } from "./prologue.ts";
@@ -53,12 +54,13 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   if (i >= U(0u)) { return; }
   let lr = F(1u); let b1 = F(2u); let b2 = F(3u); let eps = F(4u); let wd = F(5u);
   let bc1 = F(6u); let bc2 = F(7u);
-  let gi = ${pro ? "load_g(i)" : "g[i]"} + wd * p[i];
+  let pi = p[i];
+  let gi = ${pro ? "load_g(i)" : "g[i]"} + wd * pi;
   let mi = b1 * m[i] + (1.0 - b1) * gi;
   let vi = b2 * v[i] + (1.0 - b2) * gi * gi;
   m[i] = mi;
   v[i] = vi;
-  p[i] = p[i] - lr * (mi / bc1) / (sqrt(vi / bc2) + eps);
+  p[i] = pi - lr * (mi / bc1) / (sqrt(vi / bc2) + eps);
 }`;
   const bindings = [
     { buffer: param, write: true },
@@ -84,12 +86,13 @@ const MULTI_SPEC = {
   prelude: `let lr = F(0u); let b1 = F(1u); let b2 = F(2u); let eps = F(3u); let wd = F(4u);
   let bc1 = F(5u); let bc2 = F(6u);`,
   body: (j: number, load: string) =>
-    `let gi = ${load} + wd * p${j}[i];
+    `let pi = p${j}[i];
+      let gi = ${load} + wd * pi;
       let mi = b1 * m${j}[i] + (1.0 - b1) * gi;
       let vi = b2 * v${j}[i] + (1.0 - b2) * gi * gi;
       m${j}[i] = mi;
       v${j}[i] = vi;
-      p${j}[i] = p${j}[i] - lr * (mi / bc1) / (sqrt(vi / bc2) + eps);`,
+      p${j}[i] = pi - lr * (mi / bc1) / (sqrt(vi / bc2) + eps);`,
 };
 
 /**
