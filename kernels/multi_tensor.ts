@@ -39,14 +39,14 @@ export function multiItemWorkgroups(n: number): number {
 
 /**
  * How much masked work may replace one dispatch. A group of k items over W workgroups runs about W * k
- * arm passes on a CPU adapter, and one masked arm pass of a 256-thread workgroup costs about 1/30 of a
- * dispatch there (llvmpipe, 2 cores: a 64-workgroup Adam item with 7 one-workgroup items beside it took
- * ~1 ms more than with 1, ~2.5 us a pass, against ~70 us a dispatch). So an item of w workgroups joins a
- * group of k items over W only while W + w * k stays within this. GPUs branch on uniform values, so
- * there any group is cheaper than its dispatches.
+ * arm passes on a CPU adapter, and `deno run -A bench/multi_arms.ts` measures both prices there
+ * (llvmpipe, 2 cores, idle): a masked arm pass of a 256-thread workgroup ~2.3 us, a dispatch of a
+ * one-workgroup Adam item ~170 us, of which ~150 us is the dispatch itself. So an item of w workgroups
+ * joins a group of k items over W only while W + w * k stays within 150 / 2.3, about 64. GPUs branch on
+ * uniform values, so there any group is cheaper than its dispatches.
  */
 export function multiArmBudget(): number {
-  return onCpuAdapter() ? 30 : Infinity;
+  return onCpuAdapter() ? 64 : Infinity;
 }
 
 /** Storage bindings an item takes: its outputs and its source's buffer or prologue operands. */

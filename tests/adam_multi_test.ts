@@ -125,10 +125,10 @@ gpuTest(
 gpuTest(
   "multi-tensor Adam: on a CPU adapter large parameters take their own dispatch, small ones share one",
   async () => {
-    // Workgroups 16, 16, 1, 1 (256 values each): on a CPU adapter the second weight's arm would run masked
-    // over the first's 16 workgroups and the first's over its 16 (32 passes > the budget of 30), so it
-    // starts a new group that the two biases join (16 + 1 + 2 = 19 passes). A GPU groups all four.
-    const sizes = [4096, 4000, 64, 3];
+    // Workgroups 48, 47, 1, 1 (256 values each): on a CPU adapter the second weight's arm would run masked
+    // over the first's 48 workgroups and the first's over its 47 (95 passes > the budget of 64), so it
+    // starts a new group that the two biases join (47 + 1 + 2 = 50 passes). A GPU groups all four.
+    const sizes = [12288, 12000, 64, 3];
     const params = sizes.map((n, j) => tensor(randArray(n, 10 + j), [n]));
     const ref = sizes.map((n, j) => tensor(randArray(n, 10 + j), [n]));
     const opt = new Adam(params, { lr: 0.01 }), optRef = new Adam(ref, { lr: 0.01 });
