@@ -1,9 +1,9 @@
 // Multi-tensor kernels: one dispatch updates several tensors in place (Adam, an EMA, running statistics).
 // Each item's workgroups are a range of one grid, its buffers its own bindings, its source a buffer or an
 // elementwise tree read through a fused prologue. The item is found per workgroup by scalar compares and
-// one switch arm runs: a chain of ifs with early returns made llvmpipe run every arm's body masked.
-// llvmpipe (Mesa 22) still runs every arm under a lane mask: an item's arm costs on every workgroup of
-// the dispatch, so on CPU adapters groups stay small (multiArmBudget).
+// selects one switch arm. llvmpipe (Mesa 22) runs every arm anyway, under a lane mask (a chain of ifs did
+// the same): an item's arm costs on every workgroup of the dispatch, so there groups stay small
+// (multiArmBudget).
 
 import { type ElementwiseProgram, type RenderedPrologue, renderPrologue, suffixHelpers } from "./prologue.ts";
 import { gpu, onCpuAdapter } from "./runtime.ts";
@@ -31,8 +31,7 @@ export interface MultiSpec {
   body: (j: number, load: string) => string;
 }
 
-/**
- * Workgroups per item of a dispatch: its n values over one 256-thread workgroup each (dispatchMulti). */
+/** Workgroups an item of n values takes in dispatchMulti (one 256-thread workgroup per 256 values). */
 export function multiItemWorkgroups(n: number): number {
   return Math.ceil(n / 256);
 }
@@ -115,7 +114,7 @@ export function dispatchMulti(spec: MultiSpec, items: MultiItem[]): void {
     u[at + 1] = it.n;
     f[at + 2] = it.xa ?? 0;
     f[at + 3] = it.xb ?? 0;
-    wg += Math.ceil(it.n / 256);
+    wg += multiItemWorkgroups(it.n);
     const pro = parts[j].pro;
     if (pro) u.set(pro.words, pro.uBase);
   });

@@ -2,8 +2,8 @@
 // of running them one by one, in order: a group is dispatched before an update whose targets a pending
 // one reads or writes, or whose source reads a pending target, when the next update's bindings would
 // pass the adapter's limit, and on CPU adapters when its arm would cost more than a dispatch
-// (kernels/multi_tensor.ts multiArmBudget). Each source's last elementwise ops run inside the update (a fused prologue).
-// Adam (nn/optim.ts) and axpbyInto (nn/module.ts) are built on it.
+// (kernels/multi_tensor.ts multiArmBudget). Each source's last elementwise ops run inside the update (a
+// fused prologue). Adam (nn/optim.ts) and axpbyInto (nn/module.ts) are built on it.
 
 import {
   multiArmBudget,
