@@ -34,7 +34,8 @@ import { columnMoments } from "../kernels/reduce.ts";
 import { gpu } from "../kernels/runtime.ts";
 import { emaInto } from "../nn/module.ts";
 import { Adam } from "../nn/optim.ts";
-import { fromHost } from "../nn/tensor.ts";
+import { fromHost, type Tensor } from "../nn/tensor.ts";
+import { discriminatorLayers } from "../gan/toy2d/models.ts";
 import { lax, numpy as np, vjp } from "@jax-js/jax";
 import { type Case, caseInput, jaxPeer, type PeerSpec, torchPeer } from "./harness.ts";
 import { METRIC_CASES } from "./cases_metrics.ts";
@@ -261,7 +262,7 @@ function emaMultiCase(): Case {
     inputs: [...EMA_SIZES, ...EMA_SIZES].map((n) => [n]),
     output: [EMA_SIZES[0]],
     ours: () => {
-      const ts = c.inputs.map((shape, j) => fromHost(caseInput(c, j), shape, "f32"));
+      const ts = caseTensors(c);
       const dsts = ts.slice(0, k), srcs = ts.slice(k);
       return {
         run: () => emaInto(dsts, srcs, EMA_BETA),
@@ -281,8 +282,13 @@ function emaMultiCase(): Case {
   return c;
 }
 
-/** The 2-D study's discriminator parameters (2 -> 64 -> 128 -> 128 -> 64 -> 1: weights, biases). */
-const TOY_D_SHAPES = [[64, 2], [64], [128, 64], [128], [128, 128], [128], [64, 128], [64], [1, 64], [1]];
+/** The 2-D study's discriminator parameters in order (weight, bias per layer), from its model definition. */
+const TOY_D_SHAPES = discriminatorLayers().flatMap((l) => [[l.outF, l.inF], [l.outF]]);
+
+/** A case's inputs as tensors (the same seeded values the harness uploads), for cases that run nn/ code. */
+function caseTensors(c: Case): Tensor[] {
+  return c.inputs.map((shape, j) => fromHost(caseInput(c, j), shape, "f32"));
+}
 
 /**
  * One Adam update of the 2-D study's discriminator through nn/optim.ts (its multi-tensor grouping, which
@@ -301,7 +307,7 @@ function adamToyDCase(): Case {
     output: [1],
     ours: (_xs, out) => {
       gpu().upload(out, new Float32Array(1));
-      const ts = c.inputs.map((shape, j) => fromHost(caseInput(c, j), shape, "f32"));
+      const ts = caseTensors(c);
       const params = ts.slice(0, k), grads = ts.slice(k);
       const opt = new Adam(params, { lr: 1e-3, betas: [0.5, 0.999] });
       return {

@@ -49,13 +49,10 @@ for (const [name, xs] of Object.entries(ms)) {
   console.log(`${name.padEnd(24)} ${m[name].toFixed(3)} ms`);
 }
 // Seven masked arms over 64 workgroups, and seven dispatches of a one-workgroup item.
-const armPass = (m["8 items, one dispatch"] - m["1 item"]) / (7 * 64);
-const dispatch = (m["8 items, 8 dispatches"] - m["1 item"]) / 7;
+const armPassUs = 1000 * (m["8 items, one dispatch"] - m["1 item"]) / (7 * 64);
+const dispatchUs = 1000 * (m["8 items, 8 dispatches"] - m["1 item"]) / 7;
+const worth = (dispatchUs / armPassUs).toFixed(0);
 console.log(
-  `masked arm pass per workgroup ${(1000 * armPass).toFixed(2)} us, dispatch ${
-    (1000 * dispatch).toFixed(1)
-  } us: ` +
-    `a dispatch is worth ${
-      (dispatch / armPass).toFixed(0)
-    } arm passes (multiArmBudget here: ${multiArmBudget()})`,
+  `masked arm pass per workgroup ${armPassUs.toFixed(2)} us, dispatch ${dispatchUs.toFixed(1)} us: ` +
+    `a dispatch is worth ${worth} arm passes (multiArmBudget here: ${multiArmBudget()})`,
 );
