@@ -60,6 +60,8 @@ export type GemmBinding =
      * f32, so loaders are written once for both.
      */
     f16?: boolean;
+    /** Declared by the spec's helpers (a fused prologue's operand), not here; `name` only labels it. */
+    declared?: boolean;
   }
   | { texture: GPUTextureView; name: string };
 
@@ -290,6 +292,8 @@ export function gemmSource(spec: GemmSpec): string {
   const decls = spec.bindings.map((b, i) =>
     "texture" in b
       ? `@group(0) @binding(${i}) var ${b.name}: texture_2d<f32>;`
+      : b.declared
+      ? ""
       : `@group(0) @binding(${i}) var<storage, ${b.write ? "read_write" : "read"}> ${b.name}: ` +
         `array<${b.vec4 ? `vec4<${b.f16 ? "f16" : "f32"}>` : b.f16 ? "f16" : "f32"}>;`
   ).join("\n");

@@ -1,9 +1,10 @@
-// Batched matrix multiply on f32 buffers (or elementwise trees, f16 tensors among them, on the texture
-// path; outputs f32 or f16) with optional transposes, broadcast operands and a fused
-// epilogue (alpha, bias, activation expression). Layouts become strides in the uniform; a compiled
-// variant differs only where vec4 loads are possible (a contiguous extent that is a multiple of 4).
+// Batched matrix multiply on f32 buffers or elementwise trees (f16 tensors among them; outputs f32 or f16)
+// with optional transposes, broadcast operands and a fused epilogue (alpha, bias, activation
+// expression). Layouts become strides in the uniform; a compiled variant differs only where vec4 loads
+// are possible (a contiguous extent that is a multiple of 4).
 // On the texture path (gemmPath) A and B are first packed into rgba32float textures along their
-// contiguous axis (a pure re-layout, a buffer-to-texture copy when rows are 256-byte aligned).
+// contiguous axis (a pure re-layout, a buffer-to-texture copy when rows are 256-byte aligned; a tree is
+// computed by the pack). On the storage path a tree is a fused prologue that the GEMM's loads call.
 
 import {
   checkEpilogue,
@@ -13,12 +14,15 @@ import {
   epilogueKey,
   f32Bits,
   gemm,
+  GEMM_USER_WORD,
+  type GemmBinding,
   gemmPath,
   type GemmTile,
   gemmTile,
   type OperandLoader,
 } from "./gemm.ts";
 import { packRows, type PackSource, plainOperand, rowsLayout } from "./pack_texture.ts";
+import { type ElementwiseProgram, renderPrologue, suffixHelpers } from "./prologue.ts";
 import { gpu } from "./runtime.ts";
 
 export { checkEpilogue, type Epilogue, epilogueCode, epilogueHelper, epilogueKey };
@@ -62,7 +66,8 @@ export function checkCounts(what: string, values: Record<string, number>): void 
 /**
  * Loader of a strided operand X[z][f][k] (f = the fixed index: m for A, n for B) with strides
  * (zS, fS, kS) in uniform words w, w+1, w+2. `contig` says which index has stride 1; vec4 loads are
- * used along it when its extent (`kExtent` or `fExtent`) is a multiple of 4.
+ * used along it when its extent (`kExtent` or `fExtent`) is a multiple of 4. Scalar loads go through
+ * `read` (a prologue's load function, for a tree; the binding itself by default).
  */
 function stridedLoader(
   name: string,
@@ -70,6 +75,7 @@ function stridedLoader(
   fixed: "m" | "n",
   contig: "k" | "fixed",
   vec4: boolean,
+  read = (index: string) => `${name}[${index}]`,
 ): OperandLoader {
   const f0 = fixed === "m" ? "m0" : "n0", left = fixed === "m" ? "mLeft" : "nLeft";
   const p = name.toLowerCase();
@@ -78,7 +84,7 @@ function stridedLoader(
     return {
       vec: "none",
       setup: (i) => `let ${p}R${i} = ${base(String(i))}; let ${p}Ok${i} = ${i}u < ${left};`,
-      load: (i, k, q) => `select(0.0, ${name}[${p}R${i} + ${k} * U(${w + 2}u)], ${p}Ok${i} & kOk${q})`,
+      load: (i, k, q) => `select(0.0, ${read(`${p}R${i} + ${k} * U(${w + 2}u)`)}, ${p}Ok${i} & kOk${q})`,
     };
   }
   if (contig === "k") {
@@ -137,12 +143,66 @@ function textureLayouts(p: MatmulParams) {
 }
 
 /**
- * Whether matmul runs on the texture path here, where A and B may be elementwise trees (f16 tensors
- * among them: the pack loads them into f32 texels) instead of f32 buffers.
+ * Below this many FLOPs a storage-path GEMM computes a tree operand in its loads. Every thread tile
+ * that reads an element recomputes it, which costs less than the kernel that would store it only while
+ * the GEMM is small (then the dispatch, not the arithmetic, is the cost).
+ */
+export const TREE_MAX_FLOPS = 2 ** 20;
+
+/**
+ * Whether A and B should come as elementwise trees (f16 tensors among them) rather than buffers: on the
+ * texture path the pack computes them (into f32 texels), and a small storage-path GEMM in its loads.
  */
 export function matmulTakesTrees(p: MatmulParams): boolean {
-  return p.batch * p.m * p.n > 0 && p.k > 0 && gemmPath(matmulFlops(p)) === "texture" &&
-    textureLayouts(p) !== null;
+  if (p.batch * p.m * p.n === 0 || p.k === 0) return false;
+  const flops = matmulFlops(p);
+  return gemmPath(flops) === "texture" ? textureLayouts(p) !== null : flops < TREE_MAX_FLOPS;
+}
+
+/** How the storage-path GEMM reads one operand: bindings, loader, and a prologue's code and words. */
+interface StorageOperand {
+  bindings: GemmBinding[];
+  loader: OperandLoader;
+  key: string;
+  code: string;
+  words: Uint32Array;
+}
+
+/**
+ * A (or B) on the storage path: a buffer read with vec4 loads where `vec4` allows, or a tree rendered
+ * as `fn load_a(i) -> f32` at the operand's flat index (its bindings from `firstBinding`, its words from
+ * uniform word `uBase`). Strides sit in words w..w+2 either way.
+ */
+function storageOperand(
+  src: PackSource,
+  name: "A" | "B",
+  w: number,
+  contig: "k" | "fixed",
+  vec4: boolean,
+  firstBinding: number,
+  uBase: number,
+): StorageOperand {
+  const fixed = name === "A" ? "m" : "n";
+  const plain = plainOperand(src);
+  if (plain) {
+    const n = vec4 ? `${name}4` : name;
+    return {
+      bindings: [{ buffer: plain.buffer, name: n, vec4, f16: plain.f16 }],
+      loader: stridedLoader(name, w, fixed, contig, vec4),
+      key: `${contig}${vec4 ? 4 : 1}`,
+      code: "",
+      words: new Uint32Array(0),
+    };
+  }
+  const tree = src as ElementwiseProgram, fn = `load_${name.toLowerCase()}`;
+  const pro = renderPrologue(tree, fn, firstBinding, uBase);
+  return {
+    bindings: tree.operands.map((o, j) => ({ buffer: o.buffer, name: `${fn}_in${j}`, declared: true })),
+    loader: stridedLoader(name, w, fixed, contig, false, (i) => `${fn}(${i})`),
+    key: `${contig}t[${pro.key}]`,
+    code: suffixHelpers(pro.code, `_x${name}`, fn),
+    words: pro.words,
+  };
 }
 
 /** The texture path of matmul; false (nothing recorded) when an operand does not fit a texture. */
@@ -211,9 +271,9 @@ function matmulTexture(
 }
 
 /**
- * out[b,m,n] = epilogue(sum_k A[b,m,k] * B[b,k,n]). A and B are f32 buffers or f16 buffers as one-load
- * programs (kernels/pack_texture.ts plainOperand), or any elementwise trees where matmulTakesTrees(p)
- * (the texture path).
+ * out[b,m,n] = epilogue(sum_k A[b,m,k] * B[b,k,n]). A and B are f32 buffers, f16 buffers as one-load
+ * programs (kernels/pack_texture.ts plainOperand), or any elementwise trees (matmulTakesTrees(p) says
+ * when they are cheaper than buffers; the caller keeps their buffers within the adapter's binding limit).
  */
 export function matmul(
   a: PackSource,
@@ -236,32 +296,40 @@ export function matmul(
   checkEpilogue("matmul", epi, epi?.biasAlong === "m" ? m : n);
   if (batch * m * n === 0) return;
   if (k > 0 && gemmPath(matmulFlops(p)) === "texture" && matmulTexture(a, b, out, p, epi)) return;
-  const pa = plainOperand(a), pb = plainOperand(b);
-  if (!pa || !pb) {
-    throw new Error("matmul: elementwise operands need the texture path (check matmulTakesTrees first)");
-  }
   const tile: GemmTile = gemmTile(m, n, k, batch);
-  // A as (z, m, k) strides, B as (z, n, k) strides (the loader's fixed index first).
+  // A as (z, m, k) strides, B as (z, n, k) strides (the loader's fixed index first); a tree is read at
+  // these flat indices of its row-major shape.
   const aZ = p.broadcastA ? 0 : m * k, bZ = p.broadcastB ? 0 : k * n;
   const aStr = p.transA ? [aZ, 1, m] : [aZ, k, 1];
   const bStr = p.transB ? [bZ, k, 1] : [bZ, 1, n];
   const aContig = p.transA ? "fixed" : "k", bContig = p.transB ? "k" : "fixed";
   const aVec = p.transA ? m % 4 === 0 && tile.tm % 4 === 0 : k % 4 === 0;
   const bVec = p.transB ? k % 4 === 0 : n % 4 === 0;
-  const bindings = [
-    { buffer: pa.buffer, name: aVec ? "A4" : "A", vec4: aVec, f16: pa.f16 },
-    { buffer: pb.buffer, name: bVec ? "B4" : "B", vec4: bVec, f16: pb.f16 },
+  const uniform = [...aStr, ...bStr, f32Bits(epi?.alpha ?? 1)];
+  const u0 = GEMM_USER_WORD + uniform.length;
+  const A = storageOperand(a, "A", 8, aContig, aVec, 0, u0);
+  const B = storageOperand(b, "B", 11, bContig, bVec, A.bindings.length, u0 + A.words.length);
+  const bindings: GemmBinding[] = [
+    ...A.bindings,
+    ...B.bindings,
     ...(epi?.bias ? [{ buffer: epi.bias, name: "bias" }] : []),
     { buffer: out, name: "C", write: true, f16: p.outF16 },
   ];
+  const limit = gpu().device.limits.maxStorageBuffersPerShaderStage;
+  if (bindings.length > limit) {
+    throw new Error(
+      `matmul: the operands' trees read ${bindings.length - 1} buffers, more than this adapter binds ` +
+        `(${limit} with the output); materialise one first`,
+    );
+  }
   gemm({
-    key: `matmul|${aContig}${aVec ? 4 : 1}${bContig}${bVec ? 4 : 1}|${epilogueKey(epi)}`,
+    key: `matmul|${A.key}${B.key}|${epilogueKey(epi)}`,
     tile,
     bindings,
-    uniform: [...aStr, ...bStr, f32Bits(epi?.alpha ?? 1)],
-    helpers: epilogueHelper(epi),
-    loadA: stridedLoader("A", 8, "m", aContig, aVec),
-    loadB: stridedLoader("B", 11, "n", bContig, bVec),
+    uniform: [...uniform, ...A.words, ...B.words],
+    helpers: `${epilogueHelper(epi) ?? ""}${A.code}${B.code}`,
+    loadA: A.loader,
+    loadB: B.loader,
     store: () => `${epilogueCode(epi, 14)} C[(z * M + m) * N + n] = OutT(o);`,
     m,
     n,

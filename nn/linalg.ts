@@ -59,15 +59,19 @@ export function matmulT(a: Tensor, b: Tensor, transA = false, transB = false, ep
     broadcastB: B.batch.length === 0 && batch > 1,
     outF16: dtype === "f16",
   };
-  // f16 operands: packed from f16 loads on the texture path, bound as array<f16> on the storage path.
-  const trees = matmulTakesTrees(p) && (a.dtype === "f16" || b.dtype === "f16");
-  const src = (t: Tensor): PackSource =>
-    t.dtype !== "f16"
-      ? t.buffer
-      : trees
-      ? sourceOf(t.valueNode, maxReadBuffers() - 1)
-      : storedSourceOf(t.valueNode);
-  gemm(src(a), src(b), out.buffer, p, epi);
+  // Lazy operands go in as trees where the GEMM computes them more cheaply than a kernel of their own
+  // (in the texture pack, or in a small GEMM's loads), else as buffers (f16 ones as one-load programs).
+  // The two trees and the bias share one kernel's read bindings.
+  const trees = matmulTakesTrees(p);
+  let budget = maxReadBuffers() - 1 - (epi?.bias ? 1 : 0);
+  const src = (t: Tensor, keep: number): PackSource => {
+    if (!trees) return storedSourceOf(t.valueNode);
+    const s = sourceOf(t.valueNode, budget - keep);
+    budget -= s instanceof GPUBuffer ? 1 : s.operands.length;
+    return s;
+  };
+  const sa = src(a, 1);
+  gemm(sa, src(b, 0), out.buffer, p, epi);
   if (epi) return out; // fused epilogues are forward-only (inference paths)
   return record(out, "matmul", [a, b], (g, needs) => {
     // dA' = G B'^T, dB' = A'^T G, mapped back through the transposes.

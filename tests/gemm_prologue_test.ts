@@ -1,16 +1,20 @@
-// GEMM operand packs with an elementwise prologue (kernels/pack_texture.ts PackSource, nn/conv.ts): on
-// the texture path a lazy input, weight or output gradient of conv2d is packed as it is computed, with
-// no kernel of its own. Checked against the materialised path (bit-identical), against a float64
+// GEMM operands with an elementwise prologue (kernels/pack_texture.ts PackSource, nn/conv.ts,
+// nn/linalg.ts): on the texture path a lazy input, weight or output gradient of conv2d is packed as it is
+// computed, and a small storage-path matmul computes a lazy operand in its loads, with no kernel of its
+// own. Checked against the materialised path (bit-identical), against a float64
 // convolution of the fused chain, by the dispatches saved, and by first- and second-order finite
 // differences through the fused graph; sizes are not multiples of 4 (channels) or of any tile.
 
-import { gemmTuning } from "../kernels/gemm.ts";
+import { type GemmPath, gemmTuning } from "../kernels/gemm.ts";
+import { matmul as gemmMatmul } from "../kernels/matmul.ts";
 import { gpu } from "../kernels/runtime.ts";
 import { grad } from "../nn/autograd.ts";
 import { tensor } from "../nn/creation.ts";
 import { conv2d } from "../nn/conv.ts";
+import { matmul, matmulT } from "../nn/linalg.ts";
 import * as o from "../nn/ops.ts";
 import { sum } from "../nn/reduce.ts";
+import { transpose } from "../nn/shape.ts";
 import { scopeAsync, type Tensor } from "../nn/tensor.ts";
 import { gradcheck } from "./gradcheck.ts";
 import { assertClose, gpuTest, randArray } from "./harness.ts";
@@ -18,8 +22,8 @@ import { assertClose, gpuTest, randArray } from "./harness.ts";
 const X = [3, 5, 7, 9], W = [6, 5, 3, 3], PAD = 1; // batch 3, cin 5, cout 6, 7x9, 3x3 taps
 const nX = 3 * 5 * 7 * 9, nW = 6 * 5 * 3 * 3;
 
-async function onTexture<T>(fn: () => Promise<T>): Promise<T> {
-  gemmTuning.path = "texture";
+async function onPath<T>(path: GemmPath, fn: () => Promise<T>): Promise<T> {
+  gemmTuning.path = path;
   try {
     return await fn();
   } finally {
@@ -83,7 +87,7 @@ async function pass(lazy: boolean) {
 }
 
 gpuTest("conv2d packs take lazy operands: bit-identical, float64 forward, fewer dispatches", async () => {
-  await onTexture(async () => {
+  await onPath("texture", async () => {
     const a = await pass(true), b = await pass(false);
     assertClose(a.y, b.y, { rtol: 0, atol: 0, what: "forward" });
     assertClose(a.gx, b.gx, { rtol: 0, atol: 0, what: "dx" });
@@ -98,7 +102,7 @@ gpuTest("conv2d packs take lazy operands: bit-identical, float64 forward, fewer 
 });
 
 gpuTest("conv2d with lazy operands: first- and second-order gradients (finite differences)", async () => {
-  await onTexture(async () => {
+  await onPath("texture", async () => {
     const small = [2, 3, 5, 6], sw = [5, 3, 3, 3];
     const f = (x: Tensor, w: Tensor) =>
       conv2d(o.add(o.mul(o.tanh(x), 1.5), 0.1), o.mul(w, o.square(w)), { padding: 1 });
@@ -112,7 +116,7 @@ gpuTest("conv2d with lazy operands: first- and second-order gradients (finite di
 gpuTest(
   "image packs of a tree read four channel lanes per coordinate decomposition where the view allows",
   async () => {
-    await onTexture(async () => {
+    await onPath("texture", async () => {
       const rt = gpu();
       rt.startTiming(true);
       const a = await pass(true);
@@ -133,7 +137,7 @@ gpuTest(
 gpuTest(
   "four-lane image packs: a grouped conv (per-sample weights) over a lazy input equals the computed input",
   async () => {
-    await onTexture(async () => {
+    await onPath("texture", async () => {
       // The fused modulated conv's view: [1, n*c, h, w] in n groups, c = 6 per group (a ragged last quad),
       // 5x7 images; the tree scales channels by a broadcast [n*c, 1, 1], so its coordinates are decomposed.
       const n = 3, c = 6, h = 5, w = 7, co = 4;
@@ -155,5 +159,105 @@ gpuTest(
       }
       assertClose(lazy, await run(false), { rtol: 0, atol: 0, what: "grouped conv" });
     });
+  },
+);
+
+// matmul with lazy operands: on the storage path (small GEMMs, where the dispatch is the cost) a lazy
+// operand is a prologue that the GEMM's loads call, on the texture path the pack computes it; either way
+// it needs no kernel of its own. A = tanh(x) * s[m] + 0.25 over a batch, B = transpose(w) * d[n] (a
+// strided view of one buffer) broadcast over the batch; 3 x 7 x 6 x 5 is no multiple of any tile or of 4.
+const MB = 3, MM = 7, MN = 6, MK = 5;
+const mx = randArray(MB * MM * MK, 21), ms = randArray(MM, 22, 0.5, 1.5);
+const mw = randArray(MN * MK, 23), md = randArray(MN, 24, 0.5, 2);
+
+async function matmulPass(lazy: boolean) {
+  return await scopeAsync(async () => {
+    const x = tensor(mx, [MB, MM, MK]), w = tensor(mw, [MN, MK]);
+    x.requiresGrad = w.requiresGrad = true;
+    const rt = gpu();
+    const d0 = rt.totalDispatches;
+    const a = o.add(o.mul(o.tanh(x), tensor(ms, [MM, 1])), 0.25);
+    const b = o.mul(transpose(w), tensor(md, [MN]));
+    if (lazy && !(a.lazy && b.lazy)) throw new Error("the operands should still be lazy");
+    if (!lazy) void [a.buffer, b.buffer];
+    const y = matmul(a, b);
+    // The backward products read lazy views too: the output gradient times 2, transposed operands.
+    const [gx, gw] = grad(sum(o.mul(o.mul(y, tensor(r.subarray(0, MB * MM * MN), y.shape)), 2)), [x, w]);
+    void [gx.buffer, gw.buffer];
+    const dispatches = rt.totalDispatches - d0;
+    return { y: await y.data(), gx: await gx.data(), gw: await gw.data(), dispatches };
+  });
+}
+
+for (const path of ["storage", "texture"] as const) {
+  gpuTest(
+    `${path}-path matmul takes lazy operands: bit-identical, float64 forward, fewer dispatches`,
+    async () => {
+      const [lazy, stored] = await onPath(
+        path,
+        async () => [await matmulPass(true), await matmulPass(false)],
+      );
+      assertClose(lazy.y, stored.y, { rtol: 0, atol: 0, what: "forward" });
+      assertClose(lazy.gx, stored.gx, { rtol: 0, atol: 0, what: "dx" });
+      assertClose(lazy.gw, stored.gw, { rtol: 0, atol: 0, what: "dw" });
+      if (lazy.dispatches >= stored.dispatches) {
+        throw new Error(
+          `lazy operands cost ${lazy.dispatches} dispatches, computed ones ${stored.dispatches}`,
+        );
+      }
+      const ref = new Float64Array(MB * MM * MN);
+      for (let z = 0; z < MB; z++) {
+        for (let i = 0; i < MM; i++) {
+          for (let j = 0; j < MN; j++) {
+            let acc = 0;
+            for (let q = 0; q < MK; q++) {
+              const av = Math.tanh(mx[(z * MM + i) * MK + q]) * ms[i] + 0.25;
+              acc += av * mw[j * MK + q] * md[j];
+            }
+            ref[(z * MM + i) * MN + j] = acc;
+          }
+        }
+      }
+      assertClose(lazy.y, ref, { rtol: 1e-5, atol: 1e-5, what: "forward vs float64" });
+    },
+  );
+}
+
+gpuTest(
+  "storage-path matmul with lazy operands: first- and second-order gradients (finite differences)",
+  async () => {
+    const f = (x: Tensor, w: Tensor) =>
+      matmulT(o.add(o.mul(o.tanh(x), 1.5), 0.1), o.mul(w, o.square(w)), true, false);
+    await onPath("storage", () =>
+      gradcheck(f, [
+        { data: randArray(2 * 5 * 7, 25), shape: [2, 5, 7] },
+        { data: randArray(2 * 5 * 3, 26), shape: [2, 5, 3] },
+      ]));
+  },
+);
+
+gpuTest(
+  "storage-path matmul: trees that read more buffers than the adapter binds are refused clearly",
+  () => {
+    const rt = gpu();
+    const limit = rt.device.limits.maxStorageBuffersPerShaderStage;
+    const bufs = Array.from({ length: limit }, () => rt.alloc(64));
+    const tree = {
+      shape: [4, 4],
+      operands: bufs.map((buffer) => ({ buffer, dtype: "f32" as const, strides: [4, 1], offset: 0 })),
+      body: "",
+      result: "in0",
+      scalars: [],
+      helpers: "",
+    };
+    const out = rt.alloc(64);
+    try {
+      gemmMatmul(tree, bufs[0], out, { batch: 1, m: 4, n: 4, k: 4 });
+      throw new Error("no error");
+    } catch (e) {
+      if (!/more than this adapter binds/.test((e as Error).message)) throw e;
+    } finally {
+      for (const b of [...bufs, out]) rt.release(b);
+    }
   },
 );
