@@ -117,7 +117,7 @@ if (import.meta.main) {
     Deno.exit(2);
   }
   try {
-    (await import("./cli/gemm_env.ts")).applyGemmPathEnv();
+    (await import("./cli/gemm_env.ts")).applyGemmEnv();
     await cmd.run(rest);
   } catch (e) {
     console.error(`error: ${(e as Error).message}`);

@@ -7,9 +7,11 @@
 // `--time-keys`: the 40 costliest pipeline keys with their workgroup grids instead.
 
 import { gpu, initGPU } from "../kernels/runtime.ts";
+import { applyGemmEnv } from "../cli/gemm_env.ts";
 import { caseInput, numel } from "./harness.ts";
 import { STYLEGAN_CASES } from "./cases_stylegan.ts";
 
+applyGemmEnv();
 await initGPU();
 const rt = gpu();
 const timed = Deno.args.includes("--time") || Deno.args.includes("--time-keys");

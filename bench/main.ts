@@ -6,7 +6,7 @@
 
 import { parseArgs } from "node:util";
 import { gpu, initGPU } from "../kernels/runtime.ts";
-import { applyGemmPathEnv } from "../cli/gemm_env.ts";
+import { applyGemmEnv } from "../cli/gemm_env.ts";
 import { CASES } from "./cases.ts";
 import {
   type Case,
@@ -235,7 +235,7 @@ async function main() {
   }
 
   if (cli.counts) cli["no-torch"] = cli["no-jax"] = true;
-  applyGemmPathEnv();
+  applyGemmEnv();
   await initGPU();
   const rt = gpu();
   let jaxAdapter: string | null = null, jaxNote: string | null = null;

@@ -4,7 +4,7 @@
 // --time, one more run of 128 images with every dispatch timed (kernels/runtime.ts startTiming): GPU
 // milliseconds by kernel family, or by pipeline key and grid (--time-keys, the 30 costliest).
 
-import { applyGemmPathEnv } from "../cli/gemm_env.ts";
+import { applyGemmEnv } from "../cli/gemm_env.ts";
 import { mergeSources } from "../gan/cocktail/merge.ts";
 import { openSources } from "../gan/cocktail/sources.ts";
 import { disposeNetworks } from "../gan/cocktail/stage.ts";
@@ -14,7 +14,7 @@ import { gpu, initGPU } from "../kernels/runtime.ts";
 const timed = Deno.args.includes("--time") || Deno.args.includes("--time-keys");
 const byKey = Deno.args.includes("--time-keys");
 const runs = Number(Deno.args.find((a) => !a.startsWith("--")) ?? 2);
-applyGemmPathEnv();
+applyGemmEnv();
 await initGPU();
 const rt = gpu();
 const sources = await openSources(DEMO_SOURCES);

@@ -7,7 +7,7 @@
 // The browser test prints the f32 numbers for Chromium on the same machine.
 
 import { initGPU } from "../kernels/runtime.ts";
-import { applyGemmPathEnv } from "../cli/gemm_env.ts";
+import { applyGemmEnv } from "../cli/gemm_env.ts";
 import { generatorFromSnapshotBytes } from "../gan/train/snapshot_bytes.ts";
 import { benchGenerate } from "../web/render.ts";
 
@@ -30,7 +30,7 @@ const rounds = Number(flag("--rounds") ?? 5);
 const [path, repsArg] = args;
 if (!path) throw new Error("usage: bench/web_generate.ts SNAPSHOT [REPS] [--rounds R] [--f32-only]");
 const reps = Number(repsArg ?? 3);
-applyGemmPathEnv();
+applyGemmEnv();
 const rt = await initGPU();
 const bytes = await Deno.readFile(path);
 const probe = await rt.probeShaderF16();

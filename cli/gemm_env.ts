@@ -1,10 +1,16 @@
-// The Deno side of GC_GEMM_PATH: kernels/ reads no environment (the browser page imports it), so Deno
-// entry points (cli.ts, the test harness, bench) read the variable here and hand it to kernels/gemm.ts.
+// The Deno side of the GEMM settings: kernels/ reads no environment or files (the browser page imports
+// it), so Deno entry points (cli.ts, the test harness, bench) call applyGemmEnv() before initGPU(): it
+// hands GC_GEMM_PATH to kernels/gemm.ts and, once the adapter is up, a GPU's tuned tiles
+// (cli/gemm_tiles.ts: GC_GEMM_AUTOTUNE, GC_GEMM_TILE_CACHE).
 
 import { setGemmPathSetting } from "../kernels/gemm.ts";
+import { afterGpuInit } from "../kernels/runtime.ts";
+import { applyGemmTiles } from "./gemm_tiles.ts";
 
-/** Reads GC_GEMM_PATH (unset, or no env permission: the adapter decides) into the GEMM path setting. */
-export function applyGemmPathEnv(): void {
+let hooked = false;
+
+/** Reads GC_GEMM_PATH (unset, or no env permission: the adapter decides); applies the GPU tiles at init. */
+export function applyGemmEnv(): void {
   let v: string | undefined;
   try {
     if (Deno.permissions.querySync({ name: "env", variable: "GC_GEMM_PATH" }).state === "granted") {
@@ -14,4 +20,8 @@ export function applyGemmPathEnv(): void {
     v = undefined;
   }
   setGemmPathSetting(v);
+  if (!hooked) {
+    hooked = true;
+    void afterGpuInit(async (rt) => void await applyGemmTiles(rt));
+  }
 }

@@ -1,6 +1,8 @@
 // `info`: the adapter and its limits, so a user can see what the engine runs on.
 
-import { initGPU } from "../kernels/runtime.ts";
+import { currentGpuTiles } from "../kernels/gemm.ts";
+import { initGPU, onCpuAdapter } from "../kernels/runtime.ts";
+import { tileName } from "./gemm_tiles.ts";
 import { parse } from "./args.ts";
 
 export async function info(args: string[]): Promise<void> {
@@ -23,5 +25,13 @@ export async function info(args: string[]): Promise<void> {
     );
     console.log(`features: ${i.features.join(", ")}`);
     console.log(`shader-f16: ${f16.ok ? "usable" : "not usable"} (${f16.detail})`);
+    const t = currentGpuTiles();
+    console.log(
+      onCpuAdapter()
+        ? "gemm tiles: modelled per GEMM (CPU adapter)"
+        : `gemm tiles: big ${tileName(t.big)}, small ${
+          tileName(t.small)
+        } (tm x tn per thread @ wx x wy threads)`,
+    );
   }
 }

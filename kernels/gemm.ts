@@ -167,6 +167,54 @@ const TILE_CANDIDATES: GemmTile[] = [
 ];
 
 /**
+ * A GPU's two tiles: `big` for GEMMs that still give a workgroup per ~multiprocessor with it (at least
+ * GPU_WORKGROUPS / 8 output tiles), `small` for the rest (split-K fills the adapter there).
+ */
+export interface GpuTiles {
+  big: GemmTile;
+  small: GemmTile;
+}
+
+/**
+ * Without a tuned table: many light threads (registers are per thread on a GPU), 64x64 blocks of 4x4
+ * per thread, 32x32 blocks for small GEMMs (measured on an H100, bench/results/2026-11-23-h100-*.json:
+ * conv c512 4x4 b8 had 16 workgroups of 64x64).
+ */
+export const DEFAULT_GPU_TILES: GpuTiles = {
+  big: { tm: 4, tn: 4, wx: 16, wy: 16 },
+  small: { tm: 4, tn: 4, wx: 8, wy: 8 },
+};
+
+/** What a GPU's tile autotune times (cli/gemm_tiles.ts): register tiles of 4 or 8, 64 to 256 threads. */
+export const GPU_TILE_CANDIDATES: GemmTile[] = [
+  { tm: 4, tn: 4, wx: 16, wy: 16 },
+  { tm: 4, tn: 4, wx: 8, wy: 8 },
+  { tm: 4, tn: 4, wx: 32, wy: 8 },
+  { tm: 8, tn: 4, wx: 16, wy: 16 },
+  { tm: 4, tn: 8, wx: 16, wy: 16 },
+  { tm: 8, tn: 8, wx: 16, wy: 16 },
+  { tm: 8, tn: 8, wx: 8, wy: 8 },
+  { tm: 8, tn: 8, wx: 16, wy: 8 },
+  { tm: 8, tn: 8, wx: 8, wy: 16 },
+];
+
+let gpuTiles: GpuTiles | null = null;
+
+/**
+ * Sets the tiles a GPU adapter uses (a tuned table, cli/gemm_tiles.ts; null: DEFAULT_GPU_TILES). CPU
+ * adapters keep their modelled choice. kernels/ reads no files itself, so the Deno side hands it in.
+ */
+export function setGpuTiles(t: GpuTiles | null): void {
+  if (t) { for (const tile of [t.big, t.small]) checkTile(tile); }
+  gpuTiles = t;
+}
+
+/** The GPU tiles in force. */
+export function currentGpuTiles(): GpuTiles {
+  return gpuTiles ?? DEFAULT_GPU_TILES;
+}
+
+/**
  * Workgroups that keep the adapter busy: 16 on the CPU adapter (a few per core), 1024 on a GPU (about
  * 8 per multiprocessor of a large one; WebGPU does not report the count). Split-K GEMMs split until
  * they reach it.
@@ -200,11 +248,8 @@ export function gemmTile(
   if (gemmTuning.tile) return gemmTuning.tile;
   if (path === "texture") return textureTile(m, n, batch);
   if (!onCpuAdapter()) {
-    // A real GPU wants many light threads (registers are per thread there): 64x64 blocks of 4x4 per
-    // thread when they still give a workgroup per ~multiprocessor, else 32x32 blocks (measured on an
-    // H100, bench/results/2026-11-23-h100-*.json: conv c512 4x4 b8 had 16 workgroups of 64x64).
-    const big = Math.ceil(m / 64) * Math.ceil(n / 64) * batch;
-    return big >= GPU_WORKGROUPS / 8 ? { tm: 4, tn: 4, wx: 16, wy: 16 } : { tm: 4, tn: 4, wx: 8, wy: 8 };
+    const tiles = gpuTiles ?? DEFAULT_GPU_TILES;
+    return tileCount(m, n, batch, tiles.big) >= GPU_WORKGROUPS / 8 ? tiles.big : tiles.small;
   }
   let best = TILE_CANDIDATES[TILE_CANDIDATES.length - 1], bestCost = Infinity;
   for (const t of TILE_CANDIDATES) {

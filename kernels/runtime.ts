@@ -691,16 +691,28 @@ export interface F16Probe {
 
 let runtime: Runtime | null = null;
 let initPromise: Promise<Runtime> | null = null;
+const initHooks: ((rt: Runtime) => Promise<void>)[] = [];
 
-/** Initialises the runtime (once per process). */
+/** Initialises the runtime (once per process), then runs the afterGpuInit hooks. */
 export function initGPU(): Promise<Runtime> {
   initPromise ??= (async () => {
     const r = new Runtime();
     await r.init();
     runtime = r;
+    for (const hook of initHooks) await hook(r);
     return r;
   })();
   return initPromise;
+}
+
+/**
+ * Runs `hook` once the runtime has started (now, if it has), before initGPU() resolves: how the Deno
+ * side applies settings that need the adapter (cli/gemm_tiles.ts's tuned tiles) without kernels/
+ * reading files.
+ */
+export async function afterGpuInit(hook: (rt: Runtime) => Promise<void>): Promise<void> {
+  if (runtime) await hook(runtime);
+  else initHooks.push(hook);
 }
 
 /**

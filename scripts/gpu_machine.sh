@@ -5,7 +5,8 @@
 #   .gpu/denodir.tar.xz   a DENO_DIR holding the npm packages (DENO_DIR=D deno cache cli.ts bench/main.ts
 #                         tests/*.ts; tar of D/npm and D/gen without the emoji packages' img/ folders)
 #   .gl/*.deb             the Vulkan loader (libvulkan1 and the GL dispatch libraries; the device README)
-# Usage: scripts/gpu_machine.sh info | test [deno test args] | bench [bench args] | run ARGS...
+# Usage: scripts/gpu_machine.sh info | test [deno test args] | bench [bench args] | run ARGS... | session
+#   session: the whole prepared check in one call, well under 10 minutes, logs under $OUT (see below).
 # Environment it sets: DENO_DIR, XDG_RUNTIME_DIR, GC_TORCH_DEVICE=cuda, GC_PYTHON=python3.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -29,5 +30,34 @@ case "$what" in
   test) exec "$deno" test -A --cached-only --no-check=remote "$@" ;;
   bench) exec "$deno" run -A --cached-only bench/main.ts "$@" ;;
   run) exec "$deno" run -A --cached-only "$@" ;;
-  *) echo "usage: $0 info|test|bench|run ..." >&2; exit 2 ;;
+  session)
+    # One lease's check (#11): GEMM tile autotune (cached in $OUT/gemm-tiles.json), the heavy bench rows
+    # beside PyTorch CUDA fp32 (TF32 off), the training iterations' GPU time by kernel family
+    # (timestamp-query) with the tuned and the default tiles, the demo's merge stage in images per second,
+    # then the kernel tests. Each step has its
+    # own time limit, so a slow one cannot take the rest with it.
+    out="${OUT:?session writes under \$OUT}"
+    export GC_GEMM_TILE_CACHE="$out/gemm-tiles.json"
+    step() { # step NAME SECONDS CMD...: runs CMD with a limit, output to $out/NAME.log and the terminal
+      local name=$1 limit=$2 t0=$SECONDS rc=0
+      shift 2
+      echo "=== $name (limit ${limit}s)"
+      timeout "$limit" "$@" >"$out/$name.log" 2>&1 || rc=$?
+      tail -n "${TAIL:-25}" "$out/$name.log"
+      echo "=== $name: rc $rc in $((SECONDS - t0)) s"
+    }
+    nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem,temperature.gpu,power.draw --format=csv || true
+    GC_GEMM_AUTOTUNE=force step info 60 "$deno" run -A --cached-only cli.ts info
+    TAIL=60 step bench 180 "$deno" run -A --cached-only bench/main.ts --heavy --no-jax --json "$out/bench.json" \
+      --filter 'matmul (2048|4096)|conv2d (fwd|dx|dw) b32|modulatedConv2d|train iter (tiny64|paper256)|dispatch overhead'
+    TAIL=40 step profile 70 "$deno" run -A --cached-only bench/dispatch_profile.ts 'train iter (tiny64|paper256)' 5 --time
+    TAIL=12 GC_GEMM_AUTOTUNE=0 step profile_default 50 "$deno" run -A --cached-only bench/dispatch_profile.ts \
+      'train iter (tiny64|paper256)' 5
+    TAIL=8 step merge_stage 40 "$deno" run -A --cached-only bench/merge_stage.ts 3
+    TAIL=30 step tests 120 "$deno" test -A --cached-only --no-check=remote tests/gemm_tiles_test.ts \
+      tests/matmul_test.ts tests/gemm_prologue_test.ts tests/conv2d_test.ts tests/fusion_test.ts tests/ops_test.ts \
+      tests/stylegan_ops_test.ts tests/stylegan2_test.ts tests/layers_test.ts tests/leak_test.ts \
+      tests/adam_multi_test.ts tests/axpby_multi_test.ts tests/metric_ops_test.ts tests/f16_test.ts
+    ;;
+  *) echo "usage: $0 info|test|bench|run ...|session" >&2; exit 2 ;;
 esac

@@ -1,7 +1,7 @@
 // Shared test helpers: GPU tests (the device outlives single tests, so Deno's op/resource sanitizers are
 // off), seeded host random numbers, and float64 comparisons with clear messages.
 import { initGPU } from "../kernels/runtime.ts";
-import { applyGemmPathEnv } from "../cli/gemm_env.ts";
+import { applyGemmEnv } from "../cli/gemm_env.ts";
 import { mulberry32 } from "../nn/host_random.ts";
 
 /** Registers a test that runs with the GPU runtime initialised. */
@@ -11,7 +11,7 @@ export function gpuTest(name: string, fn: () => Promise<void> | void): void {
     sanitizeOps: false,
     sanitizeResources: false,
     fn: async () => {
-      applyGemmPathEnv();
+      applyGemmEnv();
       await initGPU();
       await fn();
     },
