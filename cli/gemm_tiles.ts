@@ -1,13 +1,19 @@
 // The GEMM tiles of a GPU adapter, chosen by a short autotune whose result is cached on disk per adapter:
-// every candidate of GPU_TILE_CANDIDATES runs two matmuls (one that fills the GPU with output tiles, one
-// with few tiles, where split-K fills it) and the fastest that computes the same product wins for that
-// class. CPU adapters keep kernels/gemm.ts's modelled tiles (their compile times would dwarf a tune).
+// for each GEMM kind (matmul and the three conv2d passes) every candidate of GPU_TILE_CANDIDATES runs one
+// problem that fills the GPU with output tiles and one with few tiles (where split-K fills it), and the
+// fastest that computes the same result as the first candidate wins for that kind and class. Kernel time
+// comes from timestamp-query where the adapter has it (no host waits in the number), else from the wall
+// clock over ~100 ms batches. CPU adapters keep kernels/gemm.ts's modelled tiles (their compile times
+// would dwarf a tune).
 //   GC_GEMM_AUTOTUNE  unset: the cache, else tune and cache; "force": tune again; "0": default tiles
 //   GC_GEMM_TILE_CACHE  the cache file (default $XDG_CACHE_HOME or ~/.cache, gan-cocktail/gemm-tiles.json)
 
+import { conv2dForward, conv2dInputGrad, type Conv2dParams, conv2dWeightGrad } from "../kernels/conv2d.ts";
 import {
   currentGpuTiles,
   DEFAULT_GPU_TILES,
+  GEMM_KINDS,
+  type GemmKind,
   type GemmTile,
   gemmTuning,
   GPU_TILE_CANDIDATES,
@@ -19,23 +25,57 @@ import { onCpuAdapter, type Runtime } from "../kernels/runtime.ts";
 import { writeFileAtomic } from "../nn/checkpoint.ts";
 import { mulberry32 } from "../nn/host_random.ts";
 
-const CACHE_VERSION = 1;
+const CACHE_VERSION = 2;
 
-/** The two GEMMs the tune times: m x n x k, batch 1. */
-export interface TuneShapes {
-  big: { m: number; n: number; k: number };
-  small: { m: number; n: number; k: number };
+/** One timed problem: a matmul or a convolution (run as the pass its kind names). */
+export type TuneProblem = { matmul: MatmulParams } | { conv: Conv2dParams };
+
+/** The problems a tune times, per kind and class. */
+export type TuneProblems = Record<GemmKind, { big: TuneProblem; small: TuneProblem }>;
+
+/** A 3x3 same-padded convolution with c channels in and out, as a tune problem. */
+export function convProblem(batch: number, c: number, hw: number): TuneProblem {
+  return {
+    conv: {
+      batch,
+      cin: c,
+      cout: c,
+      h: hw,
+      w: hw,
+      kh: 3,
+      kw: 3,
+      strideY: 1,
+      strideX: 1,
+      padTop: 1,
+      padLeft: 1,
+      groups: 1,
+      outH: hw,
+      outW: hw,
+    },
+  };
 }
 
-/** big: 2048^3 (1024 tiles of 64x64); small: conv-like 256 x 512 x 4608 (32 tiles, split-K). */
-export const TUNE_SHAPES: TuneShapes = {
-  big: { m: 2048, n: 2048, k: 2048 },
-  small: { m: 256, n: 512, k: 4608 },
+/**
+ * Big problems give >= 128 output tiles even with the largest candidate block (128 x 128): matmul 2048^3,
+ * 3x3 convolutions at b8 c256 64x64 (c512 32x32 for the weight gradient, whose output is cout x cin*9).
+ * Small ones give few: matmul 256 x 512 x 4608, c512 4x4 b8 (b16 c32 64x64 for the weight gradient).
+ */
+export const TUNE_PROBLEMS: TuneProblems = {
+  matmul: {
+    big: { matmul: { batch: 1, m: 2048, n: 2048, k: 2048 } },
+    small: { matmul: { batch: 1, m: 256, n: 512, k: 4608 } },
+  },
+  conv_fwd: { big: convProblem(8, 256, 64), small: convProblem(8, 512, 4) },
+  conv_dx: { big: convProblem(8, 256, 64), small: convProblem(8, 512, 4) },
+  conv_dw: { big: convProblem(8, 512, 32), small: convProblem(16, 32, 64) },
 };
 
-export interface TuneResult extends GpuTiles {
-  /** GFLOP/s per candidate ("tm x tn @ wx x wy") and class; null: its product differed. */
-  gflops: Record<string, { big: number | null; small: number | null }>;
+export interface TuneResult {
+  tiles: GpuTiles;
+  /** GFLOP/s per kind, candidate ("tm x tn @ wx x wy") and class; null: its result differed. */
+  gflops: Record<GemmKind, Record<string, { big: number | null; small: number | null }>>;
+  /** How the kernels were timed. */
+  clock: "timestamp-query" | "wall";
   seconds: number;
 }
 
@@ -60,66 +100,139 @@ function randomValues(n: number, seed: number): Float32Array {
   return Float32Array.from({ length: n }, () => 2 * next() - 1);
 }
 
+/** Buffers for one problem and a closure that runs it as `kind`; FLOPs counted as 2 per multiply-add. */
+function prepare(rt: Runtime, kind: GemmKind, problem: TuneProblem) {
+  const bufs: GPUBuffer[] = [];
+  const input = (n: number, seed: number) => {
+    const b = rt.alloc(4 * n);
+    rt.upload(b, randomValues(n, seed));
+    bufs.push(b);
+    return b;
+  };
+  const output = (n: number) => {
+    const b = rt.alloc(4 * n);
+    bufs.push(b);
+    return { b, n };
+  };
+  let run: () => void, out: { b: GPUBuffer; n: number }, flops: number;
+  if ("matmul" in problem) {
+    const p = problem.matmul;
+    const a = input(p.m * p.k, 1), b = input(p.k * p.n, 2);
+    out = output(p.m * p.n);
+    run = () => matmul(a, b, out.b, p);
+    flops = 2 * p.m * p.n * p.k;
+  } else {
+    const p = problem.conv;
+    const xN = p.batch * p.cin * p.h * p.w, wN = p.cout * p.cin * p.kh * p.kw;
+    const yN = p.batch * p.cout * p.outH * p.outW;
+    flops = 2 * p.batch * p.cout * p.outH * p.outW * p.cin * p.kh * p.kw;
+    if (kind === "conv_fwd") {
+      const x = input(xN, 1), w = input(wN, 2);
+      out = output(yN);
+      run = () => conv2dForward(x, w, out.b, p);
+    } else if (kind === "conv_dx") {
+      const dy = input(yN, 1), w = input(wN, 2);
+      out = output(xN);
+      run = () => conv2dInputGrad(dy, w, out.b, p);
+    } else {
+      const x = input(xN, 1), dy = input(yN, 2);
+      out = output(wN);
+      run = () => conv2dWeightGrad(x, dy, out.b, p);
+    }
+  }
+  return { run, out, flops, dispose: () => bufs.forEach((b) => rt.release(b)) };
+}
+
+/** Milliseconds per run: the median of 5 timestamp windows of one run, or of 3 wall-clock ~100 ms batches. */
+async function msPerRun(rt: Runtime, run: () => void, gpuClock: boolean): Promise<number> {
+  const times: number[] = [];
+  if (gpuClock) {
+    for (let j = 0; j < 5; j++) {
+      rt.startTiming();
+      run();
+      let ms = 0;
+      for (const f of (await rt.stopTiming()).values()) ms += f.ms;
+      times.push(ms);
+    }
+  } else {
+    let t = performance.now();
+    run();
+    await rt.sync();
+    const reps = Math.max(1, Math.min(1000, Math.ceil(100 / Math.max(performance.now() - t, 1e-3))));
+    for (let j = 0; j < 3; j++) {
+      t = performance.now();
+      for (let i = 0; i < reps; i++) run();
+      await rt.sync();
+      times.push((performance.now() - t) / reps);
+    }
+  }
+  times.sort((x, y) => x - y);
+  return times[times.length >> 1];
+}
+
 /**
- * Times every candidate on both shapes (a warm-up run that compiles, then the median of three batches
- * of runs of ~20 ms each) and returns the fastest per class. A candidate whose product differs from the
+ * Times every candidate on every kind's two problems, after ~0.3 s of untimed matmuls that bring the
+ * GPU's clocks up, and returns the fastest per kind and class. A candidate whose result differs from the
  * first candidate's by more than 1e-4 (relative, max) is reported and not chosen.
  */
 export async function tuneGpuTiles(
   rt: Runtime,
   candidates: GemmTile[] = GPU_TILE_CANDIDATES,
-  shapes: TuneShapes = TUNE_SHAPES,
+  problems: TuneProblems = TUNE_PROBLEMS,
 ): Promise<TuneResult> {
   const t0 = performance.now();
-  const gflops: TuneResult["gflops"] = {};
-  const best: Partial<Record<keyof TuneShapes, { tile: GemmTile; rate: number }>> = {};
+  const gpuClock = rt.device.features.has("timestamp-query");
+  const gflops = Object.fromEntries(GEMM_KINDS.map((k) => [k, {}])) as TuneResult["gflops"];
+  const tiles = structuredClone(DEFAULT_GPU_TILES);
   const saved = gemmTuning.tile;
   try {
-    for (const cls of ["big", "small"] as const) {
-      const { m, n, k } = shapes[cls];
-      const p: MatmulParams = { batch: 1, m, n, k };
-      const a = rt.alloc(4 * m * k), b = rt.alloc(4 * k * n), c = rt.alloc(4 * m * n);
-      rt.upload(a, randomValues(m * k, 1));
-      rt.upload(b, randomValues(k * n, 2));
-      let reference: Float32Array | null = null;
-      try {
-        for (const tile of candidates) {
-          gemmTuning.tile = tile;
-          const run = () => matmul(a, b, c, p);
-          run();
-          const got = new Float32Array(await rt.read(c, 4 * m * n));
-          reference ??= got;
-          const entry = gflops[tileName(tile)] ??= { big: null, small: null };
-          if (relMaxError(got, reference) > 1e-4) {
-            console.error(`gemm tune: ${tileName(tile)} computed a different product at ${m}x${n}x${k}`);
-            continue;
+    gemmTuning.tile = candidates[0];
+    const warm = prepare(rt, "matmul", problems.matmul.big);
+    try {
+      const t = performance.now();
+      do {
+        warm.run();
+        await rt.sync();
+      } while (performance.now() - t < 300);
+    } finally {
+      warm.dispose();
+    }
+    for (const kind of GEMM_KINDS) {
+      for (const cls of ["big", "small"] as const) {
+        const job = prepare(rt, kind, problems[kind][cls]);
+        let reference: Float32Array | null = null, best = 0;
+        try {
+          for (const tile of candidates) {
+            gemmTuning.tile = tile;
+            job.run();
+            const got = new Float32Array(await rt.read(job.out.b, 4 * job.out.n));
+            reference ??= got;
+            const entry = gflops[kind][tileName(tile)] ??= { big: null, small: null };
+            if (relMaxError(got, reference) > 1e-4) {
+              console.error(`gemm tune: ${tileName(tile)} computed a different ${kind} (${cls} problem)`);
+              continue;
+            }
+            const rate = job.flops / (await msPerRun(rt, job.run, gpuClock)) / 1e6;
+            entry[cls] = rate;
+            if (rate > best) [best, tiles[kind][cls]] = [rate, tile];
           }
-          let t = performance.now();
-          for (let i = 0; i < 3; i++) run();
-          await rt.sync();
-          const perRun = (performance.now() - t) / 3;
-          const reps = Math.max(1, Math.min(50, Math.ceil(20 / Math.max(perRun, 1e-3))));
-          const times: number[] = [];
-          for (let j = 0; j < 3; j++) {
-            t = performance.now();
-            for (let i = 0; i < reps; i++) run();
-            await rt.sync();
-            times.push((performance.now() - t) / reps);
-          }
-          times.sort((x, y) => x - y);
-          const rate = (2 * m * n * k) / times[1] / 1e6;
-          entry[cls] = rate;
-          if (!best[cls] || rate > best[cls]!.rate) best[cls] = { tile, rate };
+        } finally {
+          job.dispose();
         }
-      } finally {
-        for (const buf of [a, b, c]) rt.release(buf);
+        if (best === 0) {
+          throw new Error(`gemm tune: no candidate computed the right ${kind} (${cls} problem)`);
+        }
       }
     }
   } finally {
     gemmTuning.tile = saved;
   }
-  if (!best.big || !best.small) throw new Error("gemm tune: no candidate computed the right product");
-  return { big: best.big.tile, small: best.small.tile, gflops, seconds: (performance.now() - t0) / 1000 };
+  return {
+    tiles,
+    gflops,
+    clock: gpuClock ? "timestamp-query" : "wall",
+    seconds: (performance.now() - t0) / 1000,
+  };
 }
 
 function relMaxError(x: Float32Array, ref: Float32Array): number {
@@ -172,7 +285,11 @@ export async function readTileCache(path: string): Promise<CacheFile> {
       throw new Error(`version ${f.version}, expected ${CACHE_VERSION}`);
     }
     for (const [key, e] of Object.entries(f.entries)) {
-      if (!isTile(e.big) || !isTile(e.small)) throw new Error(`entry ${key} has no valid tiles`);
+      for (const k of GEMM_KINDS) {
+        if (!isTile(e.tiles?.[k]?.big) || !isTile(e.tiles[k].small)) {
+          throw new Error(`entry ${key} has no valid ${k} tiles`);
+        }
+      }
     }
     return f;
   } catch (e) {
@@ -213,22 +330,26 @@ export async function applyGemmTiles(
   const cache = path ? await readTileCache(path) : { version: CACHE_VERSION, entries: {} };
   const hit = cache.entries[key];
   if (hit && hit.candidates === candidates && mode !== "force") {
-    setGpuTiles({ big: hit.big, small: hit.small });
-    return { tiles: { big: hit.big, small: hit.small }, source: "cache" };
+    setGpuTiles(hit.tiles);
+    return { tiles: hit.tiles, source: "cache" };
   }
   const tuned = await tune(rt);
-  setGpuTiles({ big: tuned.big, small: tuned.small });
-  const rates = Object.entries(tuned.gflops).map(([t, r]) =>
-    `${t} ${r.big?.toFixed(0) ?? "-"}/${r.small?.toFixed(0) ?? "-"}`
-  );
-  console.error(
-    `gemm tiles tuned for ${key} in ${tuned.seconds.toFixed(1)} s: big ${tileName(tuned.big)}, small ` +
-      `${tileName(tuned.small)} (GFLOP/s big/small: ${rates.join(", ")})${path ? `; cached in ${path}` : ""}`,
-  );
+  setGpuTiles(tuned.tiles);
+  console.error(`gemm tiles tuned for ${key} in ${tuned.seconds.toFixed(1)} s (${tuned.clock}):`);
+  for (const k of GEMM_KINDS) {
+    const rates = Object.entries(tuned.gflops[k]).map(([t, r]) =>
+      `${t} ${r.big?.toFixed(0) ?? "-"}/${r.small?.toFixed(0) ?? "-"}`
+    );
+    console.error(
+      `  ${k}: big ${tileName(tuned.tiles[k].big)}, small ${tileName(tuned.tiles[k].small)} ` +
+        `(GFLOP/s big/small: ${rates.join(", ")})`,
+    );
+  }
   if (path) {
     cache.entries[key] = { ...tuned, candidates, tunedAt: new Date().toISOString() };
     await Deno.mkdir(path.replace(/\/[^/]*$/, "") || ".", { recursive: true });
     await writeFileAtomic(path, JSON.stringify(cache, null, 1) + "\n");
+    console.error(`  cached in ${path}`);
   }
-  return { tiles: { big: tuned.big, small: tuned.small }, source: "tuned" };
+  return { tiles: tuned.tiles, source: "tuned" };
 }

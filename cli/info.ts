@@ -1,6 +1,6 @@
 // `info`: the adapter and its limits, so a user can see what the engine runs on.
 
-import { currentGpuTiles } from "../kernels/gemm.ts";
+import { currentGpuTiles, GEMM_KINDS } from "../kernels/gemm.ts";
 import { initGPU, onCpuAdapter } from "../kernels/runtime.ts";
 import { tileName } from "./gemm_tiles.ts";
 import { parse } from "./args.ts";
@@ -29,9 +29,8 @@ export async function info(args: string[]): Promise<void> {
     console.log(
       onCpuAdapter()
         ? "gemm tiles: modelled per GEMM (CPU adapter)"
-        : `gemm tiles: big ${tileName(t.big)}, small ${
-          tileName(t.small)
-        } (tm x tn per thread @ wx x wy threads)`,
+        : "gemm tiles (big/small; tm x tn per thread @ wx x wy threads): " +
+          GEMM_KINDS.map((k) => `${k} ${tileName(t[k].big)}/${tileName(t[k].small)}`).join(", "),
     );
   }
 }

@@ -216,7 +216,7 @@ export function conv2dForward(
   const [px, pw] = [bufferOf("conv2dForward", x), bufferOf("conv2dForward", w)];
   const m = p.cout / p.groups, n = p.batch * p.outH * p.outW, k = (p.cin / p.groups) * p.kh * p.kw;
   const vecW = k % 4 === 0;
-  const tile = gemmTile(m, n, k, p.groups);
+  const tile = gemmTile(m, n, k, p.groups, "storage", "conv_fwd");
   // Few output tiles (small images, a GPU's many cores): split K, and the sum pass runs the epilogue.
   const splits = kSplits(tileCount(m, n, p.groups, tile), k);
   const total = p.batch * p.cout * p.outH * p.outW;
@@ -339,7 +339,7 @@ export function conv2dInputGrad(dy: PackSource, w: PackSource, dx: GPUBuffer, p:
   for (const ph of phases) {
     // GEMM per phase: M = cin/g, N = batch*ht*wt (b, t, s), K = cout/g*uy*ux (o, u, v).
     const m = p.cin / p.groups, n = p.batch * ph.ht * ph.wt, k = (p.cout / p.groups) * ph.uy * ph.ux;
-    const tile = gemmTile(m, n, k, p.groups);
+    const tile = gemmTile(m, n, k, p.groups, "storage", "conv_dx");
     // Split K when one phase covers every pixel (stride 1) and there are few output tiles; the partial
     // sums then tile dx exactly, so one sum pass finishes it.
     const whole = phases.length === 1 && ph.ht === p.h && ph.wt === p.w;
@@ -414,7 +414,7 @@ export function conv2dWeightGrad(x: PackSource, dy: PackSource, dw: GPUBuffer, p
   if (gemmPath(conv2dFlops(p)) === "texture" && weightGradTexture(x, dy, dw, p)) return;
   const [px, pdy] = [bufferOf("conv2dWeightGrad", x), bufferOf("conv2dWeightGrad", dy)];
   const m = p.cout / p.groups, n = (p.cin / p.groups) * p.kh * p.kw, k = p.batch * p.outH * p.outW;
-  const tile = gemmTile(m, n, k, p.groups);
+  const tile = gemmTile(m, n, k, p.groups, "storage", "conv_dw");
   const splits = kSplits(tileCount(m, n, p.groups, tile), k);
   const total = p.groups * m * n;
   // dy rows are contiguous within an image: vec4 loads when images hold a multiple of 4 pixels.

@@ -166,24 +166,25 @@ const TILE_CANDIDATES: GemmTile[] = [
   { tm: 4, tn: 4, wx: 4, wy: 2 },
 ];
 
+/** The GEMM kernels that take their tile from gemmTile: matmul and the three conv2d passes. */
+export type GemmKind = "matmul" | "conv_fwd" | "conv_dx" | "conv_dw";
+export const GEMM_KINDS: GemmKind[] = ["matmul", "conv_fwd", "conv_dx", "conv_dw"];
+
 /**
- * A GPU's two tiles: `big` for GEMMs that still give a workgroup per ~multiprocessor with it (at least
- * GPU_WORKGROUPS / 8 output tiles), `small` for the rest (split-K fills the adapter there).
+ * A GPU's tiles per GEMM kind: `big` for GEMMs that still give a workgroup per ~multiprocessor with it (at
+ * least GPU_WORKGROUPS / 8 output tiles), `small` for the rest (split-K fills the adapter there).
  */
-export interface GpuTiles {
-  big: GemmTile;
-  small: GemmTile;
-}
+export type GpuTiles = Record<GemmKind, { big: GemmTile; small: GemmTile }>;
 
 /**
  * Without a tuned table: many light threads (registers are per thread on a GPU), 64x64 blocks of 4x4
  * per thread, 32x32 blocks for small GEMMs (measured on an H100, bench/results/2026-11-23-h100-*.json:
  * conv c512 4x4 b8 had 16 workgroups of 64x64).
  */
-export const DEFAULT_GPU_TILES: GpuTiles = {
+export const DEFAULT_GPU_TILES: GpuTiles = Object.fromEntries(GEMM_KINDS.map((k) => [k, {
   big: { tm: 4, tn: 4, wx: 16, wy: 16 },
   small: { tm: 4, tn: 4, wx: 8, wy: 8 },
-};
+}])) as GpuTiles;
 
 /** What a GPU's tile autotune times (cli/gemm_tiles.ts): register tiles of 4 or 8, 64 to 256 threads. */
 export const GPU_TILE_CANDIDATES: GemmTile[] = [
@@ -205,7 +206,13 @@ let gpuTiles: GpuTiles | null = null;
  * adapters keep their modelled choice. kernels/ reads no files itself, so the Deno side hands it in.
  */
 export function setGpuTiles(t: GpuTiles | null): void {
-  if (t) { for (const tile of [t.big, t.small]) checkTile(tile); }
+  if (t) {
+    for (const k of GEMM_KINDS) {
+      if (!t[k]) throw new Error(`gemm: the GPU tiles have no entry for ${k}`);
+      checkTile(t[k].big);
+      checkTile(t[k].small);
+    }
+  }
   gpuTiles = t;
 }
 
@@ -244,11 +251,12 @@ export function gemmTile(
   k: number,
   batch: number,
   path: GemmPath = "storage",
+  kind: GemmKind = "matmul",
 ): GemmTile {
   if (gemmTuning.tile) return gemmTuning.tile;
   if (path === "texture") return textureTile(m, n, batch);
   if (!onCpuAdapter()) {
-    const tiles = gpuTiles ?? DEFAULT_GPU_TILES;
+    const tiles = (gpuTiles ?? DEFAULT_GPU_TILES)[kind];
     return tileCount(m, n, batch, tiles.big) >= GPU_WORKGROUPS / 8 ? tiles.big : tiles.small;
   }
   let best = TILE_CANDIDATES[TILE_CANDIDATES.length - 1], bestCost = Infinity;

@@ -5,8 +5,9 @@
 #   .gpu/denodir.tar.xz   a DENO_DIR holding the npm packages (DENO_DIR=D deno cache cli.ts bench/main.ts
 #                         tests/*.ts; tar of D/npm and D/gen without the emoji packages' img/ folders)
 #   .gl/*.deb             the Vulkan loader (libvulkan1 and the GL dispatch libraries; the device README)
-# Usage: scripts/gpu_machine.sh info | test [deno test args] | bench [bench args] | run ARGS... | session
-#   session: the whole prepared check in one call, well under 10 minutes, logs under $OUT (see below).
+# Usage: scripts/gpu_machine.sh info | test [deno test args] | bench [bench args] | run ARGS... | session [recheck]
+#   session: the whole prepared check in one call, well under 10 minutes, logs under $OUT (see below);
+#   session recheck: a shorter one (~5 minutes) for a lease's second call.
 # Environment it sets: DENO_DIR, XDG_RUNTIME_DIR, GC_TORCH_DEVICE=cuda, GC_PYTHON=python3.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -48,6 +49,15 @@ case "$what" in
     }
     nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem,temperature.gpu,power.draw --format=csv || true
     GC_GEMM_AUTOTUNE=force step info 60 "$deno" run -A --cached-only cli.ts info
+    if [ "${1:-full}" = recheck ]; then
+      # The short second call of a lease: the tune, the core rows, one profile, the tests that changed.
+      TAIL=40 step bench 140 "$deno" run -A --cached-only bench/main.ts --heavy --no-jax --json "$out/bench.json" \
+        --filter 'matmul 4096|conv2d (fwd|dx|dw) b32|train iter (tiny64|paper256)'
+      TAIL=20 step profile 40 "$deno" run -A --cached-only bench/dispatch_profile.ts 'train iter paper256' 3 --time
+      TAIL=30 step tests 90 "$deno" test -A --cached-only --no-check=remote tests/gemm_tiles_test.ts \
+        tests/adam_multi_test.ts tests/ops_test.ts tests/conv2d_test.ts tests/matmul_test.ts
+      exit 0
+    fi
     TAIL=60 step bench 180 "$deno" run -A --cached-only bench/main.ts --heavy --no-jax --json "$out/bench.json" \
       --filter 'matmul (2048|4096)|conv2d (fwd|dx|dw) b32|modulatedConv2d|train iter (tiny64|paper256)|dispatch overhead'
     TAIL=40 step profile 70 "$deno" run -A --cached-only bench/dispatch_profile.ts 'train iter (tiny64|paper256)' 5 --time

@@ -7,28 +7,51 @@ import { gpu, onCpuAdapter } from "../kernels/runtime.ts";
 import {
   currentGpuTiles,
   DEFAULT_GPU_TILES,
+  GEMM_KINDS,
   type GemmTile,
   gemmTuning,
   GPU_TILE_CANDIDATES,
+  type GpuTiles,
   setGpuTiles,
 } from "../kernels/gemm.ts";
-import { applyGemmTiles, readTileCache, tileName, tuneGpuTiles, type TuneResult } from "../cli/gemm_tiles.ts";
+import {
+  applyGemmTiles,
+  convProblem,
+  readTileCache,
+  tileName,
+  tuneGpuTiles,
+  type TuneResult,
+} from "../cli/gemm_tiles.ts";
 
 const SMALL: GemmTile = { tm: 4, tn: 4, wx: 4, wy: 2 };
 const WIDE: GemmTile = { tm: 4, tn: 8, wx: 2, wy: 4 };
 
+/** The same two tiles for every kind. */
+function everywhere(big: GemmTile, small: GemmTile): GpuTiles {
+  return Object.fromEntries(GEMM_KINDS.map((k) => [k, { big, small }])) as GpuTiles;
+}
+
 gpuTest(
-  "gemm tune: every candidate runs on both shapes and the winners come from the candidates",
+  "gemm tune: every candidate runs every kind's two problems and the winners come from the candidates",
   async () => {
+    const big = convProblem(2, 8, 6), small = convProblem(1, 4, 3);
     const r = await tuneGpuTiles(gpu(), [SMALL, WIDE], {
-      big: { m: 40, n: 36, k: 50 },
-      small: { m: 9, n: 20, k: 300 },
+      matmul: {
+        big: { matmul: { batch: 1, m: 40, n: 36, k: 50 } },
+        small: { matmul: { batch: 1, m: 9, n: 20, k: 300 } },
+      },
+      conv_fwd: { big, small },
+      conv_dx: { big, small },
+      conv_dw: { big, small },
     });
-    for (const t of [SMALL, WIDE]) {
-      const rates = r.gflops[tileName(t)];
-      assert(rates.big! > 0 && rates.small! > 0, `${tileName(t)}: ${JSON.stringify(rates)}`);
+    for (const k of GEMM_KINDS) {
+      for (const t of [SMALL, WIDE]) {
+        const rates = r.gflops[k][tileName(t)];
+        assert(rates.big! > 0 && rates.small! > 0, `${k} ${tileName(t)}: ${JSON.stringify(rates)}`);
+      }
+      assert([SMALL, WIDE].includes(r.tiles[k].big) && [SMALL, WIDE].includes(r.tiles[k].small));
     }
-    assert([SMALL, WIDE].includes(r.big) && [SMALL, WIDE].includes(r.small));
+    assert.equal(r.clock, gpu().device.features.has("timestamp-query") ? "timestamp-query" : "wall");
     assert.deepEqual(gemmTuning.tile, null, "the tune restores the forced tile");
   },
 );
@@ -41,31 +64,45 @@ gpuTest(
     let tunes = 0;
     const fake = (big: GemmTile, small: GemmTile) => (): Promise<TuneResult> => {
       tunes++;
-      return Promise.resolve({ big, small, gflops: { [tileName(big)]: { big: 1, small: 2 } }, seconds: 0 });
+      const gflops = Object.fromEntries(
+        GEMM_KINDS.map((k) => [k, { [tileName(big)]: { big: 1, small: 2 } }]),
+      );
+      return Promise.resolve({
+        tiles: everywhere(big, small),
+        gflops: gflops as TuneResult["gflops"],
+        clock: "wall",
+        seconds: 0,
+      });
     };
     const rt = gpu(), before = currentGpuTiles();
     try {
       const a = await applyGemmTiles(rt, { path, cpu: false, tune: fake(SMALL, WIDE) });
       assert.deepEqual([a.source, tunes], ["tuned", 1]);
-      assert.deepEqual(currentGpuTiles(), { big: SMALL, small: WIDE });
+      assert.deepEqual(currentGpuTiles(), everywhere(SMALL, WIDE));
       const cached = await readTileCache(path);
       const entry = Object.values(cached.entries)[0];
-      assert.deepEqual([entry.big, entry.small], [SMALL, WIDE]);
+      assert.deepEqual(entry.tiles, everywhere(SMALL, WIDE));
       assert.deepEqual(entry.candidates, JSON.stringify(GPU_TILE_CANDIDATES.map(tileName)));
 
       setGpuTiles(null);
       const b = await applyGemmTiles(rt, { path, cpu: false, tune: fake(WIDE, WIDE) });
       assert.deepEqual([b.source, tunes], ["cache", 1], "the second start reads the cache");
-      assert.deepEqual(currentGpuTiles(), { big: SMALL, small: WIDE });
+      assert.deepEqual(currentGpuTiles(), everywhere(SMALL, WIDE));
 
       const c = await applyGemmTiles(rt, { path, mode: "force", cpu: false, tune: fake(WIDE, SMALL) });
       assert.deepEqual([c.source, tunes], ["tuned", 2]);
-      assert.deepEqual((await readTileCache(path)).entries[Object.keys(cached.entries)[0]].big, WIDE);
+      assert.deepEqual(
+        (await readTileCache(path)).entries[Object.keys(cached.entries)[0]].tiles.conv_dw.big,
+        WIDE,
+      );
 
       const d = await applyGemmTiles(rt, { path, mode: "0", cpu: false, tune: fake(SMALL, SMALL) });
       assert.deepEqual([d.source, tunes, currentGpuTiles()], ["default", 2, DEFAULT_GPU_TILES]);
 
-      await Deno.writeTextFile(path, '{"version": 1, "entries": {"x": {"big": {"tm": 0}}}}');
+      await Deno.writeTextFile(
+        path,
+        '{"version": 2, "entries": {"x": {"tiles": {"matmul": {"big": {"tm": 0}}}}}}',
+      );
       const e = await applyGemmTiles(rt, { path, cpu: false, tune: fake(SMALL, SMALL) });
       assert.deepEqual([e.source, tunes], ["tuned", 3], "a malformed cache is tuned again and rewritten");
       assert.deepEqual(Object.keys((await readTileCache(path)).entries).length, 1);
@@ -87,9 +124,9 @@ gpuTest(
 
 gpuTest("gemm tiles: setGpuTiles refuses a tile the generator cannot build", () => {
   const before = currentGpuTiles();
-  assert.throws(() => setGpuTiles({ big: { tm: 4, tn: 6, wx: 8, wy: 8 }, small: SMALL }), /tn must/);
+  assert.throws(() => setGpuTiles(everywhere({ tm: 4, tn: 6, wx: 8, wy: 8 }, SMALL)), /tn must/);
   assert.throws(
-    () => setGpuTiles({ big: SMALL, small: { tm: 8, tn: 8, wx: 32, wy: 16 } }),
+    () => setGpuTiles(everywhere(SMALL, { tm: 8, tn: 8, wx: 32, wy: 16 })),
     /unsupported tile/,
   );
   assert.deepEqual(currentGpuTiles(), before);
