@@ -23,6 +23,7 @@ import {
 import { matmul, type MatmulParams } from "../kernels/matmul.ts";
 import { onCpuAdapter, type Runtime } from "../kernels/runtime.ts";
 import { writeFileAtomic } from "../nn/checkpoint.ts";
+import { conv2dParams } from "../nn/conv.ts";
 import { mulberry32 } from "../nn/host_random.ts";
 
 const CACHE_VERSION = 2;
@@ -35,24 +36,7 @@ export type TuneProblems = Record<GemmKind, { big: TuneProblem; small: TuneProbl
 
 /** A 3x3 same-padded convolution with c channels in and out, as a tune problem. */
 export function convProblem(batch: number, c: number, hw: number): TuneProblem {
-  return {
-    conv: {
-      batch,
-      cin: c,
-      cout: c,
-      h: hw,
-      w: hw,
-      kh: 3,
-      kw: 3,
-      strideY: 1,
-      strideX: 1,
-      padTop: 1,
-      padLeft: 1,
-      groups: 1,
-      outH: hw,
-      outW: hw,
-    },
-  };
+  return { conv: conv2dParams([batch, c, hw, hw], [c, c, 3, 3], { padding: 1 }) };
 }
 
 /**
