@@ -260,8 +260,10 @@ export async function readTileCache(path: string): Promise<CacheFile> {
   try {
     text = await Deno.readTextFile(path);
   } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return { version: CACHE_VERSION, entries: {} };
-    throw e;
+    if (!(e instanceof Deno.errors.NotFound)) {
+      console.error(`gemm tiles: cannot read the cache ${path} (${(e as Error).message}); tuning`);
+    }
+    return { version: CACHE_VERSION, entries: {} };
   }
   try {
     const f = JSON.parse(text) as CacheFile;
@@ -331,9 +333,14 @@ export async function applyGemmTiles(
   }
   if (path) {
     cache.entries[key] = { ...tuned, candidates, tunedAt: new Date().toISOString() };
-    await Deno.mkdir(path.replace(/\/[^/]*$/, "") || ".", { recursive: true });
-    await writeFileAtomic(path, JSON.stringify(cache, null, 1) + "\n");
-    console.error(`  cached in ${path}`);
+    try {
+      await Deno.mkdir(path.replace(/\/[^/]*$/, "") || ".", { recursive: true });
+      await writeFileAtomic(path, JSON.stringify(cache, null, 1) + "\n");
+      console.error(`  cached in ${path}`);
+    } catch (e) {
+      // A read-only home must not stop the run: the tiles apply to this process, the next one tunes again.
+      console.error(`  not cached: ${path}: ${(e as Error).message}`);
+    }
   }
   return { tiles: tuned.tiles, source: "tuned" };
 }

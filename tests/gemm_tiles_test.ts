@@ -111,9 +111,18 @@ gpuTest(
         () => applyGemmTiles(rt, { path, mode: "yes", cpu: false, tune: fake(SMALL, SMALL) }),
         /GC_GEMM_AUTOTUNE/,
       );
+      // An unwritable cache (a file where its folder should be) is reported; the tuned tiles still apply.
+      const blocked = `${dir}/file`;
+      await Deno.writeTextFile(blocked, "");
+      const f = await applyGemmTiles(rt, {
+        path: `${blocked}/gemm-tiles.json`,
+        cpu: false,
+        tune: fake(WIDE, WIDE),
+      });
+      assert.deepEqual([f.source, tunes, currentGpuTiles()], ["tuned", 4, everywhere(WIDE, WIDE)]);
       if (onCpuAdapter()) {
         const cpu = await applyGemmTiles(rt, { path, tune: fake(SMALL, SMALL) });
-        assert.deepEqual([cpu.source, tunes], ["cpu", 3], "the CPU adapter keeps its modelled tiles");
+        assert.deepEqual([cpu.source, tunes], ["cpu", 4], "the CPU adapter keeps its modelled tiles");
       }
     } finally {
       setGpuTiles(before); // on a GPU: the tuned tiles that the other tests run with
