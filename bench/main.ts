@@ -12,7 +12,6 @@ import {
   type Case,
   caseInput,
   fmt,
-  maxRelError,
   MISMATCH,
   numel,
   type OursRun,
@@ -21,6 +20,7 @@ import {
   timeEngine,
   type TimingOptions,
 } from "./harness.ts";
+import { maxRelError } from "../nn/host_compare.ts";
 import { initJaxWebGPU, jaxEngine } from "./peers/jaxjs.ts";
 import {
   PYTHON,

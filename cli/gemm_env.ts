@@ -5,21 +5,14 @@
 
 import { setGemmPathSetting } from "../kernels/gemm.ts";
 import { afterGpuInit } from "../kernels/runtime.ts";
+import { envGet } from "./env.ts";
 import { applyGemmTiles } from "./gemm_tiles.ts";
 
 let hooked = false;
 
 /** Reads GC_GEMM_PATH (unset, or no env permission: the adapter decides); applies the GPU tiles at init. */
 export function applyGemmEnv(): void {
-  let v: string | undefined;
-  try {
-    if (Deno.permissions.querySync({ name: "env", variable: "GC_GEMM_PATH" }).state === "granted") {
-      v = Deno.env.get("GC_GEMM_PATH");
-    }
-  } catch {
-    v = undefined;
-  }
-  setGemmPathSetting(v);
+  setGemmPathSetting(envGet("GC_GEMM_PATH"));
   if (!hooked) {
     hooked = true;
     void afterGpuInit(async (rt) => void await applyGemmTiles(rt));

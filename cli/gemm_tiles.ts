@@ -8,7 +8,13 @@
 //   GC_GEMM_AUTOTUNE  unset: the cache, else tune and cache; "force": tune again; "0": default tiles
 //   GC_GEMM_TILE_CACHE  the cache file (default $XDG_CACHE_HOME or ~/.cache, gan-cocktail/gemm-tiles.json)
 
-import { conv2dForward, conv2dInputGrad, type Conv2dParams, conv2dWeightGrad } from "../kernels/conv2d.ts";
+import {
+  conv2dFlops,
+  conv2dForward,
+  conv2dInputGrad,
+  type Conv2dParams,
+  conv2dWeightGrad,
+} from "../kernels/conv2d.ts";
 import {
   currentGpuTiles,
   DEFAULT_GPU_TILES,
@@ -20,11 +26,13 @@ import {
   type GpuTiles,
   setGpuTiles,
 } from "../kernels/gemm.ts";
-import { matmul, type MatmulParams } from "../kernels/matmul.ts";
+import { matmul, matmulFlops, type MatmulParams } from "../kernels/matmul.ts";
 import { onCpuAdapter, type Runtime } from "../kernels/runtime.ts";
 import { writeFileAtomic } from "../nn/checkpoint.ts";
 import { conv2dParams } from "../nn/conv.ts";
+import { maxRelError } from "../nn/host_compare.ts";
 import { mulberry32 } from "../nn/host_random.ts";
+import { envGet } from "./env.ts";
 
 const CACHE_VERSION = 2;
 
@@ -84,7 +92,7 @@ function randomValues(n: number, seed: number): Float32Array {
   return Float32Array.from({ length: n }, () => 2 * next() - 1);
 }
 
-/** Buffers for one problem and a closure that runs it as `kind`; FLOPs counted as 2 per multiply-add. */
+/** Buffers for one problem, a closure that runs it as `kind`, and its FLOPs. */
 function prepare(rt: Runtime, kind: GemmKind, problem: TuneProblem) {
   const bufs: GPUBuffer[] = [];
   const input = (n: number, seed: number) => {
@@ -104,12 +112,12 @@ function prepare(rt: Runtime, kind: GemmKind, problem: TuneProblem) {
     const a = input(p.m * p.k, 1), b = input(p.k * p.n, 2);
     out = output(p.m * p.n);
     run = () => matmul(a, b, out.b, p);
-    flops = 2 * p.m * p.n * p.k;
+    flops = matmulFlops(p);
   } else {
     const p = problem.conv;
     const xN = p.batch * p.cin * p.h * p.w, wN = p.cout * p.cin * p.kh * p.kw;
     const yN = p.batch * p.cout * p.outH * p.outW;
-    flops = 2 * p.batch * p.cout * p.outH * p.outW * p.cin * p.kh * p.kw;
+    flops = conv2dFlops(p);
     if (kind === "conv_fwd") {
       const x = input(xN, 1), w = input(wN, 2);
       out = output(yN);
@@ -192,7 +200,7 @@ export async function tuneGpuTiles(
             const got = new Float32Array(await rt.read(job.out.b, 4 * job.out.n));
             reference ??= got;
             const entry = gflops[kind][tileName(tile)] ??= { big: null, small: null };
-            if (relMaxError(got, reference) > 1e-4) {
+            if (maxRelError(got, reference) > 1e-4) {
               console.error(`gemm tune: ${tileName(tile)} computed a different ${kind} (${cls} problem)`);
               continue;
             }
@@ -217,26 +225,6 @@ export async function tuneGpuTiles(
     clock: gpuClock ? "timestamp-query" : "wall",
     seconds: (performance.now() - t0) / 1000,
   };
-}
-
-function relMaxError(x: Float32Array, ref: Float32Array): number {
-  let err = 0, scale = 0;
-  for (let i = 0; i < x.length; i++) {
-    const d = Math.abs(x[i] - ref[i]);
-    if (!(d <= err)) err = Number.isNaN(d) ? Infinity : d;
-    scale = Math.max(scale, Math.abs(ref[i]));
-  }
-  return err / Math.max(scale, 1e-30);
-}
-
-function envGet(name: string): string | undefined {
-  try {
-    return Deno.permissions.querySync({ name: "env", variable: name }).state === "granted"
-      ? Deno.env.get(name)
-      : undefined;
-  } catch {
-    return undefined;
-  }
 }
 
 /** The cache file: GC_GEMM_TILE_CACHE, else under $XDG_CACHE_HOME or ~/.cache; null without either. */

@@ -256,7 +256,7 @@ export function gemmTile(
   if (gemmTuning.tile) return gemmTuning.tile;
   if (path === "texture") return textureTile(m, n, batch);
   if (!onCpuAdapter()) {
-    const tiles = (gpuTiles ?? DEFAULT_GPU_TILES)[kind];
+    const tiles = currentGpuTiles()[kind];
     return tileCount(m, n, batch, tiles.big) >= GPU_WORKGROUPS / 8 ? tiles.big : tiles.small;
   }
   let best = TILE_CANDIDATES[TILE_CANDIDATES.length - 1], bestCost = Infinity;
