@@ -77,7 +77,7 @@ export class Node {
 
   /**
    * Every value of the tree sits at the same flat index as the node's (no broadcasting or strided reads
-   * below it): only such a tree can be reshaped without materialising.
+   * below it): such a tree can always be reshaped without materialising (see `reshapable` for the rest).
    */
   get dense(): boolean {
     if (this.storage) return this.contiguous;
@@ -141,6 +141,94 @@ export function leaf(
   n.buffers = new Set([storage]);
   storage.leaves.add(n);
   return n;
+}
+
+/**
+ * Strides that read the elements of a `from`-shaped tensor, laid out with `strides`, as shape `to` of the
+ * same size in row-major order; null when none do (axes merged that are not laid out one after another).
+ * Size-1 axes never matter (they get stride 0); a run of axes where each stride is the next one's times its
+ * extent acts as one.
+ */
+export function viewStrides(
+  from: readonly number[],
+  strides: readonly number[],
+  to: readonly number[],
+): number[] | null {
+  const dims: number[] = [], st: number[] = [];
+  for (let i = 0; i < from.length; i++) {
+    if (from[i] === 0) return null;
+    if (from[i] !== 1) dims.push(from[i]), st.push(strides[i]);
+  }
+  const out = new Array<number>(to.length).fill(0);
+  let j = to.length - 1;
+  for (let i = dims.length - 1; i >= 0;) {
+    // One run of axes k..i, read with stride st[i] per step of the run's flat index.
+    let k = i, extent = dims[i];
+    while (k > 0 && st[k - 1] === st[k] * dims[k]) extent *= dims[--k];
+    let acc = 1;
+    while (j >= 0 && acc < extent) {
+      out[j] = to[j] === 1 ? 0 : st[i] * acc;
+      acc *= to[j--];
+    }
+    if (acc !== extent) return null;
+    i = k - 1;
+  }
+  for (; j >= 0; j--) if (to[j] !== 1) return null;
+  return out;
+}
+
+/**
+ * How the buffers below a node are addressed while rendering: node coordinates in `shape` (leaves broadcast
+ * into it) become root coordinates through `toRoot`, which is null where a reshape above cannot be followed.
+ * A reshape starts a frame of its own; `key` names the chain of reshapes.
+ */
+interface ReadFrame {
+  key: string;
+  shape: number[];
+  toRoot: (strides: number[]) => number[] | null;
+}
+
+function rootFrame(shape: number[]): ReadFrame {
+  return { key: "r", shape, toRoot: (s) => s };
+}
+
+/** The frame below reshape node `r` (read within `outer`): its arg's coordinates. */
+function reshapeFrame(outer: ReadFrame, r: Node): ReadFrame {
+  const a = r.args[0];
+  return {
+    key: `${outer.key}/${r.id}`,
+    shape: a.shape,
+    toRoot: (s) => {
+      const v = viewStrides(a.shape, s, r.shape);
+      return v && outer.toRoot(broadcastInto(r.shape, v, outer.shape));
+    },
+  };
+}
+
+/**
+ * Whether the tree of `n` can be read as `shape` (same size) without computing it: every buffer below it,
+ * broadcast into n's coordinates, has strides for the new shape (e.g. size-1 axes added or dropped).
+ */
+export function reshapable(n: Node, shape: number[]): boolean {
+  if (n.dense) return true;
+  const target: ReadFrame = { key: "", shape: n.shape, toRoot: (s) => viewStrides(n.shape, s, shape) };
+  const walk = (m: Node, frame: ReadFrame): boolean => {
+    if (m.storage) return frame.toRoot(broadcastInto(m.shape, m.strides, frame.shape)) !== null;
+    if (m.reshape) return walk(m.args[0], reshapeFrame(frame, m));
+    return m.args.every((a) => walk(a, frame));
+  };
+  return walk(n, target);
+}
+
+/**
+ * A node below a reshape may have been computed into a contiguous buffer since the reshape was built, and
+ * that buffer may not follow the reshape where the tree did: such args are computed before rendering.
+ */
+function settleReshapes(n: Node, seen = new Set<Node>()): void {
+  if (n.storage || seen.has(n)) return;
+  seen.add(n);
+  for (const a of n.args) settleReshapes(a, seen);
+  if (n.reshape && !reshapable(n.args[0], n.shape)) materialise(n.args[0]);
 }
 
 /** Storage buffers one kernel may bind (the adapter's limit, capped to keep kernels small). */
@@ -354,15 +442,15 @@ function program(root: Node): ElementwiseProgram {
   const helperIds = new Map<string, number>();
   const memo = new Map<string, string>();
 
-  // `flat`: null reads nodes broadcast from the root's coordinates; otherwise the strides over the root's
-  // coordinates of the flat index this (dense) node is read at, set by a reshape above it.
-  const visit = (n: Node, flat: number[] | null): string => {
-    const key = `${n.id}|${flat ? flat.join(",") : "r"}`;
+  settleReshapes(root);
+  const visit = (n: Node, frame: ReadFrame): string => {
+    const key = `${n.id}|${frame.key}`;
     const done = memo.get(key);
     if (done) return done;
     let name: string;
     if (n.storage) {
-      const strides = flat ?? broadcastInto(n.shape, n.strides, rootShape);
+      const strides = frame.toRoot(broadcastInto(n.shape, n.strides, frame.shape));
+      if (!strides) throw new Error(`internal: a reshape above a [${n.shape}] buffer cannot be followed`);
       const okey = `${operandOf(n.storage)}|${n.offset}|${strides.join(",")}`;
       let k = operandIndex.get(okey);
       if (k === undefined) {
@@ -372,9 +460,9 @@ function program(root: Node): ElementwiseProgram {
       }
       name = `in${k}`;
     } else if (n.reshape) {
-      name = visit(n.args[0], flat ?? broadcastInto(n.shape, contiguous(n.shape), rootShape));
+      name = visit(n.args[0], reshapeFrame(frame, n));
     } else {
-      const argNames = n.args.map((a) => visit(a, flat));
+      const argNames = n.args.map((a) => visit(a, frame));
       const base = scalars.length;
       scalars.push(...n.scalars);
       let expr = n.expr.replace(/\b(in|p)(\d+)\b/g, (_, kind: string, d: string) => {
@@ -394,7 +482,7 @@ function program(root: Node): ElementwiseProgram {
     memo.set(key, name);
     return name;
   };
-  const result = visit(root, null);
+  const result = visit(root, rootFrame(rootShape));
   const helpers = [...helperIds].map(([h, id]) => renameAll(h, namesIn(h), `_h${id}`)).join("\n");
   return { shape: rootShape, operands, body: lets.join("\n  "), result, scalars, helpers };
 }

@@ -6,7 +6,19 @@
 
 import { type DType, dtypeBytes, storageBytes } from "../kernels/elementwise.ts";
 import { gpu } from "../kernels/runtime.ts";
-import { beforeOverwrite, contiguous, drop, hold, leaf, materialise, Node, op, Storage } from "./lazy.ts";
+import {
+  beforeOverwrite,
+  contiguous,
+  drop,
+  hold,
+  leaf,
+  materialise,
+  Node,
+  op,
+  reshapable,
+  Storage,
+  viewStrides,
+} from "./lazy.ts";
 
 export type { DType };
 export type Shape = readonly number[];
@@ -99,7 +111,7 @@ export class Tensor {
     return this.live();
   }
 
-  /** A tensor sharing this one's storage with another shape of the same size (no copy). */
+  /** The same values with another shape of the same size (no copy where the layout allows one). */
   view(shape: Shape): Tensor {
     const n = this.live();
     if (sizeOf(shape) !== this.size) {
@@ -107,7 +119,14 @@ export class Tensor {
     }
     const same = shape.length === this.rank && shape.every((d, i) => d === this.shape[i]);
     if (same) return new Tensor(n, this.dtype);
-    if (!n.isLeaf && n.dense) return Tensor.fromNode(op("in0", [n], [...shape], this.dtype, [], "", true));
+    if (n.isLeaf && !n.contiguous) {
+      // A strided view (slice, permute, broadcast) stays one where its strides allow the new shape.
+      const st = viewStrides(n.shape, n.strides, shape);
+      if (st) return new Tensor(leaf(n.storage!, [...shape], this.dtype, st, n.offset), this.dtype);
+    }
+    if (!n.isLeaf && reshapable(n, [...shape])) {
+      return Tensor.fromNode(op("in0", [n], [...shape], this.dtype, [], "", true));
+    }
     const s = materialise(n);
     return new Tensor(leaf(s, [...shape], this.dtype), this.dtype);
   }

@@ -7,6 +7,7 @@ import { gpu } from "../kernels/runtime.ts";
 import { grad } from "../nn/autograd.ts";
 import { full, tensor } from "../nn/creation.ts";
 import { copyInto } from "../nn/module.ts";
+import { viewStrides } from "../nn/lazy.ts";
 import * as o from "../nn/ops.ts";
 import { Adam } from "../nn/optim.ts";
 import { sum } from "../nn/reduce.ts";
@@ -122,6 +123,84 @@ gpuTest("reshape of a lazy value: dense trees stay lazy, broadcast ones are comp
   });
   assertClose(dense, Array.from(a, (v) => Math.exp(v * 0.5)), { rtol: 1e-6, what: "dense reshape" });
   assertClose(broadcast, Array.from(a, (v, i) => v + b[bAt(i)]), { what: "broadcast reshape" });
+});
+
+Deno.test("viewStrides: which reshapes a strided layout allows", () => {
+  const eq = (got: number[] | null, want: number[] | null, what: string) => {
+    if (JSON.stringify(got) !== JSON.stringify(want)) {
+      throw new Error(`${what}: got ${JSON.stringify(got)}, want ${JSON.stringify(want)}`);
+    }
+  };
+  eq(viewStrides([2, 3], [3, 1], [6]), [1], "contiguous merge");
+  eq(viewStrides([6], [1], [2, 3]), [3, 1], "split");
+  eq(viewStrides([2, 3], [1, 2], [6]), null, "transposed axes do not merge");
+  eq(viewStrides([2, 3], [1, 2], [2, 3, 1]), [1, 2, 0], "a size-1 axis added to a transposed view");
+  // narrow(x [4, 5, 6], axis 1, 2, 1): [4, 1, 6] with strides [30, 6, 1], offset 12, read as [4, 6].
+  eq(viewStrides([4, 1, 6], [30, 6, 1], [4, 6]), [30, 1], "a size-1 axis dropped from a slice");
+  eq(viewStrides([4, 1, 6], [30, 6, 1], [24]), null, "a slice's rows do not merge");
+  // A [3] vector broadcast into [2, 3] (strides [0, 1]) and into [3, 2] ([1, 0]).
+  eq(viewStrides([2, 3], [0, 1], [2, 1, 3]), [0, 0, 1], "broadcast plus a size-1 axis");
+  eq(viewStrides([2, 3], [0, 1], [6]), null, "a broadcast axis does not merge with a real one");
+  eq(viewStrides([3, 2, 2], [1, 0, 0], [3, 4]), [1, 0], "two broadcast axes merge");
+  eq(viewStrides([2, 3, 4], [12, 4, 1], [4, 6]), [6, 1], "a contiguous run regrouped");
+  eq(viewStrides([2, 3, 4], [1, 8, 2], [2, 12]), [1, 2], "the inner run of a permuted view");
+  eq(viewStrides([], [], [1, 1]), [0, 0], "a scalar as [1, 1]");
+});
+
+gpuTest(
+  "reshape: size-1 axes of broadcast trees and strided views cost no kernel, values exact",
+  async () => {
+    const a = randArray(nA, 31), b = randArray(nB, 32);
+    const rt = gpu();
+    const got = await scopeAsync(async () => {
+      const x = tensor(a, A), bb = tensor(b, B);
+      let d = rt.totalDispatches;
+      // A broadcast tree [3, 5, 7] read as [3, 5, 1, 7] and back, with a second broadcast in between.
+      const t = o.tanh(o.add(x, bb)).view([3, 5, 1, 7]);
+      const u = o.mul(t, tensor(b, [5, 1, 1])).view([3, 5, 7]);
+      if (!u.lazy || rt.totalDispatches !== d) throw new Error("the broadcast tree should reshape lazily");
+      // A slice [3, 1, 7] read as [3, 7]: still a view of x's buffer.
+      const sl = s.narrow(x, 1, 2, 1);
+      d = rt.totalDispatches;
+      const v = sl.view([3, 7]);
+      if (rt.totalDispatches !== d) throw new Error("reshaping a slice by a size-1 axis should need no copy");
+      return [await u.data(), await v.data()];
+    });
+    const at = (i: number, j: number, k: number) => (i * 5 + j) * 7 + k;
+    const uRef: number[] = [], vRef: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      for (let j = 0; j < 5; j++) {
+        for (let k = 0; k < 7; k++) {
+          uRef.push(Math.tanh(a[at(i, j, k)] + b[j]) * b[j]);
+        }
+      }
+      for (let k = 0; k < 7; k++) vRef.push(a[at(i, 2, k)]);
+    }
+    assertClose(got[0], uRef, { rtol: 1e-6, what: "broadcast tree through two reshapes" });
+    assertClose(got[1], vRef, { rtol: 0, atol: 0, what: "slice reshaped" });
+  },
+);
+
+gpuTest("reshape: a node computed after a lazy reshape was built still renders right", async () => {
+  // X = 2 * broadcastTo(c, [2, 1]) reads a stride-0 view, so [2, 3] -> [6] of X + Y is a valid lazy read;
+  // once X is computed into a buffer of its own it is not, and the reshape's arg is computed first.
+  const got = await scopeAsync(async () => {
+    const x = o.mul(s.broadcastTo(tensor([0.5], [1, 1]), [2, 1]), 2);
+    const r = o.add(x, tensor([1, 2, 3, 4, 5, 6], [2, 3])).view([6]);
+    if (!r.lazy) throw new Error("the reshape should have stayed lazy");
+    void x.buffer;
+    return await o.mul(r, 1).data();
+  });
+  assertClose(got, [2, 3, 4, 5, 6, 7], { rtol: 0, atol: 0, what: "reshape after its input was computed" });
+});
+
+gpuTest("reshape of broadcast trees: first- and second-order gradients (finite differences)", async () => {
+  const f = (x: Tensor, b: Tensor) =>
+    s.reshape(o.mul(s.reshape(o.tanh(o.add(x, b)), [3, 5, 1, 7]), s.reshape(o.exp(b), [1, 5, 1, 1])), [
+      15,
+      7,
+    ]);
+  await gradcheck(f, [{ data: randArray(nA, 33), shape: A }, { data: randArray(nB, 34), shape: B }]);
 });
 
 gpuTest(
