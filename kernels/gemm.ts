@@ -300,9 +300,12 @@ function textureTile(m: number, n: number, batch: number): GemmTile {
   return best;
 }
 
-/** f32 bit pattern as u32, for uniform words that hold floats. */
+const bitsF32 = new Float32Array(1), bitsU32 = new Uint32Array(bitsF32.buffer);
+
+/** f32 bit pattern as u32, for uniform words that hold floats (called per dispatch: no allocation). */
 export function f32Bits(x: number): number {
-  return new Uint32Array(new Float32Array([x]).buffer)[0];
+  bitsF32[0] = x;
+  return bitsU32[0];
 }
 
 /** A 2-D grid [x, y] with x*y >= total and both <= maxDim (workgroups past total exit at once). */

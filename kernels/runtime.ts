@@ -465,6 +465,19 @@ class Runtime {
     this.dispatchesInBatch++;
   }
 
+  /** Records zeroing the first `bytes` (a multiple of 4) of a buffer: no kernel. */
+  clear(buffer: GPUBuffer, bytes: number): void {
+    if (!this.encoder) this.encoder = this.device.createCommandEncoder();
+    if (this.pass) {
+      this.pass.end();
+      this.pass = null;
+    }
+    this.encoder.clearBuffer(buffer, 0, bytes);
+    this.totalBoundBytes += bytes;
+    this.totalCopies++;
+    this.dispatchesInBatch++;
+  }
+
   /** Submits everything recorded so far; released buffers become reusable. */
   flush(): void {
     if (this.encoder) {

@@ -294,7 +294,9 @@ export function materialise(n: Node): Storage {
   if (n.contiguous) return n.storage!;
   const bytes = storageBytes(n.size, n.dtype);
   const storage = new Storage(gpu().alloc(bytes), bytes);
-  render(n, storage.buffer);
+  // A zero constant (zeros(), an optimiser's moments, the frame of padInto) needs no kernel: a clear.
+  if (isZeroConstant(n)) gpu().clear(storage.buffer, Math.ceil(bytes / 4) * 4);
+  else render(n, storage.buffer);
   if (n.storage) {
     n.storage.leaves.delete(n);
     n.storage.release();
@@ -310,6 +312,10 @@ export function materialise(n: Node): Storage {
   n.reshape = false;
   storage.leaves.add(n);
   return storage;
+}
+
+function isZeroConstant(n: Node): boolean {
+  return !n.storage && n.args.length === 0 && n.expr === "p0" && Object.is(n.scalars[0], 0);
 }
 
 /**

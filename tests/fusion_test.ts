@@ -181,6 +181,30 @@ gpuTest(
   },
 );
 
+gpuTest("zeros are cleared, not computed: no kernel, and a reused pooled buffer reads 0", async () => {
+  const rt = gpu();
+  const got = await scopeAsync(async () => {
+    // A buffer of this size class full of non-zeros goes back to the pool first.
+    const junk = o.add(tensor(randArray(nA, 35), A), 3);
+    const used = junk.buffer;
+    junk.dispose();
+    rt.flush();
+    await rt.device.queue.onSubmittedWorkDone();
+    const d = rt.totalDispatches, c = rt.totalCopies;
+    const z = full(A, 0);
+    if (z.buffer !== used) throw new Error("the test expects the pooled buffer to be reused");
+    if (rt.totalDispatches !== d || rt.totalCopies !== c + 1) {
+      throw new Error(`zeros took ${rt.totalDispatches - d} dispatches, ${rt.totalCopies - c} copies`);
+    }
+    const ones = full(A, 1);
+    void ones.buffer;
+    if (rt.totalDispatches !== d + 1) throw new Error("a non-zero constant still needs its kernel");
+    return [await z.data(), await ones.data()];
+  });
+  assertClose(got[0], new Float32Array(nA), { rtol: 0, atol: 0, what: "zeros" });
+  assertClose(got[1], new Float32Array(nA).fill(1), { rtol: 0, atol: 0, what: "ones" });
+});
+
 gpuTest("reshape: a node computed after a lazy reshape was built still renders right", async () => {
   // X = 2 * broadcastTo(c, [2, 1]) reads a stride-0 view, so [2, 3] -> [6] of X + Y is a valid lazy read;
   // once X is computed into a buffer of its own it is not, and the reshape's arg is computed first.
