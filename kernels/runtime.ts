@@ -306,12 +306,7 @@ class Runtime {
       );
     }
     if (width === 0 || height === 0) return;
-    if (!this.encoder) this.encoder = this.device.createCommandEncoder();
-    if (this.pass) {
-      this.pass.end();
-      this.pass = null;
-    }
-    this.encoder.copyBufferToTexture(
+    this.outsidePass().copyBufferToTexture(
       { buffer: src, offset: srcOffset, bytesPerRow, rowsPerImage: height },
       { texture: tex, origin: { x, y } },
       { width, height },
@@ -452,14 +447,19 @@ class Runtime {
     this.bindGroupCount = 0;
   }
 
-  /** Records a buffer-to-buffer copy. */
-  copy(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, bytes: number): void {
+  /** The open command encoder, with no compute pass open (copies and clears are recorded outside passes). */
+  private outsidePass(): GPUCommandEncoder {
     if (!this.encoder) this.encoder = this.device.createCommandEncoder();
     if (this.pass) {
       this.pass.end();
       this.pass = null;
     }
-    this.encoder.copyBufferToBuffer(src, srcOffset, dst, dstOffset, bytes);
+    return this.encoder;
+  }
+
+  /** Records a buffer-to-buffer copy. */
+  copy(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, bytes: number): void {
+    this.outsidePass().copyBufferToBuffer(src, srcOffset, dst, dstOffset, bytes);
     this.totalBoundBytes += 2 * bytes;
     this.totalCopies++;
     this.dispatchesInBatch++;
@@ -467,12 +467,7 @@ class Runtime {
 
   /** Records zeroing the first `bytes` (a multiple of 4) of a buffer: no kernel. */
   clear(buffer: GPUBuffer, bytes: number): void {
-    if (!this.encoder) this.encoder = this.device.createCommandEncoder();
-    if (this.pass) {
-      this.pass.end();
-      this.pass = null;
-    }
-    this.encoder.clearBuffer(buffer, 0, bytes);
+    this.outsidePass().clearBuffer(buffer, 0, bytes);
     this.totalBoundBytes += bytes;
     this.totalCopies++;
     this.dispatchesInBatch++;
